@@ -1,0 +1,46 @@
+# The two commands a new machine needs: `make run` and `make test`. Both set everything up.
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+WORKERS ?= 1
+export AKIDB_WORKERS := $(WORKERS)
+export HF_HUB_OFFLINE ?= 1
+
+.PHONY: setup run test lint typecheck unit integration e2e bench proto smoke clean
+
+$(STAMP): pyproject.toml scripts/setup.sh
+	VENV=$(VENV) ./scripts/setup.sh
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+## run: gateway + $(WORKERS) worker(s) on the default model, under supervisord (Ctrl-C stops all)
+run: setup
+	mkdir -p var/log var/run
+	$(BIN)/supervisord -n -c supervisord.conf
+
+## test: lint, type-check, then the whole suite with coverage of gateway/, worker/, shared/
+test: setup lint typecheck
+	$(BIN)/python -m pytest --cov --cov-report=term $(PYTEST_ARGS)
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: setup
+	$(BIN)/mypy
+
+unit: setup
+	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+
+integration: setup
+	$(BIN)/python -m pytest tests/integration $(PYTEST_ARGS)
+
+e2e: setup
+	$(BIN)/python -m pytest tests/e2e $(PYTEST_ARGS)
+
+smoke: setup
+	./scripts/smoke-test.sh
+
+clean:
+	rm -rf var .pytest_cache .coverage .coverage.* htmlcov

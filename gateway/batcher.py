@@ -1,0 +1,129 @@
+"""The embedding queue: request chunks waiting for a worker, and how they become jobs.
+
+Pure bookkeeping with no IO; the broker owns the one instance and decides when to flush.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ChunkResult:
+    vectors: np.ndarray
+    token_counts: tuple[int, ...]
+    input_tokens: tuple[int, ...]
+
+
+@dataclass(eq=False)
+class Pending:
+    """Up to `max_batch_size` texts of one request, waiting for (or riding in) a job."""
+
+    model: str
+    texts: tuple[str, ...]
+    pooling: str
+    normalize: bool
+    deadline: float  # loop.time() after which nobody wants the answer
+    enqueued: float
+    future: asyncio.Future[ChunkResult] = field(repr=False)
+
+    @property
+    def options(self) -> tuple[str, bool]:
+        """Chunks share a job only if they ask for the same pooling and normalisation."""
+        return (self.pooling, self.normalize)
+
+    @property
+    def abandoned(self) -> bool:
+        return self.future.done()
+
+
+class Batcher:
+    """FIFO queues per model, bounded in total texts."""
+
+    def __init__(self, max_batch_size: int, max_queue_texts: int) -> None:
+        self.max_batch_size = max_batch_size
+        self.max_queue_texts = max_queue_texts
+        self._queues: dict[str, deque[Pending]] = {}
+        self.queued_texts = 0
+
+    def has_room(self, n_texts: int) -> bool:
+        return self.queued_texts + n_texts <= self.max_queue_texts
+
+    def add(self, item: Pending) -> None:
+        self._queues.setdefault(item.model, deque()).append(item)
+        self.queued_texts += len(item.texts)
+
+    def requeue(self, items: list[Pending]) -> None:
+        """Put a lost job's chunks back at the front, in their original order."""
+        for item in reversed(items):
+            if not item.abandoned:
+                self._queues.setdefault(item.model, deque()).appendleft(item)
+                self.queued_texts += len(item.texts)
+
+    def models(self) -> list[str]:
+        return [m for m, q in self._queues.items() if q]
+
+    def purge(self, model: str) -> int:
+        """Drop chunks whose callers have gone from the head of the queue; returns texts dropped."""
+        queue = self._queues.get(model)
+        dropped = 0
+        while queue and queue[0].abandoned:
+            dropped += len(queue.popleft().texts)
+        self.queued_texts -= dropped
+        return dropped
+
+    def purge_all(self) -> int:
+        """Drop every abandoned chunk anywhere in the queues; returns texts dropped."""
+        dropped = 0
+        for model, queue in self._queues.items():
+            kept = deque(i for i in queue if not i.abandoned)
+            dropped += sum(len(i.texts) for i in queue) - sum(len(i.texts) for i in kept)
+            self._queues[model] = kept
+        self.queued_texts -= dropped
+        return dropped
+
+    def head(self, model: str) -> Pending | None:
+        """The oldest live chunk for `model` (call `purge` first to skip abandoned ones)."""
+        queue = self._queues.get(model)
+        return queue[0] if queue else None
+
+    def ready_texts(self, model: str) -> int:
+        """Texts that could join a job with the head chunk right now."""
+        head = self.head(model)
+        if head is None:
+            return 0
+        return sum(len(i.texts) for i in self._queues[model] if i.options == head.options and not i.abandoned)
+
+    def take(self, model: str) -> list[Pending]:
+        """Chunks for one job: the head, plus later chunks with its options, up to max_batch_size texts."""
+        self.purge(model)
+        queue = self._queues.get(model)
+        if not queue:
+            return []
+        head = queue[0]
+        taken: list[Pending] = []
+        kept: deque[Pending] = deque()
+        size = 0
+        for item in queue:
+            if item.abandoned:
+                self.queued_texts -= len(item.texts)
+                continue
+            fits = item.options == head.options and size + len(item.texts) <= self.max_batch_size
+            if fits or not taken:
+                taken.append(item)
+                size += len(item.texts)
+            else:
+                kept.append(item)
+        self._queues[model] = kept
+        self.queued_texts -= size
+        return taken
+
+    def take_all(self, model: str) -> list[Pending]:
+        """Empty one model's queue (at shutdown)."""
+        items = list(self._queues.pop(model, ()))
+        self.queued_texts -= sum(len(i.texts) for i in items)
+        return items

@@ -1,0 +1,128 @@
+"""The one embedding path every front door shares (REST, gRPC, OpenAI, document ingest)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from gateway.batcher import ChunkResult, Pending
+from gateway.broker import Broker
+from gateway.errors import ApiError, InputTooLong, InvalidInput, ModelNotFound, NoWorker, Timeout
+from gateway.metrics import Metrics
+from shared import models
+from shared.config import POOLINGS, Config
+from shared.protocol import ModelInfo
+
+
+@dataclass(frozen=True)
+class EmbedRequest:
+    """Validated texts and options, whatever transport they came in on."""
+
+    texts: tuple[str, ...]
+    model: str | None = None
+    pooling: str | None = None
+    normalize: bool = True
+    truncate: bool = True
+
+
+@dataclass(frozen=True)
+class EmbedOutcome:
+    vectors: np.ndarray  # (len(texts), dimension) float32
+    token_counts: list[int]
+    model: ModelInfo
+    duration_ms: int
+
+    @property
+    def total_tokens(self) -> int:
+        return sum(self.token_counts)
+
+
+class EmbeddingService:
+    """Resolve the model, split into chunks, queue them on the broker, gather and check."""
+
+    def __init__(self, cfg: Config, broker: Broker, metrics: Metrics) -> None:
+        self.cfg = cfg
+        self.broker = broker
+        self.metrics = metrics
+        self.default_model = models.canonical(cfg.embedding.model_name)
+
+    def resolve_model(self, name: str | None) -> ModelInfo:
+        """The announced model behind a name or alias. Raises `ModelNotFound` or `NoWorker`."""
+        wanted = name or self.default_model
+        info = self.broker.model_info(wanted)
+        if info is None:
+            if models.canonical(wanted) == self.default_model:
+                raise NoWorker(f"no worker serves {self.default_model!r} yet; start one with `akidb-worker`")
+            served = sorted(self.broker.registry.known)
+            raise ModelNotFound(
+                f"model {wanted!r} is not served here (served: {', '.join(served) or 'none'}); "
+                f"start a worker with `akidb-worker --model {wanted}`",
+                param="model",
+            )
+        if self.broker.live_workers(info.name) == 0:
+            raise NoWorker(f"no worker for model {info.name!r} is connected right now; retry shortly")
+        return info
+
+    async def embed(self, req: EmbedRequest, transport: str = "http", timeout_s: float | None = None) -> EmbedOutcome:
+        """Embed and account for it in the metrics, whatever the outcome."""
+        started = time.perf_counter()
+        model_label = req.model or self.default_model
+        try:
+            outcome = await self._embed(req, timeout_s or self.cfg.server.request_timeout_s)
+        except ApiError as exc:
+            self.metrics.requests.labels(model_label, exc.code, transport).inc()
+            raise
+        finally:
+            self.metrics.latency.labels(transport).observe(time.perf_counter() - started)
+        name = outcome.model.name
+        self.metrics.requests.labels(name, "ok", transport).inc()
+        self.metrics.texts.labels(name).inc(len(req.texts))
+        self.metrics.tokens.labels(name).inc(outcome.total_tokens)
+        return outcome
+
+    async def _embed(self, req: EmbedRequest, timeout_s: float) -> EmbedOutcome:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        info = self.resolve_model(req.model)
+        pooling = req.pooling or info.pooling
+        if pooling not in POOLINGS:
+            raise InvalidInput(f"pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}", param="pooling")
+        deadline = started + timeout_s
+        size = self.cfg.batching.max_batch_size
+        futures: list[asyncio.Future[ChunkResult]] = []
+        try:
+            for start in range(0, len(req.texts), size):
+                future: asyncio.Future[ChunkResult] = loop.create_future()
+                chunk = req.texts[start : start + size]
+                self.broker.submit(Pending(info.name, chunk, pooling, req.normalize, deadline, loop.time(), future))
+                futures.append(future)
+            try:
+                results = await asyncio.wait_for(asyncio.gather(*futures), timeout=deadline - loop.time())
+            except TimeoutError:
+                raise Timeout(
+                    f"no worker finished within {timeout_s:g}s (server.request_timeout_s); "
+                    "the workers may be overloaded or gone"
+                ) from None
+        finally:
+            for f in futures:  # a caller that left (timeout, disconnect, error) frees its queue slots
+                f.cancel()
+        vectors = results[0].vectors if len(results) == 1 else np.concatenate([r.vectors for r in results])
+        counts = [n for r in results for n in r.token_counts]
+        input_tokens = [n for r in results for n in r.input_tokens]
+        self._check_truncation(info, req.truncate, counts, input_tokens)
+        return EmbedOutcome(vectors, counts, info, round((loop.time() - started) * 1000))
+
+    def _check_truncation(self, info: ModelInfo, allowed: bool, counts: list[int], input_tokens: list[int]) -> None:
+        over = [(i, n) for i, n in enumerate(input_tokens) if n > counts[i]]
+        if over and not allowed:
+            i, n = over[0]
+            raise InputTooLong(
+                f"texts[{i}] has {n} tokens, over the limit of {info.max_tokens} for model {info.name!r}; "
+                "shorten it, or send truncate: true to embed its first tokens",
+                param="texts",
+            )
+        if over:
+            self.metrics.truncated.labels(info.name).inc(len(over))

@@ -1,0 +1,117 @@
+"""Every error a client can see: one code, one HTTP status, one gRPC status, rendered in one place.
+
+Anything that is not an `ApiError` is a bug: logged with its traceback and answered 500.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import grpc
+
+
+class ApiError(Exception):
+    """Base of the error tree. `code` is the stable machine-readable name clients match on."""
+
+    code: ClassVar[str] = "internal"
+    http_status: ClassVar[int] = 500
+    grpc_status: ClassVar[grpc.StatusCode] = grpc.StatusCode.INTERNAL
+
+    def __init__(self, message: str, *, param: str | None = None, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param  # the offending field, for clients that point at it (OpenAI's `param`)
+        self.headers = headers or {}
+
+    def body(self) -> dict[str, Any]:
+        """The JSON error body: `{"error": {"code", "message"}}`."""
+        return {"error": {"code": self.code, "message": self.message}}
+
+
+class InvalidInput(ApiError):
+    code = "invalid_input"
+    http_status = 400
+    grpc_status = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class InvalidJson(InvalidInput):
+    code = "invalid_json"
+
+
+class InputTooLong(InvalidInput):
+    code = "input_too_long"
+
+
+class DimensionMismatch(InvalidInput):
+    code = "dimension_mismatch"
+
+
+class NotFound(ApiError):
+    code = "not_found"
+    http_status = 404
+    grpc_status = grpc.StatusCode.NOT_FOUND
+
+
+class ModelNotFound(NotFound):
+    code = "model_not_found"
+
+
+class MethodNotAllowed(ApiError):
+    code = "method_not_allowed"
+    http_status = 405
+    grpc_status = grpc.StatusCode.UNIMPLEMENTED
+
+
+class Conflict(ApiError):
+    code = "conflict"
+    http_status = 409
+    grpc_status = grpc.StatusCode.ALREADY_EXISTS
+
+
+class PayloadTooLarge(ApiError):
+    code = "payload_too_large"
+    http_status = 413
+    grpc_status = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class UnsupportedMediaType(ApiError):
+    code = "unsupported_media_type"
+    http_status = 415
+    grpc_status = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class WorkerFailed(ApiError):
+    """A worker took the job and failed it: the upstream's fault, not the caller's."""
+
+    code = "worker_error"
+    http_status = 502
+    grpc_status = grpc.StatusCode.INTERNAL
+
+
+class Unavailable(ApiError):
+    """Try again later: no worker, or the queue is full. Carries Retry-After."""
+
+    code = "unavailable"
+    http_status = 503
+    grpc_status = grpc.StatusCode.UNAVAILABLE
+
+    def __init__(self, message: str, *, retry_after_s: int = 1) -> None:
+        super().__init__(message, headers={"Retry-After": str(retry_after_s)})
+
+
+class NoWorker(Unavailable):
+    code = "no_worker"
+
+
+class QueueFull(Unavailable):
+    code = "queue_full"
+
+
+class NotReady(Unavailable):
+    code = "not_ready"
+
+
+class Timeout(ApiError):
+    code = "timeout"
+    http_status = 504
+    grpc_status = grpc.StatusCode.DEADLINE_EXCEEDED

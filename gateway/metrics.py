@@ -1,0 +1,70 @@
+"""The gateway's Prometheus metrics, created against a registry passed in (tests get their own)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.035, 0.05, 0.075, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 24, 32, 48, 64, 128, 256)
+
+
+class Metrics:
+    """Embedding-path metrics. Each is updated on the line where its state changes."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.requests = Counter(
+            "akidb_embedding_requests_total",
+            "Embedding requests by model, outcome (ok or an error code) and transport",
+            ["model", "status", "transport"],
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "akidb_embedding_latency_seconds",
+            "Embedding request latency in the gateway, receipt to response",
+            ["transport"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.batch_size = Histogram(
+            "akidb_embedding_batch_size",
+            "Texts per worker job",
+            ["model"],
+            buckets=BATCH_BUCKETS,
+            registry=registry,
+        )
+        self.queue_depth = Gauge(
+            "akidb_embedding_queue_depth", "Texts waiting in the gateway for a worker", registry=registry
+        )
+        self.workers = Gauge(
+            "akidb_workers_connected", "Live workers by the model they serve", ["model"], registry=registry
+        )
+        self.texts = Counter("akidb_embedding_texts_total", "Texts embedded", ["model"], registry=registry)
+        self.tokens = Counter("akidb_embedding_tokens_total", "Tokens embedded", ["model"], registry=registry)
+        self.truncated = Counter(
+            "akidb_embedding_truncated_texts_total",
+            "Texts cut at the model's max_tokens",
+            ["model"],
+            registry=registry,
+        )
+        self.jobs_requeued = Counter(
+            "akidb_jobs_requeued_total", "Jobs put back on the queue after their worker was lost", registry=registry
+        )
+        self.workers_expired = Counter(
+            "akidb_workers_expired_total", "Workers dropped for missing heartbeats", registry=registry
+        )
+        self.abandoned = Counter(
+            "akidb_embedding_abandoned_total",
+            "Queued texts skipped because their caller had already gone (timeout or disconnect)",
+            registry=registry,
+        )
+        self.frames_dropped = Counter(
+            "akidb_protocol_frames_dropped_total", "Malformed or wrong-version frames from peers", registry=registry
+        )
+        self.worker_compute = Histogram(
+            "akidb_worker_compute_seconds",
+            "Worker-reported compute time per job",
+            ["model"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )

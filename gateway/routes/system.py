@@ -1,0 +1,60 @@
+"""Liveness, readiness, the model list and Prometheus metrics."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from gateway import keys
+from gateway.errors import NotReady
+from gateway.http import json_response
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/health")
+async def health(request: web.Request) -> web.Response:
+    """Liveness: the gateway process answers. Says how many workers it sees, but never fails on that."""
+    broker = request.app[keys.BROKER]
+    return json_response({"status": "ok", "workers": len(broker.registry.workers)})
+
+
+@routes.get("/ready")
+async def ready(request: web.Request) -> web.Response:
+    """Readiness: 503 until a worker for the default model is connected."""
+    service = request.app[keys.EMBEDDING]
+    model = service.default_model
+    count = request.app[keys.BROKER].live_workers(model)
+    if count == 0:
+        raise NotReady(f"no worker for the default model {model!r} is connected")
+    return json_response({"status": "ready", "model": model, "workers": count})
+
+
+@routes.get("/models")
+async def list_models(request: web.Request) -> web.Response:
+    """Every model announced since start, with its facts and live worker count."""
+    broker = request.app[keys.BROKER]
+    default = request.app[keys.EMBEDDING].default_model
+    rows = []
+    for info in sorted(broker.registry.known.values(), key=lambda m: m.name):
+        rows.append(
+            {
+                "name": info.name,
+                "dimension": info.dimension,
+                "max_tokens": info.max_tokens,
+                "pooling": info.pooling,
+                "aliases": list(info.aliases),
+                "backend": info.backend,
+                "device": info.device,
+                "precision": info.precision,
+                "workers": broker.live_workers(info.name),
+                "default": info.name == default,
+            }
+        )
+    return json_response({"models": rows})
+
+
+@routes.get("/metrics")
+async def metrics(request: web.Request) -> web.Response:
+    body = generate_latest(request.app[keys.REGISTRY])
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -1,0 +1,70 @@
+"""The live-worker table: who is connected, what they serve, what they hold. No sockets here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from shared import models
+from shared.protocol import ModelInfo, Ready
+
+
+@dataclass(eq=False)
+class WorkerState:
+    identity: bytes
+    ready: Ready
+    last_seen: float
+    inflight: set[int] = field(default_factory=set)
+
+    @property
+    def worker_id(self) -> str:
+        return self.ready.worker_id
+
+    @property
+    def free_slots(self) -> int:
+        return self.ready.capacity - len(self.inflight)
+
+    def serves(self, model: str) -> bool:
+        return any(m.name == model for m in self.ready.models)
+
+
+class WorkerRegistry:
+    """Workers by ZeroMQ identity, and every model any worker has announced since start."""
+
+    def __init__(self) -> None:
+        self.workers: dict[bytes, WorkerState] = {}
+        self.known: dict[str, ModelInfo] = {}  # canonical name → latest announcement
+        self._aliases: dict[str, str] = {}
+
+    def register(self, identity: bytes, ready: Ready, now: float) -> set[int]:
+        """Add (or re-add) a worker; returns job ids a previous session of it still held."""
+        previous = self.workers.get(identity)
+        self.workers[identity] = WorkerState(identity, ready, now)
+        for info in ready.models:
+            self.known[info.name] = info
+            for alias in (info.name, *info.aliases):
+                self._aliases[alias.lower()] = info.name
+        return previous.inflight if previous else set()
+
+    def get(self, identity: bytes) -> WorkerState | None:
+        return self.workers.get(identity)
+
+    def remove(self, identity: bytes) -> WorkerState | None:
+        return self.workers.pop(identity, None)
+
+    def expired(self, now: float, timeout_s: float) -> list[WorkerState]:
+        return [w for w in self.workers.values() if now - w.last_seen > timeout_s]
+
+    def pick(self, model: str) -> WorkerState | None:
+        """The least-loaded live worker for `model` that has a free slot."""
+        best: WorkerState | None = None
+        for w in self.workers.values():
+            if w.serves(model) and w.free_slots > 0 and (best is None or len(w.inflight) < len(best.inflight)):
+                best = w
+        return best
+
+    def count(self, model: str) -> int:
+        return sum(1 for w in self.workers.values() if w.serves(model))
+
+    def resolve(self, name: str) -> str | None:
+        """The canonical name of a model a worker has announced (by name or alias), else None."""
+        return self._aliases.get(name.lower()) or self._aliases.get(models.canonical(name).lower())

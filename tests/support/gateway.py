@@ -1,0 +1,53 @@
+"""An in-process gateway for tests: the real app on a real port, with real ZeroMQ sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from gateway import keys
+from gateway.app import create_app
+from shared.config import Config, load_config
+from tests.support.processes import TEST_HEARTBEAT
+
+
+def make_config(zmq_endpoint: str, data_dir: str, *overrides: str) -> Config:
+    """Test defaults (fast heartbeats, loopback) plus `section.key=value` overrides."""
+    base = [f"zmq.bind={zmq_endpoint}", f"zmq.connect={zmq_endpoint}", f"storage.data_dir={data_dir}", *TEST_HEARTBEAT]
+    return load_config(None, {}, [*base, "server.grpc_enabled=false", *overrides])
+
+
+@dataclass
+class Gateway:
+    app: web.Application
+    client: TestClient
+
+    @property
+    def broker(self):  # type: ignore[no-untyped-def]
+        return self.app[keys.BROKER]
+
+    async def wait_for_workers(self, count: int, model: str = "all-MiniLM-L6-v2", timeout: float = 90) -> None:
+        """Until `count` workers for `model` are registered (workers take seconds to load)."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + timeout
+        while self.broker.live_workers(model) < count:
+            if loop.time() > end:
+                raise TimeoutError(f"{self.broker.live_workers(model)} of {count} workers after {timeout}s")
+            await asyncio.sleep(0.05)
+
+    async def metric(self, name: str, **labels: str) -> float:
+        """One sample's value from /metrics (0 if absent)."""
+        value = self.app[keys.REGISTRY].get_sample_value(name, labels or None)
+        return float(value or 0.0)
+
+
+@contextlib.asynccontextmanager
+async def running_gateway(cfg: Config) -> AsyncIterator[Gateway]:
+    app = create_app(cfg)
+    async with TestClient(TestServer(app)) as client:
+        yield Gateway(app, client)

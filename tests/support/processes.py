@@ -1,0 +1,65 @@
+"""Real worker processes for tests: started with `python -m worker`, killed for real."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# Fast heartbeats so failover tests take seconds, not tens of seconds.
+TEST_HEARTBEAT = ("heartbeat.interval_ms=200", "heartbeat.liveness=3")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_env(**extra: str) -> dict[str, str]:
+    """The environment for child processes: offline hub, this checkout importable first."""
+    env = dict(os.environ)
+    env["HF_HUB_OFFLINE"] = "1"
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env.update(extra)
+    return env
+
+
+class WorkerProcess:
+    """One `akidb-worker` as a child process, its output in a temp log file."""
+
+    def __init__(self, endpoint: str, *args: str, env: dict[str, str] | None = None) -> None:
+        sets = [a for kv in TEST_HEARTBEAT for a in ("--set", kv)]
+        self.log = tempfile.NamedTemporaryFile(prefix="akidb-worker-", suffix=".log", delete=False)  # noqa: SIM115
+        self.cmd = [sys.executable, "-m", "worker", "--gateway", endpoint, *sets, *args]
+        self.proc = subprocess.Popen(
+            self.cmd, stdout=self.log, stderr=subprocess.STDOUT, env=env or test_env(), cwd=ROOT
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def output(self) -> str:
+        return Path(self.log.name).read_text(errors="replace")
+
+    def kill(self) -> None:
+        """kill -9: no goodbye, no flush."""
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self, timeout: float = 15) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode

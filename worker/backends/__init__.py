@@ -1,0 +1,1 @@
+"""Inference backends behind `worker.embedder.Encoder`. Each is imported only when chosen."""

@@ -1,0 +1,70 @@
+"""Qwen3-Embedding on MLX through mlx-lm's Qwen3 model, full precision or quantised.
+
+Attention is causal, so right padding leaves every real token's state untouched and
+last-token pooling reads the state at each row's last real position.
+"""
+
+from __future__ import annotations
+
+import glob
+
+import mlx.core as mx
+import mlx.nn as nn
+import numpy as np
+from mlx_lm.models.qwen3 import ModelArgs, Qwen3Model
+
+from worker.backends.mlx_device import device_label, mlx_device
+from worker.loader import ModelLoadError, ModelSource
+from worker.pooling import pool
+
+
+def load_qwen3(source: ModelSource) -> Qwen3Model:
+    """Build the decoder stack and load its weights, quantising layers the checkpoint quantised."""
+    files = sorted(glob.glob(str(source.path / "*.safetensors")))
+    if not files:
+        raise ModelLoadError(f"no .safetensors in {source.path}")
+    weights: dict[str, mx.array] = {}
+    for path in files:
+        for key, value in mx.load(path).items():  # type: ignore[union-attr]
+            # Qwen3Model checkpoints have bare keys, Qwen3ForCausalLM ones a "model." prefix;
+            # the LM head is not used for embeddings.
+            if not key.startswith("lm_head."):
+                weights[key.removeprefix("model.")] = value
+    model = Qwen3Model(ModelArgs.from_dict(source.config))
+    quant = source.config.get("quantization")
+    if quant:
+        nn.quantize(
+            model,
+            group_size=quant["group_size"],
+            bits=quant["bits"],
+            class_predicate=lambda path, module: f"{path}.scales" in weights,
+        )
+    try:
+        model.load_weights(list(weights.items()), strict=True)
+    except ValueError as exc:
+        raise ModelLoadError(f"weights in {source.path} do not fit a Qwen3 model: {exc}") from None
+    mx.eval(model.parameters())
+    return model
+
+
+class MlxQwen3Encoder:
+    """`Encoder` for Qwen3-Embedding models on MLX."""
+
+    backend = "mlx"
+
+    def __init__(self, source: ModelSource, precision: str) -> None:
+        self.model = load_qwen3(source)
+        quant = source.config.get("quantization")
+        self.precision = f"int{quant['bits']}" if quant else str(self.model.embed_tokens.weight.dtype).split(".")[-1]
+        if precision == "bf16" and not quant:
+            self.model.set_dtype(mx.bfloat16)
+            self.precision = "bfloat16"
+        self.dimension = int(source.config["hidden_size"])
+        self.device = device_label(mlx_device())
+
+    def pooled(self, input_ids: np.ndarray, attention_mask: np.ndarray, pooling: str) -> np.ndarray:
+        mask = mx.array(attention_mask)
+        hidden = self.model(mx.array(input_ids))
+        rows = pool(hidden.astype(mx.float32), mask, pooling, mx)
+        mx.eval(rows)
+        return np.array(rows, dtype=np.float32)

@@ -1,0 +1,160 @@
+"""The worker's IO thread: one DEALER socket to the gateway, heartbeats, reconnects.
+
+Socket IO lives on its own thread so a long forward pass never starves the connection:
+heartbeats keep flowing while the compute loop is busy. Jobs go to the compute loop through
+a queue; results come back through an inproc PULL socket (ZeroMQ sockets are single-thread).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from dataclasses import dataclass
+
+import structlog
+import zmq
+
+from shared.codec import ProtocolError, decode, encode
+from shared.protocol import Disconnect, Heartbeat, Job, Ready
+
+log = structlog.get_logger("worker.connection")
+
+RESULTS_ENDPOINT = "inproc://akidb-results"
+MAX_BACKOFF_S = 32.0
+
+
+@dataclass(frozen=True)
+class HeartbeatTiming:
+    interval_s: float
+    liveness: int
+
+
+class Connection(threading.Thread):
+    """Keeps one live session with the gateway and ferries jobs and results."""
+
+    def __init__(
+        self,
+        ctx: zmq.Context,
+        endpoint: str,
+        ready: Ready,
+        timing: HeartbeatTiming,
+        jobs: queue.Queue[Job],
+    ) -> None:
+        super().__init__(name="akidb-io", daemon=True)
+        self.ctx = ctx
+        self.endpoint = endpoint
+        self.ready = ready
+        self.timing = timing
+        self.jobs = jobs
+        self.stopping = threading.Event()
+        self.results = ctx.socket(zmq.PULL)
+        self.results.bind(RESULTS_ENDPOINT)
+        self.sessions = 0  # READYs sent: 1 + reconnects
+        self.failed = False
+        self._sock: zmq.Socket | None = None
+
+    def stop(self) -> None:
+        """Say DISCONNECT and close (from any thread); the run loop notices within one poll."""
+        self.stopping.set()
+
+    def run(self) -> None:
+        try:
+            self._run()
+        except Exception:
+            log.exception("io_thread_failed")
+            self.failed = True
+            self.stopping.set()
+
+    def _run(self) -> None:
+        backoff = self.timing.interval_s
+        while not self.stopping.is_set():
+            self._open()
+            lost, heard_any = self._session()
+            if not lost:
+                break
+            if heard_any:
+                backoff = self.timing.interval_s  # the last session worked: start the backoff afresh
+            log.warning("gateway_lost", endpoint=self.endpoint, retry_in_s=round(backoff, 2))
+            if self.stopping.wait(backoff):
+                break
+            backoff = min(backoff * 2, MAX_BACKOFF_S)
+        self._close(say_goodbye=True)
+
+    def _open(self) -> None:
+        self._close(say_goodbye=False)
+        sock = self.ctx.socket(zmq.DEALER)
+        sock.setsockopt(zmq.IDENTITY, self.ready.worker_id.encode())
+        sock.setsockopt(zmq.LINGER, 1000)
+        sock.connect(self.endpoint)
+        self._sock = sock
+        self._send(self.ready)
+        self.sessions += 1
+        log.info("worker_ready_sent", endpoint=self.endpoint, worker_id=self.ready.worker_id, session=self.sessions)
+
+    def _close(self, say_goodbye: bool) -> None:
+        if self._sock is None:
+            return
+        if say_goodbye:
+            self._send(Disconnect(reason="worker shutting down"))
+        self._sock.close()
+        self._sock = None
+
+    def _send(self, msg: object) -> None:
+        assert self._sock is not None
+        self._sock.send_multipart(encode(msg), copy=False)  # type: ignore[arg-type]
+
+    def _session(self) -> tuple[bool, bool]:
+        """Serve until the gateway goes silent or we are stopped: (lost, heard anything)."""
+        assert self._sock is not None
+        poller = zmq.Poller()
+        poller.register(self._sock, zmq.POLLIN)
+        poller.register(self.results, zmq.POLLIN)
+        interval = self.timing.interval_s
+        liveness = self.timing.liveness
+        heard = False  # anything from the gateway since our last heartbeat
+        heard_any = False
+        next_beat = time.monotonic() + interval
+        while not self.stopping.is_set():
+            timeout_ms = max(0.0, min(next_beat - time.monotonic(), 0.1)) * 1000
+            events = dict(poller.poll(timeout_ms))
+            if self.results in events:
+                while True:  # forward every finished result before anything else
+                    try:
+                        self._sock.send_multipart(self.results.recv_multipart(zmq.NOBLOCK, copy=False), copy=False)
+                    except zmq.Again:
+                        break
+            if self._sock in events:
+                liveness, heard, heard_any = self.timing.liveness, True, True
+                self._receive()
+            if time.monotonic() >= next_beat:
+                self._send(Heartbeat())
+                next_beat = time.monotonic() + interval
+                if not heard:
+                    liveness -= 1
+                    if liveness <= 0:
+                        return True, heard_any
+                heard = False
+        return False, heard_any
+
+    def _receive(self) -> None:
+        assert self._sock is not None
+        while True:
+            try:
+                frames = self._sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            try:
+                msg = decode(frames)
+            except ProtocolError as exc:
+                log.warning("frame_dropped", reason=str(exc))
+                continue
+            if isinstance(msg, Job):
+                self.jobs.put(msg)
+            elif isinstance(msg, Disconnect):
+                # The gateway does not know us (it restarted, or expired us): register again.
+                log.info("gateway_asked_ready", reason=msg.reason)
+                self._send(self.ready)
+                self.sessions += 1
+            elif not isinstance(msg, Heartbeat):
+                log.warning("frame_dropped", reason=f"unexpected {type(msg).__name__} from gateway")

@@ -1,0 +1,78 @@
+"""The worker's model interface: texts in, pooled (and normalised) float32 rows out."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from shared.protocol import ModelInfo
+from worker.loader import ModelSource
+from worker.pooling import l2_normalize
+from worker.tokenize import TextTokenizer, length_groups, pad
+
+# Padded tokens per forward pass: 32 texts of 128 tokens, or 16 of 256.
+TOKEN_BUDGET = 4096
+
+
+class Encoder(Protocol):
+    """A backend's forward pass plus pooling. Backends: `worker.backends.*`."""
+
+    backend: str
+    device: str
+    precision: str
+    dimension: int
+
+    def pooled(self, input_ids: np.ndarray, attention_mask: np.ndarray, pooling: str) -> np.ndarray:
+        """(batch, dimension) float32 pooled rows for right-padded int32 inputs."""
+        ...
+
+
+@dataclass(frozen=True)
+class Embedded:
+    vectors: np.ndarray
+    token_counts: list[int]
+    input_tokens: list[int]
+
+
+class Embedder:
+    """Tokenise, group by length, run the encoder, pool, normalise: the `EmbeddingModel`."""
+
+    def __init__(self, source: ModelSource, tokenizer: TextTokenizer, encoder: Encoder, batch_size: int) -> None:
+        self.source = source
+        self.tokenizer = tokenizer
+        self.encoder = encoder
+        self.batch_size = batch_size
+
+    @property
+    def info(self) -> ModelInfo:
+        """What READY announces about this model."""
+        return ModelInfo(
+            name=self.source.name,
+            dimension=self.encoder.dimension,
+            max_tokens=self.tokenizer.max_tokens,
+            pooling=self.source.pooling,
+            aliases=self.source.aliases,
+            backend=self.encoder.backend,
+            device=self.encoder.device,
+            precision=self.encoder.precision,
+        )
+
+    def embed(self, texts: Sequence[str], pooling: str | None = None, normalize: bool = True) -> Embedded:
+        """One row per text, in the order given."""
+        tokens = self.tokenizer.encode(texts)
+        lengths = tokens.token_counts
+        out = np.empty((len(texts), self.encoder.dimension), dtype=np.float32)
+        for group in length_groups(lengths, self.batch_size, TOKEN_BUDGET):
+            input_ids, mask = pad([tokens.ids[i] for i in group])
+            out[group] = self.encoder.pooled(input_ids, mask, pooling or self.source.pooling)
+        if normalize:
+            out = l2_normalize(out)
+        return Embedded(out, lengths, tokens.input_tokens)
+
+    def warm_up(self) -> None:
+        """Run short and long inputs once so the first real job pays no first-call costs."""
+        self.embed(["warm-up"] * 2)
+        self.embed(["warm-up " * (self.tokenizer.max_tokens // 4)])

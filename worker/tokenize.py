@@ -1,0 +1,94 @@
+"""Batch tokenisation with honest truncation: every text's length before and after."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tokenizers import Tokenizer
+
+
+@dataclass(frozen=True)
+class Tokenized:
+    """Token ids per text (already truncated) and each text's length before truncation."""
+
+    ids: list[list[int]]
+    input_tokens: list[int]
+
+    @property
+    def token_counts(self) -> list[int]:
+        return [len(i) for i in self.ids]
+
+
+class TextTokenizer:
+    """The model's fast tokenizer (the Rust `tokenizers` library behind transformers' fast tokenizers)."""
+
+    def __init__(self, tokenizer: Tokenizer, max_tokens: int) -> None:
+        self._tok = tokenizer
+        self.max_tokens = max_tokens
+        # Packaged tokenizer.json files pin padding and truncation (all-MiniLM-L6-v2 pins
+        # 128); we pad per length group and truncate at max_tokens ourselves.
+        self._tok.no_padding()
+        self._tok.no_truncation()
+
+    @classmethod
+    def from_folder(cls, folder: Path, max_tokens: int) -> TextTokenizer:
+        """Load `tokenizer.json`, or let transformers convert a slow tokenizer's files."""
+        path = folder / "tokenizer.json"
+        if path.exists():
+            return cls(Tokenizer.from_file(str(path)), max_tokens)
+        from transformers import AutoTokenizer  # only for folders without tokenizer.json
+
+        fast = AutoTokenizer.from_pretrained(str(folder), use_fast=True)
+        return cls(fast.backend_tokenizer, max_tokens)
+
+    def encode(self, texts: Sequence[str]) -> Tokenized:
+        """Tokenise with special tokens; texts over `max_tokens` are re-encoded truncated."""
+        encodings = self._tok.encode_batch(list(texts))
+        ids = [e.ids for e in encodings]
+        input_tokens = [len(i) for i in ids]
+        over = [i for i, n in enumerate(input_tokens) if n > self.max_tokens]
+        if over:
+            # Re-encoding keeps the post-processor's special tokens ([SEP], <|endoftext|>)
+            # inside the limit, which slicing the ids would drop.
+            self._tok.enable_truncation(self.max_tokens)
+            try:
+                shortened = self._tok.encode_batch([texts[i] for i in over])
+            finally:
+                self._tok.no_truncation()
+            for i, enc in zip(over, shortened, strict=True):
+                ids[i] = enc.ids
+        return Tokenized(ids=ids, input_tokens=input_tokens)
+
+
+def pad(rows: Sequence[Sequence[int]], pad_id: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Right-pad to the longest row: (input_ids, attention_mask), both int32."""
+    width = max(len(r) for r in rows)
+    input_ids = np.full((len(rows), width), pad_id, dtype=np.int32)
+    mask = np.zeros((len(rows), width), dtype=np.int32)
+    for i, row in enumerate(rows):
+        input_ids[i, : len(row)] = row
+        mask[i, : len(row)] = 1
+    return input_ids, mask
+
+
+def length_groups(lengths: Sequence[int], batch_size: int, token_budget: int) -> list[list[int]]:
+    """Indices sorted by length, cut into forward passes.
+
+    One long text must not pad thirty-one short ones to its length, so texts of similar
+    length share a pass, and a pass holds at most `batch_size` texts and `token_budget`
+    padded tokens.
+    """
+    order = sorted(range(len(lengths)), key=lengths.__getitem__)
+    groups: list[list[int]] = []
+    current: list[int] = []
+    for i in order:
+        if current and (len(current) == batch_size or (len(current) + 1) * lengths[i] > token_budget):
+            groups.append(current)
+            current = []
+        current.append(i)
+    if current:
+        groups.append(current)
+    return groups
