@@ -1,0 +1,1 @@
+"""Re-runnable benchmarks (see bench/README.md). Not part of the test suite."""

@@ -1,0 +1,103 @@
+"""Start the real stack (gateway + workers) as child processes for a benchmark, and read their RSS."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def rss_mb(pid: int) -> float:
+    """Resident set size of one process, in MiB (0 if it is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+class RssSampler(threading.Thread):
+    """Samples the summed RSS of some pids every `every_s`; `peak_mb` is the largest sum seen."""
+
+    def __init__(self, pids: list[int], every_s: float = 0.2) -> None:
+        super().__init__(daemon=True)
+        self.pids = pids
+        self.every_s = every_s
+        self.peak_mb = 0.0
+        self.per_pid_peak: dict[int, float] = {}
+        self._stop = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop.is_set():
+            total = 0.0
+            for pid in self.pids:
+                mb = rss_mb(pid)
+                total += mb
+                self.per_pid_peak[pid] = max(self.per_pid_peak.get(pid, 0.0), mb)
+            self.peak_mb = max(self.peak_mb, total)
+            self._stop.wait(self.every_s)
+
+    def stop(self) -> float:
+        self._stop.set()
+        self.join()
+        return self.peak_mb
+
+
+class Stack:
+    """`akidb-gateway` + N `akidb-worker`s on loopback ports, torn down on exit."""
+
+    def __init__(self, workers: int = 1, worker_args: tuple[str, ...] = (), gateway_args: tuple[str, ...] = (),
+                 http_port: int = 18080, zmq_port: int = 15555, env: dict[str, str] | None = None) -> None:
+        self.url = f"http://127.0.0.1:{http_port}"
+        self.zmq = f"tcp://127.0.0.1:{zmq_port}"
+        self.env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT), **(env or {})}
+        self.n_workers = workers
+        self.worker_args = worker_args
+        self.gateway_args = ("--port", str(http_port), "--bind", self.zmq, "--host", "127.0.0.1", *gateway_args)
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def __enter__(self) -> Stack:
+        log = open(os.devnull, "wb")  # noqa: SIM115
+        self.procs.append(subprocess.Popen([sys.executable, "-m", "gateway", *self.gateway_args],
+                                           env=self.env, stdout=log, stderr=log))
+        for _ in range(self.n_workers):
+            self.procs.append(subprocess.Popen([sys.executable, "-m", "worker", "--gateway", self.zmq,
+                                                *self.worker_args], env=self.env, stdout=log, stderr=log))
+        self.wait_ready(self.n_workers)
+        return self
+
+    def wait_ready(self, workers: int, timeout: float = 120) -> None:
+        end = time.time() + timeout
+        while time.time() < end:
+            try:
+                with urllib.request.urlopen(self.url + "/models", timeout=2) as r:
+                    import json
+
+                    models = json.load(r)["models"]
+                    if models and sum(m["workers"] for m in models) >= workers:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise TimeoutError("stack did not become ready")
+
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.procs]
+
+    def __exit__(self, *exc: object) -> None:
+        for p in self.procs:
+            p.terminate()
+        for p in self.procs:
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                p.kill()

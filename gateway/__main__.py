@@ -1,0 +1,3 @@
+from gateway.main import main
+
+raise SystemExit(main())
