@@ -12,7 +12,9 @@ from gateway.broker import Broker
 from gateway.embedding import EmbeddingService
 from gateway.metrics import Metrics
 from gateway.middleware import errors, request_context
-from gateway.routes import embed, system
+from gateway.routes import collections, documents, embed, search, system
+from gateway.storage.metrics import StorageMetrics
+from gateway.storage.service import CollectionService
 from shared.config import Config
 
 
@@ -28,10 +30,20 @@ def create_app(cfg: Config, registry: CollectorRegistry | None = None) -> web.Ap
     broker = Broker(cfg, app[keys.METRICS])
     app[keys.BROKER] = broker
     app[keys.EMBEDDING] = EmbeddingService(cfg, broker, app[keys.METRICS])
-    app.add_routes(system.routes)
-    app.add_routes(embed.routes)
+    app[keys.COLLECTIONS] = CollectionService(cfg, app[keys.EMBEDDING], StorageMetrics(app[keys.REGISTRY]))
+    for module in (system, embed, collections, documents, search):
+        app.add_routes(module.routes)
+    # Storage first: a data directory another gateway holds stops this one before it binds anything.
+    app.cleanup_ctx.append(_storage_ctx)
     app.cleanup_ctx.append(_broker_ctx)
     return app
+
+
+async def _storage_ctx(app: web.Application) -> AsyncIterator[None]:
+    service = app[keys.COLLECTIONS]
+    await service.start()
+    yield
+    await service.close()
 
 
 async def _broker_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -46,10 +46,22 @@ class DimensionMismatch(InvalidInput):
     code = "dimension_mismatch"
 
 
+class InvalidFilter(InvalidInput):
+    code = "invalid_filter"
+
+
 class NotFound(ApiError):
     code = "not_found"
     http_status = 404
     grpc_status = grpc.StatusCode.NOT_FOUND
+
+
+class CollectionNotFound(NotFound):
+    code = "collection_not_found"
+
+
+class DocumentNotFound(NotFound):
+    code = "document_not_found"
 
 
 class ModelNotFound(NotFound):
@@ -66,6 +78,10 @@ class Conflict(ApiError):
     code = "conflict"
     http_status = 409
     grpc_status = grpc.StatusCode.ALREADY_EXISTS
+
+
+class CollectionExists(Conflict):
+    code = "collection_exists"
 
 
 class PayloadTooLarge(ApiError):

@@ -13,9 +13,11 @@ if TYPE_CHECKING:
     from gateway.broker import Broker
     from gateway.embedding import EmbeddingService
     from gateway.metrics import Metrics
+    from gateway.storage.service import CollectionService
 
 CONFIG = web.AppKey("config", Config)
 REGISTRY = web.AppKey("registry", CollectorRegistry)
-METRICS = web.AppKey("metrics", "Metrics")
-BROKER = web.AppKey("broker", "Broker")
-EMBEDDING = web.AppKey("embedding", "EmbeddingService")
+METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
+BROKER: web.AppKey[Broker] = web.AppKey("broker")
+EMBEDDING: web.AppKey[EmbeddingService] = web.AppKey("embedding")
+COLLECTIONS: web.AppKey[CollectionService] = web.AppKey("collections")

@@ -9,6 +9,7 @@ import sys
 from aiohttp import web
 
 from gateway.app import create_app
+from gateway.storage.datadir import StorageError
 from shared.config import ConfigError, load_config
 from shared.logs import configure_logging
 
@@ -30,7 +31,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    flags = {"server.host": args.host, "server.port": args.port, "zmq.bind": args.bind, "storage.data_dir": args.data_dir}
+    flags = {
+        "server.host": args.host,
+        "server.port": args.port,
+        "zmq.bind": args.bind,
+        "storage.data_dir": args.data_dir,
+    }
     overrides = [f"{k}={v}" for k, v in flags.items() if v is not None] + list(args.set)
     try:
         cfg = load_config(args.config, os.environ, overrides)
@@ -38,5 +44,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"akidb-gateway: config error: {exc}", file=sys.stderr)
         return 2
     configure_logging(cfg.logging.level, cfg.logging.format, process="gateway")
-    web.run_app(create_app(cfg), host=cfg.server.host, port=cfg.server.port, access_log=None, print=None)
+    try:
+        web.run_app(create_app(cfg), host=cfg.server.host, port=cfg.server.port, access_log=None, print=None)
+    except StorageError as exc:
+        print(f"akidb-gateway: {exc}", file=sys.stderr)
+        return 1
     return 0

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from typing import Any
 
+import numpy as np
+
 from gateway.errors import InvalidInput
 
 
@@ -92,3 +94,82 @@ def json_type(value: Any) -> str:
     if isinstance(value, dict):
         return "object"
     return type(value).__name__
+
+
+def optional_object(body: Mapping[str, Any], key: str) -> dict[str, Any] | None:
+    """A JSON object or absent/null."""
+    value = body.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise InvalidInput(f"{key} must be a JSON object, got {json_type(value)}", param=key)
+    return value
+
+
+def optional_text(body: Mapping[str, Any], key: str) -> str | None:
+    """A non-empty string, or absent/null."""
+    value = optional_str(body, key)
+    if value is not None and not value:
+        raise InvalidInput(f"{key} is empty; leave it out or give some text", param=key)
+    return value
+
+
+def vector_value(value: Any, key: str, max_dimension: int = 65536) -> np.ndarray:
+    """A non-empty list of finite numbers as float32 (what fits float32: no NaN, no infinity)."""
+    if not isinstance(value, list) or not value:
+        raise InvalidInput(f"{key} must be a non-empty array of numbers, got {json_type(value)}", param=key)
+    if len(value) > max_dimension:
+        raise InvalidInput(f"{key} has {len(value)} numbers, over the limit of {max_dimension}", param=key)
+    # numpy would quietly read true as 1.0, "2" as 2.0 and null as NaN: check the JSON types first.
+    if not set(map(type, value)) <= {int, float}:
+        bad = next(v for v in value if type(v) not in (int, float))
+        raise InvalidInput(f"{key} must hold numbers only, found {json_type(bad)}", param=key)
+    try:
+        wide = np.array(value, dtype=np.float64)
+    except OverflowError:
+        raise InvalidInput(f"{key} holds a number beyond float32", param=key) from None
+    with np.errstate(over="ignore"):
+        vector = wide.astype(np.float32)
+    if not np.isfinite(vector).all():
+        i = int(np.flatnonzero(~np.isfinite(vector))[0])
+        raise InvalidInput(
+            f"{key}[{i}] is {value[i]!r}: NaN, infinity and numbers beyond float32 are refused", param=key
+        )
+    return vector
+
+
+def record_id(value: Any, key: str, max_len: int = 256) -> str:
+    """A document id: 1..max_len characters, no '/' (it goes in URLs) and no control characters."""
+    if not isinstance(value, str):
+        raise InvalidInput(f"{key} must be a string, got {json_type(value)}", param=key)
+    if not value or len(value) > max_len:
+        raise InvalidInput(f"{key} must be 1 to {max_len} characters long, got {len(value)}", param=key)
+    if "/" in value or any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise InvalidInput(f"{key} {value!r} holds '/' or a control character", param=key)
+    return value
+
+
+def query_bool(query: Mapping[str, str], key: str, default: bool) -> bool:
+    """A URL query flag: true/false/1/0."""
+    raw = query.get(key)
+    if raw is None:
+        return default
+    if raw.lower() in ("true", "1"):
+        return True
+    if raw.lower() in ("false", "0"):
+        return False
+    raise InvalidInput(f"query parameter {key} must be true or false, got {raw!r}", param=key)
+
+
+def query_int(query: Mapping[str, str], key: str, default: int, lo: int, hi: int) -> int:
+    """A URL query integer within [lo, hi]."""
+    raw = query.get(key)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidInput(f"query parameter {key} must be an integer, got {raw!r}", param=key) from None
+    if not lo <= value <= hi:
+        raise InvalidInput(f"query parameter {key} must be between {lo} and {hi}, got {value}", param=key)
+    return value

@@ -19,6 +19,8 @@ import yaml
 POOLINGS = ("mean", "cls", "last")
 BACKENDS = ("auto", "mlx", "openvino")
 PRECISIONS = ("auto", "f32", "bf16")
+METRICS = ("cosine", "l2", "ip")
+INDEX_DTYPES = ("f32", "f16", "bf16")
 ENV_PREFIX = "AKIDB_"
 
 
@@ -85,6 +87,18 @@ class WorkerConfig:
 class StorageConfig:
     data_dir: str = "./data"
     max_documents_per_request: int = _opt(1000, minimum=1)
+    # Defaults for new collections' HNSW indexes; each collection may set its own at creation.
+    # Measured on 100k real MiniLM vectors (docs/collections.md: Index parameters).
+    connectivity: int = _opt(16, minimum=2)
+    expansion_add: int = _opt(128, minimum=1)
+    expansion_search: int = _opt(128, minimum=1)
+    index_dtype: str = _opt("f32", choices=INDEX_DTYPES)
+    # The index is saved after this many changes (and at shutdown); a restart replays at most this many.
+    snapshot_every: int = _opt(10000, minimum=1)
+    # Threads that serve searches and reads (writes have one thread per collection).
+    read_threads: int = _opt(4, minimum=1)
+    # A filter matching at most this many documents is answered by exact search over just those.
+    exact_filter_max: int = _opt(20000, minimum=0)
 
 
 @dataclass(frozen=True)
@@ -189,7 +203,8 @@ def _coerce(hint: Any, value: Any, key: str, source: str, from_text: bool) -> An
         try:
             number = base(value) if base is float else int(str(value).strip())
         except ValueError:
-            raise ConfigError(f"{key}: {value!r} is not {'an integer' if base is int else 'a number'} (from {source})") from None
+            kind = "an integer" if base is int else "a number"
+            raise ConfigError(f"{key}: {value!r} is not {kind} (from {source})") from None
         return number
     if not isinstance(value, str):
         raise ConfigError(f"{key}: {value!r} is not a string (from {source})")

@@ -1,0 +1,1 @@
+"""Collections on disk: SQLite documents, USearch indexes, the service that owns them."""

@@ -1,0 +1,262 @@
+"""One collection's documents in SQLite: the source of truth the vector index is rebuilt from.
+
+WAL mode with `synchronous=FULL`: a commit returns only after the WAL is on disk, so an
+acknowledged write survives `kill -9` and power loss. Every document row has an integer `key`
+(AUTOINCREMENT: never reused) that is also its key in the USearch index. Replacing or deleting a
+document writes its old key to `removed`, so the index can be brought up to date from a snapshot
+by replaying rows with a newer key and removals with a newer `seq`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gateway.storage.filters import Filter
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS documents (
+    key INTEGER PRIMARY KEY AUTOINCREMENT,
+    doc_id TEXT NOT NULL UNIQUE,
+    text TEXT,
+    metadata TEXT,
+    vector BLOB NOT NULL,
+    generated INTEGER NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS removed (seq INTEGER PRIMARY KEY AUTOINCREMENT, key INTEGER NOT NULL);
+"""
+DB_FILE = "documents.sqlite3"
+
+
+@dataclass(frozen=True)
+class NewDocument:
+    """A validated document ready to store: its vector is final (normalised if the metric wants it)."""
+
+    doc_id: str
+    text: str | None
+    metadata: str | None  # JSON text of an object
+    vector: np.ndarray  # (dimension,) float32
+    generated: bool
+
+
+@dataclass(frozen=True)
+class StoredDocument:
+    key: int
+    doc_id: str
+    text: str | None
+    metadata: str | None
+    vector: bytes | None
+    generated: bool
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """What one committed transaction changed, for the index to follow."""
+
+    added_keys: np.ndarray  # uint64, in input order
+    removed_keys: list[int]
+
+
+def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
+    """A connection in autocommit mode (we issue BEGIN ourselves), durable commits, WAL."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    if readonly:
+        conn.execute("PRAGMA query_only=1")
+    return conn
+
+
+class DocumentStore:
+    """SQLite access for one collection. Writes come from one thread; reads use a small pool."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder / DB_FILE
+        self._writer = connect(self.path)
+        self._writer.executescript(SCHEMA)
+        self._readers: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
+        self._closed = threading.Event()
+
+    # -- meta --------------------------------------------------------------------------------
+    def set_meta(self, name: str, value: str) -> None:
+        """Store one named setting (the collection's description lives here)."""
+        self._writer.execute("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)", (name, value))
+
+    def get_meta(self, name: str) -> str | None:
+        with self._reader() as conn:
+            row = conn.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
+        return None if row is None else str(row[0])
+
+    # -- writes (the collection's writer thread only) -----------------------------------------
+    def upsert(self, docs: Sequence[NewDocument]) -> WriteResult:
+        """Insert or replace all documents in one transaction: all are stored, or none."""
+        conn = self._writer
+        now = time.time()
+        added = np.empty(len(docs), dtype=np.uint64)
+        removed: list[int] = []
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for i, doc in enumerate(docs):
+                old = conn.execute("SELECT key FROM documents WHERE doc_id = ?", (doc.doc_id,)).fetchone()
+                if old is not None:
+                    self._remove_key(conn, old[0])
+                    removed.append(int(old[0]))
+                cur = conn.execute(
+                    "INSERT INTO documents (doc_id, text, metadata, vector, generated, updated_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (doc.doc_id, doc.text, doc.metadata, doc.vector.astype(np.float32).tobytes(), doc.generated, now),
+                )
+                added[i] = int(cur.lastrowid or 0)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return WriteResult(added, removed)
+
+    def delete(self, doc_id: str) -> int | None:
+        """Delete one document; returns its key, or None if there was none."""
+        conn = self._writer
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            row = conn.execute("SELECT key FROM documents WHERE doc_id = ?", (doc_id,)).fetchone()
+            if row is not None:
+                self._remove_key(conn, row[0])
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return None if row is None else int(row[0])
+
+    @staticmethod
+    def _remove_key(conn: sqlite3.Connection, key: int) -> None:
+        conn.execute("DELETE FROM documents WHERE key = ?", (key,))
+        conn.execute("INSERT INTO removed (key) VALUES (?)", (key,))
+
+    def forget_removed(self, up_to_seq: int) -> None:
+        """Drop removal records a saved index snapshot already reflects."""
+        self._writer.execute("DELETE FROM removed WHERE seq <= ?", (up_to_seq,))
+
+    def watermarks(self) -> tuple[int, int]:
+        """(last key ever assigned, last removal seq): the state an index snapshot reflects."""
+        rows = dict(self._writer.execute("SELECT name, seq FROM sqlite_sequence").fetchall())
+        return int(rows.get("documents", 0)), int(rows.get("removed", 0))
+
+    # -- replay -------------------------------------------------------------------------------
+    def vectors_after(self, key: int, batch: int = 4096) -> Iterator[tuple[np.ndarray, list[bytes]]]:
+        """(keys, vector blobs) of live documents with a key above `key`, in key order, in batches."""
+        with self._reader() as conn:
+            cur = conn.execute("SELECT key, vector FROM documents WHERE key > ? ORDER BY key", (key,))
+            while rows := cur.fetchmany(batch):
+                yield np.array([r[0] for r in rows], dtype=np.uint64), [r[1] for r in rows]
+
+    def removed_after(self, seq: int) -> list[int]:
+        """Keys removed after removal number `seq`."""
+        with self._reader() as conn:
+            return [int(r[0]) for r in conn.execute("SELECT key FROM removed WHERE seq > ?", (seq,))]
+
+    # -- reads --------------------------------------------------------------------------------
+    def count(self, flt: Filter | None = None, limit: int | None = None) -> int:
+        """Documents matching `flt` (all if None), counting no further than `limit`."""
+        where, params = _where(flt)
+        cap = "" if limit is None else f" LIMIT {int(limit)}"
+        with self._reader() as conn:
+            row = conn.execute(f"SELECT COUNT(*) FROM (SELECT 1 FROM documents{where}{cap})", params).fetchone()
+        return int(row[0])
+
+    def get(self, doc_id: str, with_vector: bool) -> StoredDocument | None:
+        with self._reader() as conn:
+            row = conn.execute(
+                f"SELECT {_columns(with_vector)} FROM documents WHERE doc_id = ?",
+                (doc_id,),
+            ).fetchone()
+        return None if row is None else _document(row)
+
+    def fetch(self, keys: Sequence[int], with_vector: bool) -> dict[int, StoredDocument]:
+        """The documents behind index keys (missing ones are left out)."""
+        if not keys:
+            return {}
+        with self._reader() as conn:
+            rows = conn.execute(
+                f"SELECT {_columns(with_vector)} FROM documents WHERE key IN (SELECT value FROM json_each(?))",
+                (_json_ints(keys),),
+            ).fetchall()
+        return {r[0]: _document(r) for r in rows}
+
+    def page(self, after_key: int, limit: int, with_vector: bool) -> list[StoredDocument]:
+        """Up to `limit` documents with a key above `after_key`, in key (insertion) order."""
+        with self._reader() as conn:
+            rows = conn.execute(
+                f"SELECT {_columns(with_vector)} FROM documents WHERE key > ? ORDER BY key LIMIT ?",
+                (after_key, limit),
+            ).fetchall()
+        return [_document(r) for r in rows]
+
+    def matching_keys(self, keys: Sequence[int], flt: Filter) -> set[int]:
+        """Which of `keys` belong to documents that pass the filter."""
+        with self._reader() as conn:
+            rows = conn.execute(
+                f"SELECT key FROM documents WHERE key IN (SELECT value FROM json_each(?)) AND {flt.sql}",
+                (_json_ints(keys), *flt.params),
+            ).fetchall()
+        return {int(r[0]) for r in rows}
+
+    def matching_vectors(self, flt: Filter | None) -> tuple[np.ndarray, list[bytes]]:
+        """(keys, vector blobs) of every document that passes the filter: the exact-search input."""
+        where, params = _where(flt)
+        with self._reader() as conn:
+            rows = conn.execute(f"SELECT key, vector FROM documents{where}", params).fetchall()
+        return np.array([r[0] for r in rows], dtype=np.uint64), [r[1] for r in rows]
+
+    # -- connections --------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _reader(self) -> Iterator[sqlite3.Connection]:
+        try:
+            conn = self._readers.get_nowait()
+        except queue.Empty:
+            conn = connect(self.path, readonly=True)
+        try:
+            yield conn
+        finally:
+            if self._closed.is_set():
+                conn.close()
+            else:
+                self._readers.put(conn)
+
+    def close(self) -> None:
+        """Close every connection; call once no reader or writer is running."""
+        self._closed.set()
+        self._writer.close()
+        while True:
+            try:
+                self._readers.get_nowait().close()
+            except queue.Empty:
+                break
+
+
+def _document(row: tuple[Any, ...]) -> StoredDocument:
+    key, doc_id, text, metadata, vector, generated = row
+    return StoredDocument(key, doc_id, text, metadata, vector, bool(generated))
+
+
+def _where(flt: Filter | None) -> tuple[str, tuple[Any, ...]]:
+    return ("", ()) if flt is None else (f" WHERE {flt.sql}", flt.params)
+
+
+def _columns(with_vector: bool) -> str:
+    # Vectors are 1.5 KB each at 384 dimensions: read them only when the caller shows them.
+    return f"key, doc_id, text, metadata, {'vector' if with_vector else 'NULL'}, generated"
+
+
+def _json_ints(keys: Sequence[int]) -> str:
+    return "[" + ",".join(str(int(k)) for k in keys) + "]"

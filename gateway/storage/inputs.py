@@ -1,0 +1,44 @@
+"""Validated requests the collection service takes, whatever front door parsed them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from gateway.storage.filters import Filter
+
+INCLUDE_FIELDS = ("text", "metadata", "vector")
+
+
+@dataclass(frozen=True)
+class CollectionSpec:
+    name: str
+    dimension: int | None = None
+    metric: str = "cosine"
+    model: str | None = None
+    pooling: str | None = None
+    normalize: bool = True
+    connectivity: int | None = None
+    expansion_add: int | None = None
+    expansion_search: int | None = None
+
+
+@dataclass(frozen=True)
+class DocumentInput:
+    """One document to store: text, a vector, or both (a given vector is never replaced by an embedding)."""
+
+    doc_id: str | None
+    text: str | None
+    vector: np.ndarray | None  # float32, finite; its length is checked against the collection
+    metadata: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class SearchQuery:
+    text: str | None
+    vector: np.ndarray | None
+    k: int
+    flt: Filter | None
+    include: frozenset[str]

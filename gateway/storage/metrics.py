@@ -1,0 +1,42 @@
+"""Storage metrics, created against the gateway's one Prometheus registry."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from gateway.metrics import LATENCY_BUCKETS
+
+# Inserts include embedding a batch and an fsync, so they reach further than searches.
+INSERT_BUCKETS = (*LATENCY_BUCKETS, 30, 60)
+
+
+class StorageMetrics:
+    """Collections, documents and search. Each is updated on the line where its state changes."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.insert_latency = Histogram(
+            "akidb_insert_latency_seconds",
+            "Document insert requests, receipt to durable acknowledgement (embedding included)",
+            buckets=INSERT_BUCKETS,
+            registry=registry,
+        )
+        self.search_latency = Histogram(
+            "akidb_search_latency_seconds",
+            "Search requests, receipt to response (query embedding included)",
+            ["query"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.documents = Gauge(
+            "akidb_collection_documents", "Documents stored per collection", ["collection"], registry=registry
+        )
+        self.inserted = Counter(
+            "akidb_documents_inserted_total",
+            "Documents written, by where the vector came from: embedded (auto) or vector (given by the caller)",
+            ["source"],
+            registry=registry,
+        )
+        self.deleted = Counter("akidb_documents_deleted_total", "Documents deleted", registry=registry)
+        self.snapshots = Histogram(
+            "akidb_index_snapshot_seconds", "Time to save one index snapshot", buckets=INSERT_BUCKETS, registry=registry
+        )

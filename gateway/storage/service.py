@@ -1,0 +1,262 @@
+"""The collection service: the one owner of every open collection, called by the HTTP handlers.
+
+Async methods validate against the collection, embed through the gateway's `EmbeddingService`
+(one call per request, however many documents), then hand disk and index work to threads:
+each collection's own writer thread for changes, a shared pool for reads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import numpy as np
+import structlog
+
+from gateway.embedding import EmbeddingService, EmbedRequest
+from gateway.errors import (
+    CollectionExists,
+    CollectionNotFound,
+    DimensionMismatch,
+    DocumentNotFound,
+    InvalidInput,
+    ModelNotFound,
+)
+from gateway.storage.collection import Collection, CollectionInfo, Hit
+from gateway.storage.datadir import DataDir
+from gateway.storage.db import NewDocument, StoredDocument
+from gateway.storage.index import IndexParams
+from gateway.storage.inputs import CollectionSpec, DocumentInput, SearchQuery
+from gateway.storage.metrics import StorageMetrics
+from shared import models
+from shared.config import Config
+
+log = structlog.get_logger("gateway.storage")
+T = TypeVar("T")
+
+
+class CollectionService:
+    """Collections by id and by name; documents and search within them."""
+
+    def __init__(self, cfg: Config, embedding: EmbeddingService, metrics: StorageMetrics) -> None:
+        self.cfg = cfg.storage
+        self.embedding = embedding
+        self.metrics = metrics
+        self.data = DataDir(cfg.storage.data_dir)
+        self.readers = ThreadPoolExecutor(max_workers=cfg.storage.read_threads, thread_name_prefix="akidb-read")
+        self._by_id: dict[str, Collection] = {}
+        self._create_lock = asyncio.Lock()
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Lock the data directory and open every collection in it (raises `StorageError`)."""
+        await asyncio.to_thread(self.data.acquire)
+        try:
+            for folder in self.data.existing():
+                col = await asyncio.to_thread(Collection.open, folder, self.cfg.snapshot_every, self.metrics)
+                self._register(col)
+        except BaseException:
+            await self.close()
+            raise
+
+    async def close(self) -> None:
+        """Save every index that changed, close everything, release the lock."""
+        for col in list(self._by_id.values()):
+            await asyncio.get_running_loop().run_in_executor(col.writer, col.close, True)
+            col.writer.shutdown()
+        self._by_id.clear()
+        self.readers.shutdown()
+        self.data.release()
+
+    def _register(self, col: Collection) -> None:
+        self._by_id[col.info.id] = col
+        self.metrics.documents.labels(col.info.name).set(len(col.index))
+
+    # -- collections --------------------------------------------------------------------------
+    def get(self, ref: str) -> Collection:
+        """A collection by id or by name; `CollectionNotFound` otherwise."""
+        col = self._by_id.get(ref)
+        if col is None:
+            col = next((c for c in self._by_id.values() if c.info.name == ref), None)
+        if col is None:
+            raise CollectionNotFound(f"no collection {ref!r}; GET /collections lists them", param="collection")
+        return col
+
+    def describe_all(self) -> list[dict[str, Any]]:
+        return [c.describe() for c in sorted(self._by_id.values(), key=lambda c: c.info.created_at)]
+
+    async def create(self, spec: CollectionSpec) -> dict[str, Any]:
+        """Make a collection; its dimension comes from the model unless given (and then must agree)."""
+        async with self._create_lock:
+            if any(c.info.name == spec.name for c in self._by_id.values()):
+                raise CollectionExists(f"a collection named {spec.name!r} already exists", param="name")
+            info = self._describe_new(spec)
+            col = await asyncio.to_thread(self._create_files, info)
+            self._register(col)
+        log.info("collection_created", collection=info.name, id=info.id, dimension=info.dimension, model=info.model)
+        return col.describe()
+
+    def _describe_new(self, spec: CollectionSpec) -> CollectionInfo:
+        model, dimension, pooling = self._model_facts(spec)
+        return CollectionInfo(
+            id="col_" + secrets.token_hex(8),
+            name=spec.name,
+            dimension=dimension,
+            metric=spec.metric,
+            model=model,
+            pooling=spec.pooling or pooling,
+            normalize=spec.normalize,
+            index=IndexParams(
+                connectivity=spec.connectivity or self.cfg.connectivity,
+                expansion_add=spec.expansion_add or self.cfg.expansion_add,
+                expansion_search=spec.expansion_search or self.cfg.expansion_search,
+                dtype=self.cfg.index_dtype,
+            ),
+            created_at=time.time(),
+        )
+
+    def _model_facts(self, spec: CollectionSpec) -> tuple[str, int, str | None]:
+        """(canonical model, dimension, its pooling): from a connected worker, else the registry."""
+        name = models.canonical(spec.model or self.embedding.default_model)
+        info = self.embedding.broker.model_info(name)
+        if info is not None:
+            if spec.dimension is not None and spec.dimension != info.dimension:
+                raise DimensionMismatch(
+                    f"dimension {spec.dimension} does not match model {info.name!r}, which makes "
+                    f"{info.dimension}-dimensional vectors; leave dimension out to use the model's",
+                    param="dimension",
+                )
+            return info.name, info.dimension, info.pooling
+        if spec.dimension is None:
+            self.embedding.resolve_model(name)  # raises: no worker to ask, or an unknown model
+        known = models.find(name)
+        if known is None:
+            raise ModelNotFound(f"model {name!r} is not known here and no worker serves it", param="model")
+        # No worker has announced the model yet: trust the given dimension; embeddings are checked later.
+        return known.name, int(spec.dimension or 0), known.pooling
+
+    def _create_files(self, info: CollectionInfo) -> Collection:
+        staging = self.data.staging(info.id)
+        Collection.initialise(staging, info)
+        folder = self.data.publish(staging, info.id)
+        return Collection.open(folder, self.cfg.snapshot_every, self.metrics)
+
+    async def delete(self, ref: str) -> str:
+        """Remove a collection and its files; later requests for it are 404."""
+        col = self.get(ref)
+        del self._by_id[col.info.id]
+        self.metrics.documents.remove(col.info.name)
+        await asyncio.get_running_loop().run_in_executor(col.writer, self._destroy, col)
+        col.writer.shutdown()
+        log.info("collection_deleted", collection=col.info.name, id=col.info.id)
+        return col.info.id
+
+    def _destroy(self, col: Collection) -> None:
+        col.close(save=False)
+        self.data.remove(col.folder)
+
+    # -- documents ----------------------------------------------------------------------------
+    async def insert(self, ref: str, docs: list[DocumentInput]) -> list[dict[str, Any]]:
+        """Store documents all-or-nothing; returns `{"id", "vector_generated"}` per document."""
+        started = time.perf_counter()
+        col = self.get(ref)
+        to_embed = [i for i, d in enumerate(docs) if d.vector is None]
+        vectors: list[np.ndarray | None] = [None if d.vector is None else self._prepare(col, d.vector) for d in docs]
+        if to_embed:
+            embedded = await self._embed(col, tuple(docs[i].text or "" for i in to_embed))
+            for row, i in enumerate(to_embed):
+                vectors[i] = self._prepare(col, embedded[row], what="embedding")
+        ready = [
+            NewDocument(
+                doc_id=d.doc_id or uuid.uuid4().hex,
+                text=d.text,
+                metadata=None if d.metadata is None else json.dumps(d.metadata, ensure_ascii=False),
+                vector=v,
+                generated=d.vector is None,
+            )
+            for d, v in zip(docs, vectors, strict=True)
+            if v is not None
+        ]
+        await self._write(col, col.upsert, ready)
+        self.metrics.inserted.labels("embedded").inc(len(to_embed))
+        self.metrics.inserted.labels("vector").inc(len(docs) - len(to_embed))
+        self.metrics.documents.labels(col.info.name).set(len(col.index))
+        self.metrics.insert_latency.observe(time.perf_counter() - started)
+        return [{"id": d.doc_id, "vector_generated": d.generated} for d in ready]
+
+    async def _write(self, col: Collection, fn: Callable[..., T], *args: Any) -> T:
+        """Run a change on the collection's writer thread (one at a time, in order)."""
+        try:
+            return await asyncio.get_running_loop().run_in_executor(col.writer, fn, *args)
+        except RuntimeError:  # the writer was shut down: the collection was deleted meanwhile
+            if col.closed:
+                raise CollectionNotFound(f"collection {col.info.name!r} was deleted", param="collection") from None
+            raise
+
+    async def _embed(self, col: Collection, texts: tuple[str, ...]) -> np.ndarray:
+        info = col.info
+        req = EmbedRequest(texts, model=info.model, pooling=info.pooling, normalize=info.normalize)
+        out = await self.embedding.embed(req, transport="collections")
+        return out.vectors
+
+    def _prepare(self, col: Collection, vector: np.ndarray, what: str = "vector") -> np.ndarray:
+        """Check a vector's length; for cosine, scale it to unit length (the zero vector has no direction)."""
+        expected = col.info.dimension
+        if vector.shape != (expected,):
+            if what == "embedding":
+                raise DimensionMismatch(
+                    f"model {col.info.model!r} made a {vector.shape[-1]}-dimensional vector but collection "
+                    f"{col.info.name!r} holds {expected}; create the collection without a dimension",
+                )
+            raise DimensionMismatch(f"Vector dimension mismatch: got {vector.shape[-1]}, expected {expected}")
+        if col.info.metric != "cosine":
+            return vector
+        norm = float(np.linalg.norm(vector))
+        if not norm or not np.isfinite(norm):
+            raise InvalidInput(f"{what} has length {norm}; a cosine collection needs a non-zero finite vector")
+        return (vector / norm).astype(np.float32)
+
+    async def get_document(self, ref: str, doc_id: str, with_vector: bool) -> StoredDocument:
+        col = self.get(ref)
+        doc = await asyncio.get_running_loop().run_in_executor(self.readers, col.get, doc_id, with_vector)
+        if doc is None:
+            raise DocumentNotFound(f"no document {doc_id!r} in collection {col.info.name!r}", param="doc_id")
+        return doc
+
+    async def delete_document(self, ref: str, doc_id: str) -> None:
+        col = self.get(ref)
+        found = await self._write(col, col.delete, doc_id)
+        if not found:
+            raise DocumentNotFound(f"no document {doc_id!r} in collection {col.info.name!r}", param="doc_id")
+        self.metrics.deleted.inc()
+        self.metrics.documents.labels(col.info.name).set(len(col.index))
+
+    async def list_documents(
+        self, ref: str, after_key: int, limit: int, with_vector: bool
+    ) -> tuple[list[StoredDocument], int]:
+        col = self.get(ref)
+        return await asyncio.get_running_loop().run_in_executor(self.readers, col.page, after_key, limit, with_vector)
+
+    # -- search -------------------------------------------------------------------------------
+    async def search(self, ref: str, q: SearchQuery) -> tuple[list[Hit], bool]:
+        """The best k documents for a text or a vector; also whether the query was embedded."""
+        started = time.perf_counter()
+        col = self.get(ref)
+        if q.text is not None:
+            vector = self._prepare(col, (await self._embed(col, (q.text,)))[0], what="embedding")
+        else:
+            assert q.vector is not None
+            vector = self._prepare(col, q.vector)
+        hits = await asyncio.get_running_loop().run_in_executor(
+            self.readers, col.search, vector, q.k, q.flt, self.cfg.exact_filter_max, "vector" in q.include
+        )
+        self.metrics.search_latency.labels("text" if q.text is not None else "vector").observe(
+            time.perf_counter() - started
+        )
+        return hits, q.text is not None
