@@ -101,6 +101,8 @@ class DocumentStore:
     # -- writes (the collection's writer thread only) -----------------------------------------
     def upsert(self, docs: Sequence[NewDocument]) -> WriteResult:
         """Insert or replace all documents in one transaction: all are stored, or none."""
+        if len({d.doc_id for d in docs}) != len(docs):
+            raise ValueError("a batch must not hold the same doc_id twice")  # the index could not follow
         conn = self._writer
         now = time.time()
         added = np.empty(len(docs), dtype=np.uint64)

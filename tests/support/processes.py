@@ -62,4 +62,38 @@ class WorkerProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        self.log.close()
+        return self.proc.returncode
+
+
+class GatewayProcess:
+    """One `akidb-gateway` as a child process (`python -m gateway`), so tests can kill -9 it for real."""
+
+    def __init__(self, endpoint: str, data_dir: str, *args: str, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        sets = [a for kv in (*TEST_HEARTBEAT, "server.grpc_enabled=false") for a in ("--set", kv)]
+        self.log = tempfile.NamedTemporaryFile(prefix="akidb-gateway-", suffix=".log", delete=False)  # noqa: SIM115
+        self.cmd = [sys.executable, "-m", "gateway", "--host", "127.0.0.1", "--port", str(self.port),
+                    "--bind", endpoint, "--data-dir", data_dir, *sets, *args]  # fmt: skip
+        self.proc = subprocess.Popen(self.cmd, stdout=self.log, stderr=subprocess.STDOUT, env=test_env(), cwd=ROOT)
+
+    def output(self) -> str:
+        return Path(self.log.name).read_text(errors="replace")
+
+    def kill(self) -> None:
+        """kill -9: no shutdown hooks, no snapshot, no flush."""
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self, timeout: float = 30) -> int:
+        """SIGTERM, as supervisord sends it: a clean shutdown."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
         return self.proc.returncode

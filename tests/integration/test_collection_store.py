@@ -1,0 +1,188 @@
+"""A collection on a real disk: SQLite + USearch, snapshots and replay, filtered search. No worker."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from prometheus_client import CollectorRegistry
+
+from gateway.storage.collection import Collection, CollectionInfo
+from gateway.storage.db import NewDocument
+from gateway.storage.filters import compile_filter
+from gateway.storage.index import IndexParams, snapshots
+from gateway.storage.metrics import StorageMetrics
+
+DIM = 16
+
+
+def make(folder: Path, snapshot_every: int = 10_000, metric: str = "cosine") -> Collection:
+    info = CollectionInfo(
+        id="col_test",
+        name="test",
+        dimension=DIM,
+        metric=metric,
+        model="all-MiniLM-L6-v2",
+        pooling="mean",
+        normalize=True,
+        index=IndexParams(16, 128, 128, "f32"),
+        created_at=time.time(),
+    )
+    folder.mkdir(exist_ok=True)
+    Collection.initialise(folder, info)
+    return reopen(folder, snapshot_every)
+
+
+def reopen(folder: Path, snapshot_every: int = 10_000) -> Collection:
+    return Collection.open(folder, snapshot_every, StorageMetrics(CollectorRegistry()))
+
+
+def docs(n: int, start: int = 0, seed: int = 0, **meta: object) -> list[NewDocument]:
+    rng = np.random.default_rng(seed)
+    vectors = rng.standard_normal((n, DIM)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    return [
+        NewDocument(
+            f"d{start + i}",
+            f"text {start + i}",
+            json.dumps({"n": start + i, "odd": (start + i) % 2, **meta}),
+            vectors[i],
+            False,
+        )
+        for i in range(n)
+    ]
+
+
+def top(col: Collection, query: np.ndarray, k: int = 10, flt: dict | None = None) -> list[tuple[str, float]]:
+    hits = col.search(query, k, compile_filter(flt), exact_max=50, with_vector=False)
+    return [(h.doc.doc_id, round(h.score, 5)) for h in hits]
+
+
+def unit(seed: int) -> np.ndarray:
+    v = np.random.default_rng(seed).standard_normal(DIM).astype(np.float32)
+    return v / np.linalg.norm(v)
+
+
+def test_upsert_replaces_and_delete_removes(tmp_path: Path) -> None:
+    col = make(tmp_path / "c")
+    col.upsert(docs(20))
+    first = col.get("d3", with_vector=True)
+    assert first is not None and first.text == "text 3"
+    replacement = NewDocument("d3", "new text", None, unit(99), True)
+    col.upsert([replacement])
+    again = col.get("d3", with_vector=True)
+    assert again is not None and again.text == "new text" and again.generated and again.key != first.key
+    np.testing.assert_allclose(np.frombuffer(again.vector or b"", np.float32), unit(99))
+    assert len(col.index) == 20 and col.store.count() == 20
+    assert top(col, unit(99), 1) == [("d3", 1.0)]
+    assert col.delete("d3") and not col.delete("d3")
+    assert col.get("d3", False) is None and len(col.index) == 19
+    assert "d3" not in [d for d, _ in top(col, unit(99), 19)]
+    col.close(save=False)
+
+
+def test_a_failed_batch_stores_nothing(tmp_path: Path) -> None:
+    col = make(tmp_path / "c")
+    col.upsert(docs(5))
+    # The fourth row cannot be bound, after three were written inside the transaction.
+    bad = [*docs(3, start=100), NewDocument("d200", None, {"not": "text"}, unit(1), False)]  # type: ignore[arg-type]
+    with pytest.raises(Exception, match="binding parameter"):
+        col.upsert(bad)
+    with pytest.raises(ValueError, match="same doc_id twice"):
+        col.upsert([*docs(2), *docs(1)])
+    assert col.store.count() == 5 and len(col.index) == 5
+    assert col.get("d100", False) is None
+    col.close(save=False)
+
+
+def test_reopen_without_snapshot_replays_everything(tmp_path: Path) -> None:
+    col = make(tmp_path / "c")
+    col.upsert(docs(200))
+    col.delete("d7")
+    before = top(col, unit(5), 10)
+    col.close(save=False)  # what kill -9 leaves: the database, no snapshot
+    assert snapshots(tmp_path / "c") == []
+    col = reopen(tmp_path / "c")
+    assert len(col.index) == 199
+    assert top(col, unit(5), 10) == before
+    col.close(save=False)
+
+
+def test_reopen_loads_the_snapshot_and_replays_only_later_changes(tmp_path: Path) -> None:
+    col = make(tmp_path / "c", snapshot_every=100)
+    col.upsert(docs(150))  # 150 changes >= 100: a snapshot is written
+    [snap] = snapshots(tmp_path / "c")
+    assert snap.last_key == 150
+    col.upsert(docs(10, start=150))
+    col.delete("d0")  # in the snapshot, removed after it
+    col.upsert([NewDocument("d1", "moved", None, unit(42), False)])  # replaced after it
+    before = top(col, unit(42), 10)
+    col.close(save=False)
+    col = reopen(tmp_path / "c")
+    assert col.changes == 10 + 1 + 1 + 1  # replayed rows + removals, not the 150 in the snapshot
+    assert len(col.index) == 159
+    assert top(col, unit(42), 10) == before
+    assert before[0] == ("d1", 1.0)
+    col.close(save=True)
+    [snap] = snapshots(tmp_path / "c")
+    assert (snap.last_key, snap.last_removal) == (161, 2)
+    assert reopen(tmp_path / "c").changes == 0
+
+
+def test_a_broken_snapshot_falls_back_to_a_rebuild(tmp_path: Path) -> None:
+    col = make(tmp_path / "c")
+    col.upsert(docs(50))
+    before = top(col, unit(3))
+    col.close(save=True)
+    [snap] = snapshots(tmp_path / "c")
+    snap.path.write_bytes(b"not an index")
+    (tmp_path / "c" / "index-99-0.usearch.tmp").write_bytes(b"half written")
+    col = reopen(tmp_path / "c")
+    assert len(col.index) == 50 and top(col, unit(3)) == before
+    assert not (tmp_path / "c" / "index-99-0.usearch.tmp").exists()
+    col.close(save=False)
+
+
+@pytest.mark.parametrize("metric", ["cosine", "ip", "l2"])
+def test_filtered_search_returns_k_and_matches_brute_force(tmp_path: Path, metric: str) -> None:
+    col = make(tmp_path / "c", metric=metric)
+    col.upsert(docs(400))
+    vectors = {d.doc_id: d.vector for d in docs(400)}
+    query = unit(11)
+    for flt, k in [({"odd": 1}, 20), ({"n": {"$in": list(range(0, 400, 37))}}, 10), ({"n": {"$lt": 30}}, 25)]:
+        got = top(col, query, k, flt)
+        passing = [d for d in vectors if flt_match(flt, int(d[1:]))]
+        expected = sorted(passing, key=lambda d: score(metric, vectors[d], query), reverse=metric != "l2")
+        assert len(got) == min(k, len(passing))
+        assert [d for d, _ in got] == expected[: len(got)]
+    assert top(col, query, 10, {"n": -1}) == []
+    col.close(save=False)
+
+
+def flt_match(flt: dict, n: int) -> bool:
+    if "odd" in flt:
+        return n % 2 == 1
+    if "$in" in flt["n"]:
+        return n in flt["n"]["$in"]
+    return n < 30
+
+
+def score(metric: str, v: np.ndarray, q: np.ndarray) -> float:
+    return float(np.linalg.norm(v - q)) if metric == "l2" else float(v @ q)
+
+
+def test_a_deleted_collection_refuses_reads(tmp_path: Path) -> None:
+    from gateway.errors import CollectionNotFound
+
+    col = make(tmp_path / "c")
+    col.upsert(docs(3))
+    col.close(save=False)
+    with pytest.raises(CollectionNotFound):
+        col.search(unit(1), 1, None, 10, False)
+    with pytest.raises(CollectionNotFound):
+        col.get("d1", False)
+    assert os.path.exists(tmp_path / "c" / "documents.sqlite3")
