@@ -36,11 +36,11 @@ class Client:
 
 
 @contextlib.asynccontextmanager
-async def started(proc: GatewayProcess, timeout: float = 90) -> AsyncIterator[Client]:
+async def started(proc: GatewayProcess, within_s: float = 90) -> AsyncIterator[Client]:
     """A client once the gateway process answers /ready (its worker has reconnected)."""
     async with aiohttp.ClientSession() as session:
         loop = asyncio.get_running_loop()
-        end = loop.time() + timeout
+        end = loop.time() + within_s
         while True:
             assert proc.proc.poll() is None, f"gateway exited:\n{proc.output()[-3000:]}"
             with contextlib.suppress(aiohttp.ClientError):
@@ -124,11 +124,13 @@ async def test_kill_9_mid_stream_loses_no_acknowledged_document(
                     except (aiohttp.ClientError, AssertionError):
                         return  # the gateway is gone: this batch was never acknowledged
                     acked.update((d["id"], d["vector"]) for d in docs)
+                    if len(acked) >= 400:
+                        enough.set()
 
+            enough = asyncio.Event()
             writers = [asyncio.create_task(writer(w)) for w in range(4)]
-            while len(acked) < 400:
-                await asyncio.sleep(0.01)
-            first.kill()
+            await enough.wait()
+            first.kill()  # while the writers' next batches are in flight
             await asyncio.gather(*writers)
     finally:
         first.stop()
