@@ -97,8 +97,8 @@ class StorageConfig:
     snapshot_every: int = _opt(10000, minimum=1)
     # Threads that serve searches and reads (writes have one thread per collection).
     read_threads: int = _opt(4, minimum=1)
-    # A filter matching at most this many documents is answered by exact search over just those.
-    exact_filter_max: int = _opt(20000, minimum=0)
+    # A filtered search widens its HNSW candidates up to this many, then searches the matches exactly.
+    filter_max_candidates: int = _opt(4096, minimum=1)
 
 
 @dataclass(frozen=True)

@@ -26,8 +26,8 @@ from gateway.storage.metrics import StorageMetrics
 
 log = structlog.get_logger("gateway.storage")
 
-# Candidates fetched per filtered HNSW round, as a multiple of what the filter's selectivity predicts.
-OVERFETCH = 2.0
+# Candidates fetched per widened HNSW round, as a multiple of what the filter's selectivity predicts.
+OVERFETCH = 1.5
 
 
 @dataclass(frozen=True)
@@ -176,34 +176,36 @@ class Collection:
         self.store.close()
 
     # -- reads: the reader pool ---------------------------------------------------------------
-    def search(self, query: np.ndarray, k: int, flt: Filter | None, exact_max: int, with_vector: bool) -> list[Hit]:
+    def search(
+        self, query: np.ndarray, k: int, flt: Filter | None, max_candidates: int, with_vector: bool
+    ) -> list[Hit]:
         """The k best documents that pass the filter, best first."""
         with self.index.lock.shared():
             self._check_open()
             if flt is None:
                 keys, scores = self.index.search(query, k)
             else:
-                keys, scores = self._filtered(query, k, flt, exact_max)
+                keys, scores = self._filtered(query, k, flt, max_candidates)
             docs = self.store.fetch([int(x) for x in keys], with_vector)
         return [Hit(docs[int(key)], float(score)) for key, score in zip(keys, scores, strict=True) if int(key) in docs]
 
-    def _filtered(self, query: np.ndarray, k: int, flt: Filter, exact_max: int) -> tuple[np.ndarray, np.ndarray]:
-        """Few matches: exact search over just them. Many: widen the HNSW search until k pass the filter."""
-        matching = self.store.count(flt, limit=exact_max + 1)
-        if matching <= exact_max:
-            return self._exact(query, k, flt)
-        total = max(len(self.index), 1)
-        count = min(total, max(k, math.ceil(k * total / matching * OVERFETCH)))
+    def _filtered(self, query: np.ndarray, k: int, flt: Filter, max_candidates: int) -> tuple[np.ndarray, np.ndarray]:
+        """Widen the HNSW search until k candidates pass the filter; a filter too rare for that gets
+        exact search over the documents that match it. Either way k come back if k match."""
+        total = len(self.index)
+        count = min(total, max(4 * k, 64))
         while True:
             keys, scores = self.index.search(query, count)
             passing = self.store.matching_keys([int(x) for x in keys], flt)
-            keep = np.array([int(x) in passing for x in keys], dtype=bool)
-            if keep.sum() >= k or count >= total:
-                break
-            count = min(total, count * 4)
-        if keep.sum() < k:  # the approximate graph missed some: only exact search can be sure
-            return self._exact(query, k, flt)
-        return keys[keep][:k], scores[keep][:k]
+            keep = np.fromiter((int(x) in passing for x in keys), dtype=bool, count=len(keys))
+            found = int(keep.sum())
+            if found >= k or count >= total:
+                return keys[keep][:k], scores[keep][:k]
+            if count >= max_candidates:
+                return self._exact(query, k, flt)
+            # Aim at k from the selectivity seen so far (x4 when nothing passed yet), with headroom.
+            wanted = count * 4 if not found else math.ceil(count * k / found * OVERFETCH)
+            count = min(total, max_candidates, max(wanted, count * 2))
 
     def _exact(self, query: np.ndarray, k: int, flt: Filter | None) -> tuple[np.ndarray, np.ndarray]:
         keys, blobs = self.store.matching_vectors(flt)

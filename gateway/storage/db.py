@@ -30,10 +30,11 @@ CREATE TABLE IF NOT EXISTS documents (
     doc_id TEXT NOT NULL UNIQUE,
     text TEXT,
     metadata TEXT,
-    vector BLOB NOT NULL,
     generated INTEGER NOT NULL,
     updated_at REAL NOT NULL
 );
+-- Vectors apart: a filter scans documents' metadata without paging 1.5 KB of vector per row.
+CREATE TABLE IF NOT EXISTS vectors (key INTEGER PRIMARY KEY, vector BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS removed (seq INTEGER PRIMARY KEY AUTOINCREMENT, key INTEGER NOT NULL);
 """
 DB_FILE = "documents.sqlite3"
@@ -115,11 +116,14 @@ class DocumentStore:
                     self._remove_key(conn, old[0])
                     removed.append(int(old[0]))
                 cur = conn.execute(
-                    "INSERT INTO documents (doc_id, text, metadata, vector, generated, updated_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
-                    (doc.doc_id, doc.text, doc.metadata, doc.vector.astype(np.float32).tobytes(), doc.generated, now),
+                    "INSERT INTO documents (doc_id, text, metadata, generated, updated_at) VALUES (?, ?, ?, ?, ?)",
+                    (doc.doc_id, doc.text, doc.metadata, doc.generated, now),
                 )
                 added[i] = int(cur.lastrowid or 0)
+                conn.execute(
+                    "INSERT INTO vectors (key, vector) VALUES (?, ?)",
+                    (int(added[i]), doc.vector.astype(np.float32).tobytes()),
+                )
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -143,6 +147,7 @@ class DocumentStore:
     @staticmethod
     def _remove_key(conn: sqlite3.Connection, key: int) -> None:
         conn.execute("DELETE FROM documents WHERE key = ?", (key,))
+        conn.execute("DELETE FROM vectors WHERE key = ?", (key,))
         conn.execute("INSERT INTO removed (key) VALUES (?)", (key,))
 
     def forget_removed(self, up_to_seq: int) -> None:
@@ -158,7 +163,7 @@ class DocumentStore:
     def vectors_after(self, key: int, batch: int = 4096) -> Iterator[tuple[np.ndarray, list[bytes]]]:
         """(keys, vector blobs) of live documents with a key above `key`, in key order, in batches."""
         with self._reader() as conn:
-            cur = conn.execute("SELECT key, vector FROM documents WHERE key > ? ORDER BY key", (key,))
+            cur = conn.execute("SELECT key, vector FROM vectors WHERE key > ? ORDER BY key", (key,))
             while rows := cur.fetchmany(batch):
                 yield np.array([r[0] for r in rows], dtype=np.uint64), [r[1] for r in rows]
 
@@ -179,7 +184,7 @@ class DocumentStore:
     def get(self, doc_id: str, with_vector: bool) -> StoredDocument | None:
         with self._reader() as conn:
             row = conn.execute(
-                f"SELECT {_columns(with_vector)} FROM documents WHERE doc_id = ?",
+                f"SELECT {_columns(with_vector)} WHERE d.doc_id = ?",
                 (doc_id,),
             ).fetchone()
         return None if row is None else _document(row)
@@ -190,7 +195,7 @@ class DocumentStore:
             return {}
         with self._reader() as conn:
             rows = conn.execute(
-                f"SELECT {_columns(with_vector)} FROM documents WHERE key IN (SELECT value FROM json_each(?))",
+                f"SELECT {_columns(with_vector)} WHERE d.key IN (SELECT value FROM json_each(?))",
                 (_json_ints(keys),),
             ).fetchall()
         return {r[0]: _document(r) for r in rows}
@@ -199,7 +204,7 @@ class DocumentStore:
         """Up to `limit` documents with a key above `after_key`, in key (insertion) order."""
         with self._reader() as conn:
             rows = conn.execute(
-                f"SELECT {_columns(with_vector)} FROM documents WHERE key > ? ORDER BY key LIMIT ?",
+                f"SELECT {_columns(with_vector)} WHERE d.key > ? ORDER BY d.key LIMIT ?",
                 (after_key, limit),
             ).fetchall()
         return [_document(r) for r in rows]
@@ -217,7 +222,9 @@ class DocumentStore:
         """(keys, vector blobs) of every document that passes the filter: the exact-search input."""
         where, params = _where(flt)
         with self._reader() as conn:
-            rows = conn.execute(f"SELECT key, vector FROM documents{where}", params).fetchall()
+            rows = conn.execute(
+                f"SELECT d.key, v.vector FROM documents AS d JOIN vectors AS v ON v.key = d.key{where}", params
+            ).fetchall()
         return np.array([r[0] for r in rows], dtype=np.uint64), [r[1] for r in rows]
 
     # -- connections --------------------------------------------------------------------------
@@ -256,8 +263,13 @@ def _where(flt: Filter | None) -> tuple[str, tuple[Any, ...]]:
 
 
 def _columns(with_vector: bool) -> str:
-    # Vectors are 1.5 KB each at 384 dimensions: read them only when the caller shows them.
-    return f"key, doc_id, text, metadata, {'vector' if with_vector else 'NULL'}, generated"
+    """Columns and FROM for a StoredDocument; vectors (1.5 KB at 384-d) are read only when shown."""
+    if with_vector:
+        return (
+            "d.key, d.doc_id, d.text, d.metadata, v.vector, d.generated"
+            " FROM documents AS d JOIN vectors AS v ON v.key = d.key"
+        )
+    return "d.key, d.doc_id, d.text, d.metadata, NULL, d.generated FROM documents AS d"
 
 
 def _json_ints(keys: Sequence[int]) -> str:

@@ -254,7 +254,7 @@ class CollectionService:
             assert q.vector is not None
             vector = self._prepare(col, q.vector)
         hits = await asyncio.get_running_loop().run_in_executor(
-            self.readers, col.search, vector, q.k, q.flt, self.cfg.exact_filter_max, "vector" in q.include
+            self.readers, col.search, vector, q.k, q.flt, self.cfg.filter_max_candidates, "vector" in q.include
         )
         self.metrics.search_latency.labels("text" if q.text is not None else "vector").observe(
             time.perf_counter() - started

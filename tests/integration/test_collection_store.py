@@ -58,7 +58,7 @@ def docs(n: int, start: int = 0, seed: int = 0, **meta: object) -> list[NewDocum
 
 
 def top(col: Collection, query: np.ndarray, k: int = 10, flt: dict | None = None) -> list[tuple[str, float]]:
-    hits = col.search(query, k, compile_filter(flt), exact_max=50, with_vector=False)
+    hits = col.search(query, k, compile_filter(flt), max_candidates=50, with_vector=False)
     return [(h.doc.doc_id, round(h.score, 5)) for h in hits]
 
 

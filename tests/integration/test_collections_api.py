@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,11 @@ ML_TEXT = "Machine learning is a subset of artificial intelligence"
 
 def as_json(body: Any) -> dict[str, Any]:
     """Request kwargs for a JSON body of any size (aiohttp warns about large raw bodies)."""
-    return {"data": io.BytesIO(orjson.dumps(body)), "headers": {"Content-Type": "application/json"}}
+    try:
+        raw = orjson.dumps(body)
+    except TypeError:  # integers beyond 64 bits: the standard library writes them
+        raw = json.dumps(body).encode()
+    return {"data": io.BytesIO(raw), "headers": {"Content-Type": "application/json"}}
 
 
 async def post(gw: Gateway, path: str, body: Any, status: int = 200) -> Any:
@@ -296,3 +301,29 @@ async def test_a_second_owner_of_the_data_dir_is_refused(gateway: Gateway, tmp_p
     with pytest.raises(StorageError, match=f"in use by another gateway \\(pid {os.getpid()}\\)"):
         other.acquire()
     await post(gateway, "/collections", {"name": "still-works"}, 201)
+
+
+ODD_VALUES: list[Any] = [None, True, 0, -1, 1.5, "", "x", [], [None], [[]], {}, {"$in": 1}, 2**64, "\u0000"]
+
+
+async def test_odd_values_in_any_field_are_never_a_server_error(gateway: Gateway) -> None:
+    await post(gateway, "/collections", {"name": "odd"}, 201)
+    before = await get(gateway, "/collections/odd/documents?include_vector=true")
+    cases = [(f"/collections/odd/{p}", f) for p, fields in
+             (("documents", ("id", "text", "vector", "metadata", "documents")),
+              ("search", ("query", "vector", "k", "filter", "include")))
+             for f in fields]  # fmt: skip
+    cases += [("/collections", f) for f in ("name", "dimension", "metric", "model", "pooling", "normalize", "index")]
+    for path, field in cases:
+        for value in ODD_VALUES:
+            resp = await gateway.client.post(path, **as_json({field: value}))
+            assert resp.status < 500, (path, field, value, await resp.text())
+            resp.release()
+    for body in ODD_VALUES:
+        for path in ("/collections", "/collections/odd/documents", "/collections/odd/search"):
+            resp = await gateway.client.post(path, **as_json(body))
+            assert 400 <= resp.status < 500, (path, body, await resp.text())
+            resp.release()
+    after = await get(gateway, "/collections/odd/documents?include_vector=true")
+    # The only valid bodies above are text-only documents; nothing else may have been stored.
+    assert {d["text"] for d in after["documents"]} - {d["text"] for d in before["documents"]} <= {"x", "\u0000"}
