@@ -19,6 +19,8 @@ import numpy as np
 from gateway.storage.index import IndexParams, VectorIndex
 from shared.config import StorageConfig
 
+DTYPES = ("f32", "f16", "bf16")
+
 
 def exact_top(base: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
     """Exact cosine top-k (rows are unit length), in blocks to bound memory."""
@@ -31,29 +33,36 @@ def exact_top(base: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
     return out
 
 
-def measure(base: np.ndarray, queries: np.ndarray, truth: np.ndarray, params: IndexParams, k: int) -> dict:
+def measure(
+    base: np.ndarray, queries: np.ndarray, truth: np.ndarray, params: IndexParams, efs: list[int], k: int
+) -> list[dict]:
+    """Build one index with `params`, then measure recall and latency at each expansion_search."""
     index = VectorIndex(base.shape[1], "cosine", params)
     started = time.perf_counter()
     index.add(np.arange(len(base), dtype=np.uint64), base)
     build_s = time.perf_counter() - started
-    found, lat = [], []
-    for q in queries:
-        t = time.perf_counter()
-        with index.lock.shared():
-            keys, _ = index.search(q, k)
-        lat.append(time.perf_counter() - t)
-        found.append(keys)
-    hits = sum(len(set(map(int, f)) & set(map(int, t))) for f, t in zip(found, truth, strict=True))
-    row = {
-        **params.__dict__,
-        "recall": round(hits / (k * len(queries)), 4),
-        "search_p50_ms": round(float(np.percentile(lat, 50)) * 1000, 3),
-        "search_p99_ms": round(float(np.percentile(lat, 99)) * 1000, 3),
-        "build_s": round(build_s, 1),
-        "memory_mb": round(index._index.memory_usage / 2**20, 1),
-    }
+    rows = []
+    for ef in efs:
+        index._index.expansion_search = ef
+        found, lat = [], []
+        for q in queries:
+            t = time.perf_counter()
+            with index.lock.shared():
+                keys, _ = index.search(q, k)
+            lat.append(time.perf_counter() - t)
+            found.append(keys)
+        hits = sum(len(set(map(int, f)) & set(map(int, t))) for f, t in zip(found, truth, strict=True))
+        rows.append({
+            **params.__dict__,
+            "expansion_search": ef,
+            "recall": round(hits / (k * len(queries)), 4),
+            "search_p50_ms": round(float(np.percentile(lat, 50)) * 1000, 3),
+            "search_p99_ms": round(float(np.percentile(lat, 99)) * 1000, 3),
+            "build_s": round(build_s, 1),
+            "memory_mb": round(index._index.memory_usage / 2**20, 1),
+        })  # fmt: skip
     index.close()
-    return row
+    return rows
 
 
 def main() -> None:
@@ -72,13 +81,17 @@ def main() -> None:
     truth = exact_top(base, queries, args.k)
     d = StorageConfig()
     if args.grid:
-        grid = itertools.product(("f32", "f16", "bf16"), (16, 32), (64, 128, 256))
-        sets = [IndexParams(m, d.expansion_add, ef, dt) for dt, m, ef in grid]
+        builds = [
+            IndexParams(m, d.expansion_add, d.expansion_search, dt) for dt, m in itertools.product(DTYPES, (16, 32))
+        ]
+        efs = [64, 96, 128, 192, 256]
     else:
-        sets = [IndexParams(d.connectivity, d.expansion_add, d.expansion_search, d.index_dtype)]
+        builds = [IndexParams(d.connectivity, d.expansion_add, d.expansion_search, d.index_dtype)]
+        efs = [d.expansion_search]
     print(json.dumps({"indexed": len(base), "queries": len(queries), "k": args.k}))
-    for params in sets:
-        print(json.dumps(measure(base, queries, truth, params, args.k)), flush=True)
+    for params in builds:
+        for row in measure(base, queries, truth, params, efs, args.k):
+            print(json.dumps(row), flush=True)
 
 
 if __name__ == "__main__":

@@ -92,7 +92,7 @@ class StorageConfig:
     connectivity: int = _opt(16, minimum=2)
     expansion_add: int = _opt(128, minimum=1)
     expansion_search: int = _opt(128, minimum=1)
-    index_dtype: str = _opt("f32", choices=INDEX_DTYPES)
+    index_dtype: str = _opt("f16", choices=INDEX_DTYPES)
     # The index is saved after this many changes (and at shutdown); a restart replays at most this many.
     snapshot_every: int = _opt(10000, minimum=1)
     # Threads that serve searches and reads (writes have one thread per collection).

@@ -18,6 +18,9 @@ import pytest
 from tests.support.processes import GatewayProcess, WorkerProcess, free_port
 
 pytestmark = pytest.mark.slow
+# The session worker beats every 200 ms; on a busy 2-core machine a few beats can come late, and a
+# gateway that drops the worker mid-test answers 503. These tests are about storage: be patient.
+PATIENT = ("--set", "heartbeat.liveness=25")
 QUERIES = [np.random.default_rng(500 + i).standard_normal(384).astype(np.float32).tolist() for i in range(5)]
 
 
@@ -83,7 +86,7 @@ async def fill(client: Client, name: str) -> None:
 async def test_a_clean_restart_keeps_documents_and_search_results(
     zmq_endpoint: str, minilm_worker: WorkerProcess, tmp_path: Path
 ) -> None:
-    args = ("--set", "storage.snapshot_every=100")
+    args = ("--set", "storage.snapshot_every=100", *PATIENT)
     first = GatewayProcess(zmq_endpoint, str(tmp_path), *args)
     try:
         async with started(first) as client:
@@ -107,7 +110,7 @@ async def test_kill_9_mid_stream_loses_no_acknowledged_document(
     zmq_endpoint: str, minilm_worker: WorkerProcess, tmp_path: Path
 ) -> None:
     # Snapshots every 64 changes, so the kill lands between, or during, snapshot saves.
-    args = ("--set", "storage.snapshot_every=64")
+    args = ("--set", "storage.snapshot_every=64", *PATIENT)
     first = GatewayProcess(zmq_endpoint, str(tmp_path), *args)
     acked: dict[str, list[float]] = {}
     try:
