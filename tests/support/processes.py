@@ -31,13 +31,12 @@ def test_env(**extra: str) -> dict[str, str]:
     return env
 
 
-class WorkerProcess:
-    """One `akidb-worker` as a child process, its output in a temp log file."""
+class ChildProcess:
+    """A `python -m <module>` child with its output in a temp log file, killed for real."""
 
-    def __init__(self, endpoint: str, *args: str, env: dict[str, str] | None = None) -> None:
-        sets = [a for kv in TEST_HEARTBEAT for a in ("--set", kv)]
-        self.log = tempfile.NamedTemporaryFile(prefix="akidb-worker-", suffix=".log", delete=False)  # noqa: SIM115
-        self.cmd = [sys.executable, "-m", "worker", "--gateway", endpoint, *sets, *args]
+    def __init__(self, module: str, args: list[str], env: dict[str, str] | None = None) -> None:
+        self.log = tempfile.NamedTemporaryFile(prefix=f"akidb-{module}-", suffix=".log", delete=False)  # noqa: SIM115
+        self.cmd = [sys.executable, "-m", module, *args]
         self.proc = subprocess.Popen(
             self.cmd, stdout=self.log, stderr=subprocess.STDOUT, env=env or test_env(), cwd=ROOT
         )
@@ -50,11 +49,12 @@ class WorkerProcess:
         return Path(self.log.name).read_text(errors="replace")
 
     def kill(self) -> None:
-        """kill -9: no goodbye, no flush."""
+        """kill -9: no goodbye, no shutdown hooks, no flush."""
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(timeout=10)
 
-    def stop(self, timeout: float = 15) -> int:
+    def stop(self, timeout: float = 30) -> int:
+        """SIGTERM (as supervisord sends it), SIGKILL if that takes over `timeout`; the exit code."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -66,34 +66,20 @@ class WorkerProcess:
         return self.proc.returncode
 
 
-class GatewayProcess:
-    """One `akidb-gateway` as a child process (`python -m gateway`), so tests can kill -9 it for real."""
+class WorkerProcess(ChildProcess):
+    """One `akidb-worker` (`python -m worker`)."""
+
+    def __init__(self, endpoint: str, *args: str, env: dict[str, str] | None = None) -> None:
+        sets = [a for kv in TEST_HEARTBEAT for a in ("--set", kv)]
+        super().__init__("worker", ["--gateway", endpoint, *sets, *args], env)
+
+
+class GatewayProcess(ChildProcess):
+    """One `akidb-gateway` (`python -m gateway`) on a free port, so tests can restart or kill -9 it."""
 
     def __init__(self, endpoint: str, data_dir: str, *args: str, port: int | None = None) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         sets = [a for kv in (*TEST_HEARTBEAT, "server.grpc_enabled=false") for a in ("--set", kv)]
-        self.log = tempfile.NamedTemporaryFile(prefix="akidb-gateway-", suffix=".log", delete=False)  # noqa: SIM115
-        self.cmd = [sys.executable, "-m", "gateway", "--host", "127.0.0.1", "--port", str(self.port),
-                    "--bind", endpoint, "--data-dir", data_dir, *sets, *args]  # fmt: skip
-        self.proc = subprocess.Popen(self.cmd, stdout=self.log, stderr=subprocess.STDOUT, env=test_env(), cwd=ROOT)
-
-    def output(self) -> str:
-        return Path(self.log.name).read_text(errors="replace")
-
-    def kill(self) -> None:
-        """kill -9: no shutdown hooks, no snapshot, no flush."""
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=10)
-
-    def stop(self, timeout: float = 30) -> int:
-        """SIGTERM, as supervisord sends it: a clean shutdown."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
-        return self.proc.returncode
+        addr = ["--host", "127.0.0.1", "--port", str(self.port), "--bind", endpoint, "--data-dir", data_dir]
+        super().__init__("gateway", [*addr, *sets, *args])
