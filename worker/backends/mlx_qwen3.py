@@ -6,30 +6,26 @@ last-token pooling reads the state at each row's last real position.
 
 from __future__ import annotations
 
-import glob
-
 import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 from mlx_lm.models.qwen3 import ModelArgs, Qwen3Model
 
 from worker.backends.mlx_device import device_label, mlx_device
+from worker.backends.mlx_weights import read_safetensors
 from worker.loader import ModelLoadError, ModelSource
 from worker.pooling import pool
 
 
 def load_qwen3(source: ModelSource) -> Qwen3Model:
     """Build the decoder stack and load its weights, quantising layers the checkpoint quantised."""
-    files = sorted(glob.glob(str(source.path / "*.safetensors")))
-    if not files:
-        raise ModelLoadError(f"no .safetensors in {source.path}")
-    weights: dict[str, mx.array] = {}
-    for path in files:
-        for key, value in mx.load(path).items():  # type: ignore[union-attr]
-            # Qwen3Model checkpoints have bare keys, Qwen3ForCausalLM ones a "model." prefix;
-            # the LM head is not used for embeddings.
-            if not key.startswith("lm_head."):
-                weights[key.removeprefix("model.")] = value
+    # Qwen3Model checkpoints have bare keys, Qwen3ForCausalLM ones a "model." prefix;
+    # the LM head is not used for embeddings.
+    weights = {
+        key.removeprefix("model."): value
+        for key, value in read_safetensors(source.path).items()
+        if not key.startswith("lm_head.")
+    }
     model = Qwen3Model(ModelArgs.from_dict(source.config))
     quant = source.config.get("quantization")
     if quant:
