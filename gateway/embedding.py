@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -99,8 +100,12 @@ class EmbeddingService:
                 chunk = req.texts[start : start + size]
                 self.broker.submit(Pending(info.name, chunk, pooling, req.normalize, deadline, loop.time(), future))
                 futures.append(future)
+            gathered = asyncio.gather(*futures)
+            # If we leave early (timeout, client gone) the gather ends with the children's
+            # cancellation; consume that so asyncio does not report it as never retrieved.
+            gathered.add_done_callback(_consume)
             try:
-                results = await asyncio.wait_for(asyncio.gather(*futures), timeout=deadline - loop.time())
+                results = await asyncio.wait_for(gathered, timeout=deadline - loop.time())
             except TimeoutError:
                 raise Timeout(
                     f"no worker finished within {timeout_s:g}s (server.request_timeout_s); "
@@ -126,3 +131,8 @@ class EmbeddingService:
             )
         if over:
             self.metrics.truncated.labels(info.name).inc(len(over))
+
+
+def _consume(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
