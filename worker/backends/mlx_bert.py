@@ -108,6 +108,10 @@ class BertModel(nn.Module):
         super().__init__()
         if cfg.get("hidden_act", "gelu") != "gelu":
             raise ModelLoadError(f"hidden_act {cfg.get('hidden_act')!r} is not supported; only 'gelu'")
+        if cfg.get("position_embedding_type", "absolute") != "absolute":
+            raise ModelLoadError(
+                f"position_embedding_type {cfg.get('position_embedding_type')!r} is not supported; only 'absolute'"
+            )
         self.embeddings = _Embeddings(cfg)
         self.encoder = _Encoder(cfg)
 

@@ -43,6 +43,11 @@ def load_qwen3(source: ModelSource) -> Qwen3Model:
     return model
 
 
+_DTYPES = {"f32": mx.float32, "bf16": mx.bfloat16}
+# The labels READY reports, the same as the BERT backend's.
+_LABELS = {mx.float32: "f32", mx.bfloat16: "bf16", mx.float16: "f16"}
+
+
 class MlxQwen3Encoder:
     """`Encoder` for Qwen3-Embedding models on MLX."""
 
@@ -51,10 +56,14 @@ class MlxQwen3Encoder:
     def __init__(self, source: ModelSource, precision: str) -> None:
         self.model = load_qwen3(source)
         quant = source.config.get("quantization")
-        self.precision = f"int{quant['bits']}" if quant else str(self.model.embed_tokens.weight.dtype).split(".")[-1]
-        if precision == "bf16" and not quant:
-            self.model.set_dtype(mx.bfloat16)
-            self.precision = "bfloat16"
+        if quant:  # quantised weights stay as the converter made them, whatever was asked
+            self.precision = f"int{quant['bits']}"
+        else:
+            # "auto" keeps the checkpoint's dtype (Qwen ships bf16); f32 and bf16 are honoured as asked.
+            if precision in _DTYPES:
+                self.model.set_dtype(_DTYPES[precision])
+            dtype = self.model.embed_tokens.weight.dtype
+            self.precision = _LABELS.get(dtype, str(dtype).removeprefix("mlx.core."))
         self.dimension = int(source.config["hidden_size"])
         self.device = device_label(mlx_device())
 
