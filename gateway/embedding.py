@@ -71,7 +71,9 @@ class EmbeddingService:
         started = time.perf_counter()
         model_label = req.model or self.default_model
         try:
-            outcome = await self._embed(req, timeout_s or self.cfg.server.request_timeout_s)
+            outcome = await self._embed(
+                req, timeout_s or self.cfg.server.request_timeout_s, limit_from_caller=bool(timeout_s)
+            )
         except ApiError as exc:
             self.metrics.requests.labels(model_label, exc.code, transport).inc()
             raise
@@ -83,7 +85,7 @@ class EmbeddingService:
         self.metrics.tokens.labels(name).inc(outcome.total_tokens)
         return outcome
 
-    async def _embed(self, req: EmbedRequest, timeout_s: float) -> EmbedOutcome:
+    async def _embed(self, req: EmbedRequest, timeout_s: float, limit_from_caller: bool) -> EmbedOutcome:
         loop = asyncio.get_running_loop()
         started = loop.time()
         info = self.resolve_model(req.model)
@@ -93,6 +95,7 @@ class EmbeddingService:
         deadline = started + timeout_s
         size = self.cfg.batching.max_batch_size
         futures: list[asyncio.Future[ChunkResult]] = []
+        gathered: asyncio.Future[list[ChunkResult]] | None = None
         try:
             for start in range(0, len(req.texts), size):
                 future: asyncio.Future[ChunkResult] = loop.create_future()
@@ -100,15 +103,18 @@ class EmbeddingService:
                 self.broker.submit(Pending(info.name, chunk, pooling, req.normalize, deadline, loop.time(), future))
                 futures.append(future)
             try:
-                results = await asyncio.wait_for(asyncio.gather(*futures), timeout=deadline - loop.time())
+                gathered = asyncio.gather(*futures)
+                results = await asyncio.wait_for(gathered, timeout=deadline - loop.time())
             except TimeoutError:
+                limit = "the caller's deadline" if limit_from_caller else "server.request_timeout_s"
                 raise Timeout(
-                    f"no worker finished within {timeout_s:g}s (server.request_timeout_s); "
-                    "the workers may be overloaded or gone"
+                    f"no worker finished within {timeout_s:g}s ({limit}); the workers may be overloaded or gone"
                 ) from None
         finally:
             for f in futures:  # a caller that left (timeout, disconnect, error) frees its queue slots
                 f.cancel()
+            if gathered is not None and gathered.done() and not gathered.cancelled():
+                gathered.exception()  # seen: a cancelled caller (gRPC deadline, disconnect) is not an error to log
         vectors = results[0].vectors if len(results) == 1 else np.concatenate([r.vectors for r in results])
         counts = [n for r in results for n in r.token_counts]
         input_tokens = [n for r in results for n in r.input_tokens]

@@ -13,9 +13,11 @@ if TYPE_CHECKING:
     from gateway.broker import Broker
     from gateway.embedding import EmbeddingService
     from gateway.metrics import Metrics
+    from gateway.rpc.server import GrpcServer
 
 CONFIG = web.AppKey("config", Config)
 REGISTRY = web.AppKey("registry", CollectorRegistry)
 METRICS = web.AppKey("metrics", "Metrics")
 BROKER = web.AppKey("broker", "Broker")
 EMBEDDING = web.AppKey("embedding", "EmbeddingService")
+GRPC: web.AppKey[GrpcServer] = web.AppKey("grpc")
