@@ -62,4 +62,5 @@ class WorkerProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        self.log.close()  # the child has its own descriptor; ours would leak a ResourceWarning (an error here)
         return self.proc.returncode
