@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import itertools
 import random
+import typing
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,6 +37,14 @@ log = structlog.get_logger("gateway.broker")
 # Frames handled per wake-up before yielding to the loop, so a flood of results cannot
 # starve HTTP handlers.
 DRAIN_BATCH = 256
+
+
+def _fd(sock: zmq.Socket) -> int:
+    return typing.cast(int, sock.getsockopt(zmq.FD))
+
+
+def _readable(sock: zmq.Socket) -> bool:
+    return bool(typing.cast(int, sock.getsockopt(zmq.EVENTS)) & zmq.POLLIN)
 
 
 @dataclass(eq=False)
@@ -83,7 +92,7 @@ class Broker:
         sock.bind(self.cfg.zmq.bind)
         self._sock = sock
         self.endpoint = sock.getsockopt_string(zmq.LAST_ENDPOINT)
-        self._loop.add_reader(sock.getsockopt(zmq.FD), self._drain)
+        self._loop.add_reader(_fd(sock), self._drain)
         self._ticker = asyncio.create_task(self._tick_forever(), name="akidb-broker-tick")
         log.info("broker_listening", endpoint=self.endpoint)
         self._drain()
@@ -102,7 +111,7 @@ class Broker:
         for model in self.batcher.models():
             self._fail(self.batcher.take_all(model), gone)
         if self._sock is not None:
-            self._loop.remove_reader(self._sock.getsockopt(zmq.FD))
+            self._loop.remove_reader(_fd(self._sock))
             self._sock.close()
         if self._ctx is not None:
             self._ctx.term()
@@ -184,7 +193,7 @@ class Broker:
             log.warning("send_failed", worker=identity.decode(errors="replace"), error=str(exc))
             return False
         # The ZeroMQ fd is edge-triggered: a send can consume the readable edge, so look again.
-        if self._sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+        if _readable(self._sock):
             self._loop.call_soon(self._drain)
         return True
 
@@ -193,7 +202,7 @@ class Broker:
         if sock is None or sock.closed:
             return
         for _ in range(DRAIN_BATCH):
-            if not sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+            if not _readable(sock):
                 return
             frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
             self._on_frames(frames)

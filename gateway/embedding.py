@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -95,15 +96,17 @@ class EmbeddingService:
         deadline = started + timeout_s
         size = self.cfg.batching.max_batch_size
         futures: list[asyncio.Future[ChunkResult]] = []
-        gathered: asyncio.Future[list[ChunkResult]] | None = None
         try:
             for start in range(0, len(req.texts), size):
                 future: asyncio.Future[ChunkResult] = loop.create_future()
                 chunk = req.texts[start : start + size]
                 self.broker.submit(Pending(info.name, chunk, pooling, req.normalize, deadline, loop.time(), future))
                 futures.append(future)
+            gathered = asyncio.gather(*futures)
+            # If we leave early (timeout, client gone) the gather ends with the children's
+            # cancellation; consume that so asyncio does not report it as never retrieved.
+            gathered.add_done_callback(_consume)
             try:
-                gathered = asyncio.gather(*futures)
                 results = await asyncio.wait_for(gathered, timeout=deadline - loop.time())
             except TimeoutError:
                 limit = "the caller's deadline" if limit_from_caller else "server.request_timeout_s"
@@ -113,8 +116,6 @@ class EmbeddingService:
         finally:
             for f in futures:  # a caller that left (timeout, disconnect, error) frees its queue slots
                 f.cancel()
-            if gathered is not None and gathered.done() and not gathered.cancelled():
-                gathered.exception()  # seen: a cancelled caller (gRPC deadline, disconnect) is not an error to log
         vectors = results[0].vectors if len(results) == 1 else np.concatenate([r.vectors for r in results])
         counts = [n for r in results for n in r.token_counts]
         input_tokens = [n for r in results for n in r.input_tokens]
@@ -132,3 +133,8 @@ class EmbeddingService:
             )
         if over:
             self.metrics.truncated.labels(info.name).inc(len(over))
+
+
+def _consume(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()

@@ -15,15 +15,11 @@ _DUMP_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
 async def read_json(request: web.Request) -> Any:
     """The decoded body; 415 unless it is declared JSON, 400 if it does not parse, 413 if too big."""
     if request.content_type != "application/json":
-        raise UnsupportedMediaType(
-            f"Content-Type must be application/json, got {request.content_type or 'none'}"
-        )
+        raise UnsupportedMediaType(f"Content-Type must be application/json, got {request.content_type or 'none'}")
     try:
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge as exc:
-        raise PayloadTooLarge(
-            f"request body is over {exc.max_size} bytes (server.max_body_bytes)"  # type: ignore[attr-defined]
-        ) from None
+        raise PayloadTooLarge(f"{exc.text} (server.max_body_bytes)") from None
     if not raw:
         raise InvalidJson("request body is empty; send a JSON object")
     try:

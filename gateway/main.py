@@ -30,7 +30,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    flags = {"server.host": args.host, "server.port": args.port, "zmq.bind": args.bind, "storage.data_dir": args.data_dir}
+    flags = {
+        "server.host": args.host,
+        "server.port": args.port,
+        "zmq.bind": args.bind,
+        "storage.data_dir": args.data_dir,
+    }
     overrides = [f"{k}={v}" for k, v in flags.items() if v is not None] + list(args.set)
     try:
         cfg = load_config(args.config, os.environ, overrides)

@@ -189,10 +189,14 @@ def _coerce(hint: Any, value: Any, key: str, source: str, from_text: bool) -> An
         try:
             number = base(value) if base is float else int(str(value).strip())
         except ValueError:
-            raise ConfigError(f"{key}: {value!r} is not {'an integer' if base is int else 'a number'} (from {source})") from None
+            raise ConfigError(
+                f"{key}: {value!r} is not {'an integer' if base is int else 'a number'} (from {source})"
+            ) from None
         return number
     if not isinstance(value, str):
         raise ConfigError(f"{key}: {value!r} is not a string (from {source})")
+    if not value.strip() and not optional:
+        raise ConfigError(f"{key}: a value is required (from {source})")
     return value
 
 

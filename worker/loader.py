@@ -73,9 +73,7 @@ def _snapshot(repo_id: str, cfg: EmbeddingConfig, spec: models.ModelSpec | None)
     from huggingface_hub import snapshot_download
 
     try:
-        return Path(
-            snapshot_download(repo_id, cache_dir=cfg.cache_dir, local_files_only=not cfg.auto_download)
-        )
+        return Path(snapshot_download(repo_id, cache_dir=cfg.cache_dir, local_files_only=not cfg.auto_download))
     except Exception as exc:  # hub errors come as several unrelated types (HTTP, offline, missing)
         hints = [
             "set embedding.model_path to a local model folder",

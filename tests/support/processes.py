@@ -22,7 +22,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_env(**extra: str) -> dict[str, str]:
+def child_env(**extra: str) -> dict[str, str]:
     """The environment for child processes: offline hub, this checkout importable first."""
     env = dict(os.environ)
     env["HF_HUB_OFFLINE"] = "1"
@@ -39,7 +39,7 @@ class WorkerProcess:
         self.log = tempfile.NamedTemporaryFile(prefix="akidb-worker-", suffix=".log", delete=False)  # noqa: SIM115
         self.cmd = [sys.executable, "-m", "worker", "--gateway", endpoint, *sets, *args]
         self.proc = subprocess.Popen(
-            self.cmd, stdout=self.log, stderr=subprocess.STDOUT, env=env or test_env(), cwd=ROOT
+            self.cmd, stdout=self.log, stderr=subprocess.STDOUT, env=env or child_env(), cwd=ROOT
         )
 
     @property
@@ -62,5 +62,5 @@ class WorkerProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        self.log.close()  # the child has its own descriptor; ours would leak a ResourceWarning (an error here)
+        self.log.close()
         return self.proc.returncode
