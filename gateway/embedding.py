@@ -72,7 +72,9 @@ class EmbeddingService:
         started = time.perf_counter()
         model_label = req.model or self.default_model
         try:
-            outcome = await self._embed(req, timeout_s or self.cfg.server.request_timeout_s)
+            outcome = await self._embed(
+                req, timeout_s or self.cfg.server.request_timeout_s, limit_from_caller=bool(timeout_s)
+            )
         except ApiError as exc:
             self.metrics.requests.labels(model_label, exc.code, transport).inc()
             raise
@@ -84,7 +86,7 @@ class EmbeddingService:
         self.metrics.tokens.labels(name).inc(outcome.total_tokens)
         return outcome
 
-    async def _embed(self, req: EmbedRequest, timeout_s: float) -> EmbedOutcome:
+    async def _embed(self, req: EmbedRequest, timeout_s: float, limit_from_caller: bool) -> EmbedOutcome:
         loop = asyncio.get_running_loop()
         started = loop.time()
         info = self.resolve_model(req.model)
@@ -107,9 +109,9 @@ class EmbeddingService:
             try:
                 results = await asyncio.wait_for(gathered, timeout=deadline - loop.time())
             except TimeoutError:
+                limit = "the caller's deadline" if limit_from_caller else "server.request_timeout_s"
                 raise Timeout(
-                    f"no worker finished within {timeout_s:g}s (server.request_timeout_s); "
-                    "the workers may be overloaded or gone"
+                    f"no worker finished within {timeout_s:g}s ({limit}); the workers may be overloaded or gone"
                 ) from None
         finally:
             for f in futures:  # a caller that left (timeout, disconnect, error) frees its queue slots

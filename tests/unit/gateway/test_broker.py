@@ -78,6 +78,7 @@ async def test_big_requests_are_split_into_jobs_and_reassembled_in_order(start_g
 async def test_least_loaded_worker_gets_the_next_job(start_gateway, endpoint) -> None:  # type: ignore[no-untyped-def]
     async with start_gateway() as gw:
         slow = await FakeWorker(endpoint, "slow", capacity=4, delay=1.0).start()
+        await gw.wait_for_workers(1)  # registered first, so the tie at zero load goes to it
         fast = await FakeWorker(endpoint, "fast", capacity=4, delay=0.0).start()
         await gw.wait_for_workers(2)
         blocker = asyncio.create_task(embed(gw, ["a"]))

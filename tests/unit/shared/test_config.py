@@ -89,7 +89,8 @@ def test_missing_file_and_empty_file(tmp_path: Path) -> None:
 
 
 def test_describe_lists_every_key_with_its_default() -> None:
-    rows = {key: (default, kind) for key, default, kind in describe()}
+    rows = {key: (default, kind) for key, default, kind, _ in describe()}
     assert rows["embedding.model_name"] == ("all-MiniLM-L6-v2", "str")
     assert rows["batching.batch_timeout_ms"] == (10.0, "float")
     assert rows["embedding.max_tokens"] == (None, "int")
+    assert all(meaning for *_, meaning in describe()), "every key needs a help text"
