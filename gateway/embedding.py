@@ -25,7 +25,7 @@ class EmbedRequest:
     texts: tuple[str, ...]
     model: str | None = None
     pooling: str | None = None
-    normalize: bool = True
+    normalize: bool | None = None  # None: embedding.normalize from the config
     truncate: bool = True
 
 
@@ -93,6 +93,7 @@ class EmbeddingService:
         pooling = req.pooling or info.pooling
         if pooling not in POOLINGS:
             raise InvalidInput(f"pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}", param="pooling")
+        normalize = self.cfg.embedding.normalize if req.normalize is None else req.normalize
         deadline = started + timeout_s
         size = self.cfg.batching.max_batch_size
         futures: list[asyncio.Future[ChunkResult]] = []
@@ -100,7 +101,7 @@ class EmbeddingService:
             for start in range(0, len(req.texts), size):
                 future: asyncio.Future[ChunkResult] = loop.create_future()
                 chunk = req.texts[start : start + size]
-                self.broker.submit(Pending(info.name, chunk, pooling, req.normalize, deadline, loop.time(), future))
+                self.broker.submit(Pending(info.name, chunk, pooling, normalize, deadline, loop.time(), future))
                 futures.append(future)
             gathered = asyncio.gather(*futures)
             # If we leave early (timeout, client gone) the gather ends with the children's

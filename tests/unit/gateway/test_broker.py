@@ -223,3 +223,13 @@ async def test_results_are_float32_rows(gw: Gateway, endpoint: str) -> None:
     np.testing.assert_array_equal(np.array(body["embeddings"])[:, 0], [3, 2])
     assert body["usage"]["total_tokens"] == 3 + 3
     await worker.close()
+
+
+async def test_normalize_defaults_to_the_config_and_requests_override_it(start_gateway, endpoint) -> None:  # type: ignore[no-untyped-def]
+    async with start_gateway("embedding.normalize=false") as gw:
+        worker = await FakeWorker(endpoint).start()
+        await gw.wait_for_workers(1)
+        assert (await embed(gw, ["a"]))[0] == 200
+        assert (await embed(gw, ["b"], normalize=True))[0] == 200
+        assert [j.normalize for j in worker.jobs] == [False, True]
+        await worker.close()

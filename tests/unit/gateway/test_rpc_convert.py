@@ -15,8 +15,9 @@ from shared.protocol import ModelInfo
 MINILM = ModelInfo("all-MiniLM-L6-v2", 384, 256, "mean")
 
 
-def test_unset_normalize_means_true_and_only_an_explicit_false_turns_it_off() -> None:
-    assert to_embed_request(pb.EmbeddingRequest(texts=["a"]), 10).normalize is True
+def test_unset_normalize_means_the_default_and_only_an_explicit_false_turns_it_off() -> None:
+    # None: the service applies embedding.normalize (true unless the operator changed it).
+    assert to_embed_request(pb.EmbeddingRequest(texts=["a"]), 10).normalize is None
     assert to_embed_request(pb.EmbeddingRequest(texts=["a"], normalize=True), 10).normalize is True
     assert to_embed_request(pb.EmbeddingRequest(texts=["a"], normalize=False), 10).normalize is False
 
