@@ -6,7 +6,7 @@ WORKERS ?= 1
 export AKIDB_WORKERS := $(WORKERS)
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: setup run test lint typecheck unit integration e2e bench proto smoke clean
+.PHONY: setup run test lint typecheck unit integration e2e bench proto smoke docs clean
 
 $(STAMP): pyproject.toml scripts/setup.sh
 	VENV=$(VENV) ./scripts/setup.sh
@@ -39,8 +39,16 @@ integration: setup
 e2e: setup
 	$(BIN)/python -m pytest tests/e2e $(PYTEST_ARGS)
 
+## proto: regenerate the committed gRPC stubs in shared/proto from embedding.proto (commit the result)
+proto: setup
+	$(BIN)/python -m grpc_tools.protoc -I. --python_out=. --pyi_out=. --grpc_python_out=. shared/proto/embedding.proto
+
 smoke: setup
 	./scripts/smoke-test.sh
+
+## docs: regenerate the README's configuration reference from shared/config.py
+docs: setup
+	$(BIN)/python scripts/config_reference.py --write README.md
 
 clean:
 	rm -rf var .pytest_cache .coverage .coverage.* htmlcov

@@ -54,8 +54,15 @@ class RssSampler(threading.Thread):
 class Stack:
     """`akidb-gateway` + N `akidb-worker`s on loopback ports, torn down on exit."""
 
-    def __init__(self, workers: int = 1, worker_args: tuple[str, ...] = (), gateway_args: tuple[str, ...] = (),
-                 http_port: int = 18080, zmq_port: int = 15555, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        workers: int = 1,
+        worker_args: tuple[str, ...] = (),
+        gateway_args: tuple[str, ...] = (),
+        http_port: int = 18080,
+        zmq_port: int = 15555,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.url = f"http://127.0.0.1:{http_port}"
         self.zmq = f"tcp://127.0.0.1:{zmq_port}"
         self.env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT), **(env or {})}
@@ -65,12 +72,21 @@ class Stack:
         self.procs: list[subprocess.Popen[bytes]] = []
 
     def __enter__(self) -> Stack:
-        log = open(os.devnull, "wb")  # noqa: SIM115
-        self.procs.append(subprocess.Popen([sys.executable, "-m", "gateway", *self.gateway_args],
-                                           env=self.env, stdout=log, stderr=log))
+        log = open(os.devnull, "wb")
+        self.procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "gateway", *self.gateway_args], env=self.env, stdout=log, stderr=log
+            )
+        )
         for _ in range(self.n_workers):
-            self.procs.append(subprocess.Popen([sys.executable, "-m", "worker", "--gateway", self.zmq,
-                                                *self.worker_args], env=self.env, stdout=log, stderr=log))
+            self.procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "worker", "--gateway", self.zmq, *self.worker_args],
+                    env=self.env,
+                    stdout=log,
+                    stderr=log,
+                )
+            )
         self.wait_ready(self.n_workers)
         return self
 

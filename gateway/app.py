@@ -11,8 +11,11 @@ from gateway import keys
 from gateway.broker import Broker
 from gateway.embedding import EmbeddingService
 from gateway.metrics import Metrics
-from gateway.middleware import errors, request_context
-from gateway.routes import collections, documents, embed, search, system
+from gateway.middleware import RENDERER, errors, request_context
+from gateway.openai_format import PREFIX as OPENAI_PREFIX
+from gateway.openai_format import render_error as render_openai_error
+from gateway.routes import collections, documents, embed, openai, search, system
+from gateway.rpc.server import GrpcServer
 from gateway.storage.metrics import StorageMetrics
 from gateway.storage.service import CollectionService
 from shared.config import Config
@@ -31,11 +34,16 @@ def create_app(cfg: Config, registry: CollectorRegistry | None = None) -> web.Ap
     app[keys.BROKER] = broker
     app[keys.EMBEDDING] = EmbeddingService(cfg, broker, app[keys.METRICS])
     app[keys.COLLECTIONS] = CollectionService(cfg, app[keys.EMBEDDING], StorageMetrics(app[keys.REGISTRY]))
-    for module in (system, embed, collections, documents, search):
+    for module in (system, embed, openai, collections, documents, search):
         app.add_routes(module.routes)
+    app[RENDERER] = {OPENAI_PREFIX: render_openai_error}
     # Storage first: a data directory another gateway holds stops this one before it binds anything.
     app.cleanup_ctx.append(_storage_ctx)
     app.cleanup_ctx.append(_broker_ctx)
+    if cfg.server.grpc_enabled:
+        # After the broker's, so it is stopped first: no call arrives for a closed broker.
+        app[keys.GRPC] = GrpcServer(cfg, app[keys.EMBEDDING])
+        app.cleanup_ctx.append(_grpc_ctx)
     return app
 
 
@@ -51,3 +59,10 @@ async def _broker_ctx(app: web.Application) -> AsyncIterator[None]:
     await broker.start()
     yield
     await broker.close()
+
+
+async def _grpc_ctx(app: web.Application) -> AsyncIterator[None]:
+    server = app[keys.GRPC]
+    await server.start()
+    yield
+    await server.stop()

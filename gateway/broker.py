@@ -16,6 +16,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import random
+import typing
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,6 +37,14 @@ log = structlog.get_logger("gateway.broker")
 # Frames handled per wake-up before yielding to the loop, so a flood of results cannot
 # starve HTTP handlers.
 DRAIN_BATCH = 256
+
+
+def _fd(sock: zmq.Socket) -> int:
+    return typing.cast(int, sock.getsockopt(zmq.FD))
+
+
+def _readable(sock: zmq.Socket) -> bool:
+    return bool(typing.cast(int, sock.getsockopt(zmq.EVENTS)) & zmq.POLLIN)
 
 
 @dataclass(eq=False)
@@ -59,7 +69,9 @@ class Broker:
         self._interval = cfg.heartbeat.interval_ms / 1000
         self._expiry = self._interval * cfg.heartbeat.liveness
         self._window = cfg.batching.batch_timeout_ms / 1000
-        self._job_ids = itertools.count(1)
+        # A random start per gateway: a worker may still hold a job from a previous gateway (a
+        # restart) and deliver it here; with ids from 1 again its reply would match a new job.
+        self._job_ids = itertools.count(random.getrandbits(48))
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._ctx: zmq.Context | None = None
         self._sock: zmq.Socket | None = None
@@ -80,7 +92,7 @@ class Broker:
         sock.bind(self.cfg.zmq.bind)
         self._sock = sock
         self.endpoint = sock.getsockopt_string(zmq.LAST_ENDPOINT)
-        self._loop.add_reader(sock.getsockopt(zmq.FD), self._drain)
+        self._loop.add_reader(_fd(sock), self._drain)
         self._ticker = asyncio.create_task(self._tick_forever(), name="akidb-broker-tick")
         log.info("broker_listening", endpoint=self.endpoint)
         self._drain()
@@ -99,7 +111,7 @@ class Broker:
         for model in self.batcher.models():
             self._fail(self.batcher.take_all(model), gone)
         if self._sock is not None:
-            self._loop.remove_reader(self._sock.getsockopt(zmq.FD))
+            self._loop.remove_reader(_fd(self._sock))
             self._sock.close()
         if self._ctx is not None:
             self._ctx.term()
@@ -181,7 +193,7 @@ class Broker:
             log.warning("send_failed", worker=identity.decode(errors="replace"), error=str(exc))
             return False
         # The ZeroMQ fd is edge-triggered: a send can consume the readable edge, so look again.
-        if self._sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+        if _readable(self._sock):
             self._loop.call_soon(self._drain)
         return True
 
@@ -190,7 +202,7 @@ class Broker:
         if sock is None or sock.closed:
             return
         for _ in range(DRAIN_BATCH):
-            if not sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+            if not _readable(sock):
                 return
             frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
             self._on_frames(frames)

@@ -19,9 +19,7 @@ async def read_json(request: web.Request) -> Any:
     try:
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge as exc:
-        raise PayloadTooLarge(
-            f"request body is over {exc.max_size} bytes (server.max_body_bytes)"  # type: ignore[attr-defined]
-        ) from None
+        raise PayloadTooLarge(f"{exc.text} (server.max_body_bytes)") from None
     if not raw:
         raise InvalidJson("request body is empty; send a JSON object")
     try:

@@ -7,17 +7,20 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
+from gateway.broker import Broker
+from gateway.embedding import EmbeddingService
+from gateway.metrics import Metrics
 from shared.config import Config
 
 if TYPE_CHECKING:
-    from gateway.broker import Broker
-    from gateway.embedding import EmbeddingService
-    from gateway.metrics import Metrics
+    from gateway.rpc.server import GrpcServer
     from gateway.storage.service import CollectionService
 
 CONFIG = web.AppKey("config", Config)
 REGISTRY = web.AppKey("registry", CollectorRegistry)
-METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
-BROKER: web.AppKey[Broker] = web.AppKey("broker")
-EMBEDDING: web.AppKey[EmbeddingService] = web.AppKey("embedding")
+METRICS = web.AppKey("metrics", Metrics)
+BROKER = web.AppKey("broker", Broker)
+EMBEDDING = web.AppKey("embedding", EmbeddingService)
+# Typed for mypy only: importing the gRPC server here would make a cycle through the routes.
+GRPC: web.AppKey[GrpcServer] = web.AppKey("grpc")
 COLLECTIONS: web.AppKey[CollectionService] = web.AppKey("collections")

@@ -33,7 +33,7 @@ def render_error(request: web.Request, error: ApiError) -> web.Response:
     """Our body shape by default; a route prefix may register its own renderer."""
     for prefix, renderer in request.app.get(RENDERER, {}).items():
         if request.path.startswith(prefix):
-            return renderer(error)  # type: ignore[no-any-return]
+            return renderer(error)
     return json_response(error.body(), status=error.http_status, headers=error.headers)
 
 

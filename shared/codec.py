@@ -49,7 +49,7 @@ def encode(msg: Message) -> list[bytes | memoryview]:
             "input_tokens": list(msg.input_tokens),
             "compute_ms": msg.compute_ms,
         }
-        return [header, msgpack.packb(body), memoryview(rows).cast("B")]
+        return [header, msgpack.packb(body), rows.data.cast("B")]
     return [header, msgpack.packb(_to_plain(msg))]
 
 
@@ -85,11 +85,7 @@ def _decode_result(body: dict[str, Any], extra: Sequence[Any]) -> Result:
     if body.get("dtype") != "float32":
         raise ProtocolError(f"RESULT dtype must be float32, got {body.get('dtype')!r}")
     shape = body.get("shape")
-    if (
-        not isinstance(shape, list)
-        or len(shape) != 2
-        or not all(isinstance(n, int) and n >= 0 for n in shape)
-    ):
+    if not isinstance(shape, list) or len(shape) != 2 or not all(isinstance(n, int) and n >= 0 for n in shape):
         raise ProtocolError(f"RESULT shape must be [rows, dimension], got {shape!r}")
     raw = extra[0]
     buffer = raw.buffer if hasattr(raw, "buffer") else raw  # a zmq.Frame from copy=False

@@ -28,83 +28,82 @@ class ConfigError(ValueError):
     """A configuration value that cannot be used; the message names the key."""
 
 
-def _opt(default: Any, *, choices: tuple[str, ...] | None = None, minimum: float | None = None) -> Any:
-    return field(default=default, metadata={"choices": choices, "min": minimum})
+def _opt(default: Any, help: str, *, choices: tuple[str, ...] | None = None, minimum: float | None = None) -> Any:
+    return field(default=default, metadata={"choices": choices, "min": minimum, "help": help})
 
 
 @dataclass(frozen=True)
 class ServerConfig:
-    host: str = "0.0.0.0"
-    port: int = _opt(8080, minimum=0)
-    grpc_port: int = _opt(9090, minimum=0)
-    grpc_enabled: bool = True
-    max_body_bytes: int = _opt(16 * 1024 * 1024, minimum=1024)
-    request_timeout_s: float = _opt(30.0, minimum=0.001)
+    host: str = _opt("0.0.0.0", "HTTP (and gRPC) listen address")
+    port: int = _opt(8080, "HTTP port", minimum=0)
+    grpc_port: int = _opt(9090, "gRPC port", minimum=0)
+    grpc_enabled: bool = _opt(True, "serve the gRPC EmbeddingService")
+    max_body_bytes: int = _opt(16 * 1024 * 1024, "largest request body; bigger is 413", minimum=1024)
+    request_timeout_s: float = _opt(30.0, "a request not answered by then is 504", minimum=0.001)
 
 
 @dataclass(frozen=True)
 class ZmqConfig:
-    bind: str = "tcp://0.0.0.0:5555"
-    connect: str = "tcp://127.0.0.1:5555"
+    bind: str = _opt("tcp://0.0.0.0:5555", "gateway: ZeroMQ ROUTER endpoint workers connect to")
+    connect: str = _opt("tcp://127.0.0.1:5555", "worker: the gateway endpoint to dial")
 
 
 @dataclass(frozen=True)
 class HeartbeatConfig:
-    interval_ms: int = _opt(1000, minimum=10)
-    liveness: int = _opt(3, minimum=1)
+    interval_ms: int = _opt(1000, "heartbeat period, both ways", minimum=10)
+    liveness: int = _opt(3, "silent intervals before a peer is considered gone", minimum=1)
 
 
 @dataclass(frozen=True)
 class BatchingConfig:
-    max_batch_size: int = _opt(32, minimum=1)
-    batch_timeout_ms: float = _opt(10.0, minimum=0)
-    max_queue_texts: int = _opt(8192, minimum=1)
-    max_texts_per_request: int = _opt(2048, minimum=1)
+    max_batch_size: int = _opt(32, "most texts in one worker job", minimum=1)
+    batch_timeout_ms: float = _opt(10.0, "longest a text waits to share a job while workers are busy", minimum=0)
+    max_queue_texts: int = _opt(8192, "texts waiting for a worker before new requests get 503", minimum=1)
+    max_texts_per_request: int = _opt(2048, "most texts in one embedding request", minimum=1)
 
 
 @dataclass(frozen=True)
 class EmbeddingConfig:
-    model_name: str = "all-MiniLM-L6-v2"
-    model_path: str | None = None
-    pooling: str | None = _opt(None, choices=POOLINGS)
-    normalize: bool = True
-    max_tokens: int | None = _opt(None, minimum=1)
-    auto_download: bool = False
-    batch_size: int = _opt(32, minimum=1)
-    backend: str = _opt("auto", choices=BACKENDS)
-    precision: str = _opt("auto", choices=PRECISIONS)
-    num_threads: int = _opt(0, minimum=0)
-    cache_dir: str | None = None
+    model_name: str = _opt("all-MiniLM-L6-v2", "default model: a registry name, alias or Hugging Face repo id")
+    model_path: str | None = _opt(None, "worker: serve the model in this local folder")
+    pooling: str | None = _opt(None, "worker: default pooling (else the model's own)", choices=POOLINGS)
+    normalize: bool = _opt(True, "L2-normalise by default (requests may override)")
+    max_tokens: int | None = _opt(None, "worker: truncation limit (else the model's own)", minimum=1)
+    auto_download: bool = _opt(False, "worker: fetch missing models from the Hugging Face hub")
+    batch_size: int = _opt(32, "worker: most texts in one forward pass", minimum=1)
+    backend: str = _opt("auto", "worker: inference engine", choices=BACKENDS)
+    precision: str = _opt("auto", "worker: inference precision", choices=PRECISIONS)
+    num_threads: int = _opt(0, "worker: inference threads (0: the engine's default)", minimum=0)
+    cache_dir: str | None = _opt(None, "worker: Hugging Face / compiled-model cache folder")
 
 
 @dataclass(frozen=True)
 class WorkerConfig:
-    worker_id: str | None = None
-    capacity: int = _opt(2, minimum=1)
+    worker_id: str | None = _opt(None, "worker: id on the wire (default host-pid)")
+    capacity: int = _opt(2, "worker: jobs it holds at once (one running, the rest waiting)", minimum=1)
 
 
 @dataclass(frozen=True)
 class StorageConfig:
-    data_dir: str = "./data"
-    max_documents_per_request: int = _opt(1000, minimum=1)
-    # Defaults for new collections' HNSW indexes; each collection may set its own at creation.
-    # Measured on 100k real MiniLM vectors (docs/collections.md: Index parameters).
-    connectivity: int = _opt(16, minimum=2)
-    expansion_add: int = _opt(128, minimum=1)
-    expansion_search: int = _opt(128, minimum=1)
-    index_dtype: str = _opt("f16", choices=INDEX_DTYPES)
-    # The index is saved after this many changes (and at shutdown); a restart replays at most this many.
-    snapshot_every: int = _opt(10000, minimum=1)
-    # Threads that serve searches and reads (writes have one thread per collection).
-    read_threads: int = _opt(4, minimum=1)
-    # A filtered search widens its HNSW candidates up to this many, then searches the matches exactly.
-    filter_max_candidates: int = _opt(4096, minimum=1)
+    data_dir: str = _opt("./data", "gateway: where collections are stored")
+    max_documents_per_request: int = _opt(1000, "most documents in one insert request", minimum=1)
+    # Defaults for new collections' HNSW indexes (each collection may set its own at creation),
+    # measured on 100k real MiniLM vectors: docs/collections.md, Index parameters.
+    connectivity: int = _opt(16, "HNSW edges per node (M) for new collections", minimum=2)
+    expansion_add: int = _opt(128, "HNSW candidates per insertion (efConstruction) for new collections", minimum=1)
+    expansion_search: int = _opt(128, "HNSW candidates per search (ef) for new collections", minimum=1)
+    index_dtype: str = _opt("f16", "how indexes store vectors (the database keeps float32)", choices=INDEX_DTYPES)
+    snapshot_every: int = _opt(10000, "changes between index snapshots; a restart replays at most this many", minimum=1)
+    read_threads: int = _opt(4, "threads for searches and reads (each collection also has one writer)", minimum=1)
+    filter_max_candidates: int = _opt(
+        4096, "a filtered search widens HNSW up to this many candidates, then searches the matches exactly", minimum=1
+    )
 
 
 @dataclass(frozen=True)
 class LoggingConfig:
-    level: str = _opt("info", choices=("debug", "info", "warning", "error"))
-    format: str = _opt("auto", choices=("auto", "json", "console"))
+    level: str = _opt("info", "log level", choices=("debug", "info", "warning", "error"))
+    format: str = _opt("auto", "json, console, or auto (console on a terminal)", choices=("auto", "json", "console"))
 
 
 @dataclass(frozen=True)
@@ -203,11 +202,14 @@ def _coerce(hint: Any, value: Any, key: str, source: str, from_text: bool) -> An
         try:
             number = base(value) if base is float else int(str(value).strip())
         except ValueError:
-            kind = "an integer" if base is int else "a number"
-            raise ConfigError(f"{key}: {value!r} is not {kind} (from {source})") from None
+            raise ConfigError(
+                f"{key}: {value!r} is not {'an integer' if base is int else 'a number'} (from {source})"
+            ) from None
         return number
     if not isinstance(value, str):
         raise ConfigError(f"{key}: {value!r} is not a string (from {source})")
+    if not value.strip() and not optional:
+        raise ConfigError(f"{key}: a value is required (from {source})")
     return value
 
 
@@ -233,14 +235,14 @@ def _validate(key: str, value: Any, meta: Mapping[str, Any]) -> None:
         raise ConfigError(f"{key}: {value!r} is below the minimum of {minimum}")
 
 
-def describe() -> list[tuple[str, Any, str]]:
-    """Every key with its default and type, for `--help` and the README's reference."""
+def describe() -> list[tuple[str, Any, str, str]]:
+    """Every key with its default, type and meaning, for the README's reference."""
     rows = []
     for section, cls in _sections().items():
         hints = typing.get_type_hints(cls)
         for f in dataclasses.fields(cls):
             default = f.default if f.default is not dataclasses.MISSING else None
-            rows.append((f"{section}.{f.name}", default, _type_name(hints[f.name])))
+            rows.append((f"{section}.{f.name}", default, _type_name(hints[f.name]), f.metadata.get("help", "")))
     return rows
 
 

@@ -33,7 +33,7 @@ def configure_logging(level: str = "info", fmt: str = "auto", process: str = "")
 
 
 def _static(key: str, value: str) -> structlog.typing.Processor:
-    def add(_logger: object, _name: str, event: dict) -> dict:  # type: ignore[type-arg]
+    def add(_logger: object, _name: str, event: structlog.typing.EventDict) -> structlog.typing.EventDict:
         event.setdefault(key, value)
         return event
 

@@ -143,7 +143,8 @@ def serve(cfg: Config, embedder: Embedder) -> int:
         stopping.set()
         conn.join(timeout=5)
         conn.results.close(linger=0)
-        ctx.term()
+        # A stuck IO thread must not turn shutdown into a hang: then drop its socket too.
+        ctx.term() if not conn.is_alive() else ctx.destroy(linger=0)
     if conn.failed:
         code = EXIT_FATAL
     log.info("worker_stopped", worker_id=worker_id, exit_code=code)

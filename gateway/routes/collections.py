@@ -50,7 +50,7 @@ def parse_collection(body: object) -> CollectionSpec:
         metric=optional_str(obj, "metric", METRICS) or "cosine",
         model=optional_str(obj, "model"),
         pooling=optional_str(obj, "pooling", POOLINGS),
-        normalize=optional_bool(obj, "normalize", True),
+        normalize=None if obj.get("normalize") is None else optional_bool(obj, "normalize", True),
         connectivity=_index_int(index, "connectivity", 2, 128),
         expansion_add=_index_int(index, "expansion_add", 1, 4096),
         expansion_search=_index_int(index, "expansion_search", 1, 4096),

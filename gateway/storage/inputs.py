@@ -19,7 +19,7 @@ class CollectionSpec:
     metric: str = "cosine"
     model: str | None = None
     pooling: str | None = None
-    normalize: bool = True
+    normalize: bool | None = None  # None: embedding.normalize from the config
     connectivity: int | None = None
     expansion_add: int | None = None
     expansion_search: int | None = None

@@ -46,6 +46,7 @@ class CollectionService:
 
     def __init__(self, cfg: Config, embedding: EmbeddingService, metrics: StorageMetrics) -> None:
         self.cfg = cfg.storage
+        self.default_normalize = cfg.embedding.normalize
         self.embedding = embedding
         self.metrics = metrics
         self.data = DataDir(cfg.storage.data_dir)
@@ -111,7 +112,7 @@ class CollectionService:
             metric=spec.metric,
             model=model,
             pooling=spec.pooling or pooling,
-            normalize=spec.normalize,
+            normalize=self.default_normalize if spec.normalize is None else spec.normalize,
             index=IndexParams(
                 connectivity=spec.connectivity or self.cfg.connectivity,
                 expansion_add=spec.expansion_add or self.cfg.expansion_add,

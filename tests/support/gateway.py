@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -51,3 +51,13 @@ async def running_gateway(cfg: Config) -> AsyncIterator[Gateway]:
     app = create_app(cfg)
     async with TestClient(TestServer(app)) as client:
         yield Gateway(app, client)
+
+
+async def eventually(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Wait until `condition()` holds (the gateway handles frames asynchronously)."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while not condition():
+        if loop.time() > end:
+            raise AssertionError(f"condition not met within {timeout}s")
+        await asyncio.sleep(0.01)

@@ -22,7 +22,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_env(**extra: str) -> dict[str, str]:
+def child_env(**extra: str) -> dict[str, str]:
     """The environment for child processes: offline hub, this checkout importable first."""
     env = dict(os.environ)
     env["HF_HUB_OFFLINE"] = "1"
@@ -38,7 +38,7 @@ class ChildProcess:
         self.log = tempfile.NamedTemporaryFile(prefix=f"akidb-{module}-", suffix=".log", delete=False)  # noqa: SIM115
         self.cmd = [sys.executable, "-m", module, *args]
         self.proc = subprocess.Popen(
-            self.cmd, stdout=self.log, stderr=subprocess.STDOUT, env=env or test_env(), cwd=ROOT
+            self.cmd, stdout=self.log, stderr=subprocess.STDOUT, env=env or child_env(), cwd=ROOT
         )
 
     @property

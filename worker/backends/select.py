@@ -31,8 +31,7 @@ def resolve_backend(requested: str, family: str) -> str:
     if requested == "openvino":
         if family not in OPENVINO_FAMILIES:
             raise ModelLoadError(
-                f"embedding.backend: openvino does not serve {family} models; "
-                f"use embedding.backend: mlx (or auto)"
+                f"embedding.backend: openvino does not serve {family} models; use embedding.backend: mlx (or auto)"
             )
         if importlib.util.find_spec("openvino") is None:
             raise ModelLoadError("embedding.backend: openvino is not installed here; pip install openvino, or use mlx")
@@ -47,9 +46,10 @@ def resolve_backend(requested: str, family: str) -> str:
 
 
 def _openvino_available() -> bool:
-    return importlib.util.find_spec("openvino") is not None and importlib.util.find_spec(
-        "worker.backends.openvino_bert"
-    ) is not None
+    return (
+        importlib.util.find_spec("openvino") is not None
+        and importlib.util.find_spec("worker.backends.openvino_bert") is not None
+    )
 
 
 def build_encoder(backend: str, source: ModelSource, cfg: EmbeddingConfig) -> Encoder:

@@ -1,0 +1,121 @@
+"""The shipped supervisord.conf: one gateway, N workers, and a crashed worker comes back."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.processes import ROOT, child_env, free_port
+
+BIN = Path(sys.executable).parent
+
+
+def models(url: str) -> list[dict]:  # type: ignore[type-arg]
+    try:
+        with urllib.request.urlopen(url + "/models", timeout=2) as r:
+            return list(json.load(r)["models"])
+    except OSError:
+        return []
+
+
+def wait_for(condition, timeout: float = 120) -> None:  # type: ignore[no-untyped-def]
+    end = time.time() + timeout
+    while not condition():
+        if time.time() > end:
+            raise TimeoutError("condition not met")
+        time.sleep(0.2)
+
+
+class Supervisor:
+    def __init__(self, tmp: Path, workers: int) -> None:
+        # The real file, with its paths pointed at this venv and a throwaway var/ folder.
+        text = (ROOT / "supervisord.conf").read_text()
+        text = text.replace("%(here)s/.venv/bin", str(BIN)).replace("%(here)s/var", str(tmp))
+        text = text.replace("%(here)s", str(ROOT))
+        (tmp / "log").mkdir()
+        (tmp / "run").mkdir()
+        self.conf = tmp / "supervisord.conf"
+        self.conf.write_text(text)
+        http, zmq_port = free_port(), free_port()
+        self.url = f"http://127.0.0.1:{http}"
+        self.env = child_env(
+            AKIDB_WORKERS=str(workers),
+            AKIDB_SERVER__HOST="127.0.0.1",
+            AKIDB_SERVER__PORT=str(http),
+            AKIDB_SERVER__GRPC_PORT=str(free_port()),
+            AKIDB_ZMQ__BIND=f"tcp://127.0.0.1:{zmq_port}",
+            AKIDB_ZMQ__CONNECT=f"tcp://127.0.0.1:{zmq_port}",
+            AKIDB_STORAGE__DATA_DIR=str(tmp / "data"),
+            AKIDB_HEARTBEAT__INTERVAL_MS="200",
+        )
+        self.proc = subprocess.Popen(
+            [str(BIN / "supervisord"), "-n", "-c", str(self.conf)],
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    def ctl(self, *args: str) -> str:
+        out = subprocess.run(
+            [str(BIN / "supervisorctl"), "-c", str(self.conf), *args],
+            capture_output=True,
+            text=True,
+            env=self.env,
+            timeout=30,
+        )
+        return out.stdout.strip()
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=60)
+
+
+@pytest.fixture
+def supervisor(tmp_path: Path) -> Iterator[Supervisor]:
+    sup = Supervisor(tmp_path, workers=2)
+    yield sup
+    sup.stop()
+
+
+def live_workers(url: str) -> int:
+    return sum(m["workers"] for m in models(url))
+
+
+@pytest.mark.slow
+def test_two_workers_start_and_a_killed_worker_is_restarted(supervisor: Supervisor) -> None:
+    wait_for(lambda: live_workers(supervisor.url) == 2)
+    req = urllib.request.Request(
+        supervisor.url + "/embed", data=b'{"texts": ["supervised"]}', headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(req, timeout=30) as r:
+        assert len(json.load(r)["embeddings"][0]) == 384
+    pid = int(supervisor.ctl("pid", "worker:worker-0"))
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: supervisor.ctl("pid", "worker:worker-0") not in ("", "0", str(pid)))
+    wait_for(lambda: live_workers(supervisor.url) == 2)  # the new one registered, the dead one expired
+    wait_for(lambda: "RUNNING" in supervisor.ctl("status", "worker:worker-0"))
+    logs = sorted(p.name for p in supervisor.conf.parent.joinpath("log").iterdir())
+    assert {"gateway.log", "worker-0.log", "worker-1.log"} <= set(logs)
+
+
+@pytest.mark.slow
+def test_the_smoke_test_script_passes() -> None:
+    out = subprocess.run(
+        [str(ROOT / "scripts" / "smoke-test.sh")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**child_env(), "PYTHON": sys.executable},
+        cwd=ROOT,
+    )
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    assert "smoke test passed" in out.stdout

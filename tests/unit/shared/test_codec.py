@@ -1,0 +1,139 @@
+"""Protocol structs survive the wire, and anything malformed becomes one ProtocolError."""
+
+from __future__ import annotations
+
+import msgpack
+import numpy as np
+import pytest
+
+from shared.codec import MAGIC, ProtocolError, decode, encode
+from shared.protocol import (
+    PROTOCOL_VERSION,
+    Disconnect,
+    Error,
+    ErrorCode,
+    Heartbeat,
+    Job,
+    ModelInfo,
+    MsgType,
+    Ready,
+    Result,
+)
+
+READY = Ready(
+    worker_id="mac-1",
+    models=(ModelInfo("all-MiniLM-L6-v2", 384, 256, "mean", ("minilm",), "mlx", "metal", "f32"),),
+    device="metal",
+    capacity=2,
+    host="mac",
+    pid=42,
+)
+
+
+@pytest.mark.parametrize(
+    "msg",
+    [
+        READY,
+        Heartbeat(),
+        Job(7, "all-MiniLM-L6-v2", ("a", "b c"), "mean", True, 30_000),
+        Error(7, ErrorCode.INTERNAL, "boom"),
+        Disconnect("bye"),
+    ],
+)
+def test_round_trip(msg: object) -> None:
+    assert decode(encode(msg)) == msg  # type: ignore[arg-type]
+
+
+def test_result_rows_travel_as_one_raw_frame() -> None:
+    rows = np.arange(12, dtype=np.float32).reshape(3, 4)
+    frames = encode(Result(1, rows, (3, 4, 5), (3, 9, 5), 1.5))
+    assert len(frames) == 3 and bytes(frames[2]) == rows.tobytes()
+    back = decode(frames)
+    assert isinstance(back, Result)
+    np.testing.assert_array_equal(back.embeddings, rows)
+    assert back.token_counts == (3, 4, 5) and back.input_tokens == (3, 9, 5) and back.compute_ms == 1.5
+
+
+def _frames(msg_type: MsgType, body: object, version: int = PROTOCOL_VERSION) -> list[bytes]:
+    return [MAGIC + bytes((version, msg_type)), msgpack.packb(body)]
+
+
+@pytest.mark.parametrize(
+    ("frames", "why"),
+    [
+        ([b"AK"], "at least 2 frames"),
+        ([b"XX\x01\x02", msgpack.packb({})], "bad header"),
+        (_frames(MsgType.HEARTBEAT, {}, version=99), "protocol version 99"),
+        ([MAGIC + bytes((PROTOCOL_VERSION, 77)), msgpack.packb({})], "unknown message type"),
+        ([MAGIC + bytes((PROTOCOL_VERSION, MsgType.JOB)), b"\xc1"], "not msgpack"),
+        (_frames(MsgType.JOB, [1, 2]), "must be a map"),
+        (_frames(MsgType.JOB, {"job_id": 1}), "missing field"),
+        (
+            _frames(
+                MsgType.JOB,
+                {"job_id": "x", "model": "m", "texts": [], "pooling": "mean", "normalize": True, "deadline_ms": 1},
+            ),
+            "must be int",
+        ),
+        (
+            _frames(
+                MsgType.JOB,
+                {"job_id": True, "model": "m", "texts": [], "pooling": "mean", "normalize": True, "deadline_ms": 1},
+            ),
+            "got bool",
+        ),
+        (
+            _frames(
+                MsgType.JOB,
+                {"job_id": 1, "model": "m", "texts": "abc", "pooling": "mean", "normalize": True, "deadline_ms": 1},
+            ),
+            "must be a list",
+        ),
+        (_frames(MsgType.DISCONNECT, {"reason": "x", "extra": 1}), "no field"),
+        (_frames(MsgType.READY, {"worker_id": "w", "models": ["x"], "device": "cpu", "capacity": 1}), "must be a map"),
+        ([*_frames(MsgType.HEARTBEAT, {}), b"extra"], "takes 2 frames"),
+        (
+            _frames(
+                MsgType.RESULT,
+                {
+                    "job_id": 1,
+                    "dtype": "float32",
+                    "shape": [1, 1],
+                    "token_counts": [1],
+                    "input_tokens": [1],
+                    "compute_ms": 1.0,
+                },
+            ),
+            "takes 3 frames",
+        ),
+    ],
+)
+def test_malformed_frames_raise_protocol_error(frames: list[bytes], why: str) -> None:
+    with pytest.raises(ProtocolError, match=why):
+        decode(frames)
+
+
+def _result_frames(shape: object, payload: bytes, dtype: str = "float32", counts: int = 2) -> list[bytes]:
+    body = {
+        "job_id": 1,
+        "dtype": dtype,
+        "shape": shape,
+        "token_counts": [1] * counts,
+        "input_tokens": [1] * counts,
+        "compute_ms": 0.5,
+    }
+    return [*_frames(MsgType.RESULT, body), payload]
+
+
+@pytest.mark.parametrize(
+    ("frames", "why"),
+    [
+        (_result_frames([2, 2], b"\0" * 16, dtype="float64"), "dtype"),
+        (_result_frames([2], b"\0" * 8), "shape"),
+        (_result_frames([2, 2], b"\0" * 12), "holds 3 floats"),
+        (_result_frames([2, 2], b"\0" * 16, counts=3), "one entry per row"),
+    ],
+)
+def test_malformed_results_raise_protocol_error(frames: list[bytes], why: str) -> None:
+    with pytest.raises(ProtocolError, match=why):
+        decode(frames)

@@ -1,0 +1,96 @@
+"""Config: defaults < YAML < environment < CLI, and every error names the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from shared.config import Config, ConfigError, describe, load_config
+
+
+def test_defaults_match_the_issue() -> None:
+    cfg = load_config()
+    assert cfg == Config()
+    assert cfg.embedding.model_name == "all-MiniLM-L6-v2"
+    assert cfg.embedding.normalize is True
+    assert cfg.batching.max_batch_size == 32 and cfg.batching.batch_timeout_ms == 10
+    assert cfg.batching.max_texts_per_request == 2048
+    assert cfg.server.port == 8080 and cfg.server.grpc_port == 9090
+    assert cfg.zmq.bind == "tcp://0.0.0.0:5555"
+
+
+def test_precedence_yaml_then_env_then_cli(tmp_path: Path) -> None:
+    path = tmp_path / "akidb.yaml"
+    path.write_text("embedding:\n  model_name: from-yaml\n  batch_size: 8\nserver:\n  port: 1000\n")
+    env = {"AKIDB_EMBEDDING__MODEL_NAME": "from-env", "AKIDB_SERVER__PORT": "2000", "UNRELATED": "x"}
+    cfg = load_config(path, env, ["server.port=3000"])
+    assert cfg.embedding.model_name == "from-env"
+    assert cfg.embedding.batch_size == 8
+    assert cfg.server.port == 3000
+
+
+def test_text_values_are_coerced() -> None:
+    cfg = load_config(
+        None,
+        {"AKIDB_EMBEDDING__NORMALIZE": "false", "AKIDB_EMBEDDING__MAX_TOKENS": "none"},
+        ["batching.batch_timeout_ms=2.5", "embedding.pooling=cls"],
+    )
+    assert cfg.embedding.normalize is False
+    assert cfg.embedding.max_tokens is None
+    assert cfg.batching.batch_timeout_ms == 2.5
+    assert cfg.embedding.pooling == "cls"
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "message"),
+    [
+        ("embedding:\n  pooling: max\n", "embedding.pooling: 'max' is not one of mean, cls, last"),
+        ("embedding:\n  backend: cuda\n", "embedding.backend: 'cuda' is not one of"),
+        ("batching:\n  max_batch_size: 0\n", "batching.max_batch_size: 0 is below the minimum of 1"),
+        ("server:\n  port: eighty\n", "server.port: 'eighty' is not a number"),
+        ("embedding:\n  normalize: maybe\n", "embedding.normalize: 'maybe' is not a boolean"),
+        ("embedding:\n  modelname: x\n", "unknown config key embedding.modelname"),
+        ("embeddings:\n  model_name: x\n", "unknown config section 'embeddings'"),
+        ("server: 8080\n", "server: expected a mapping"),
+        ("- a\n- b\n", "must hold a mapping of sections"),
+        ("server: [\n", "not valid YAML"),
+        ("embedding:\n  model_name: 5\n", "embedding.model_name: 5 is not a string"),
+    ],
+)
+def test_bad_files_name_the_key(tmp_path: Path, yaml_text: str, message: str) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml_text)
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace(".", r"\.")):
+        load_config(path)
+
+
+@pytest.mark.parametrize(
+    ("env", "overrides", "message"),
+    [
+        ({"AKIDB_SERVER__PORT": "x"}, [], "environment variable AKIDB_SERVER__PORT"),
+        ({}, ["server.port"], "must look like section.key=value"),
+        ({}, ["port=1"], "must look like section.key=value"),
+        ({}, ["heartbeat.liveness=0"], "heartbeat.liveness: 0 is below the minimum"),
+        ({}, ["embedding.model_name="], "embedding.model_name: a value is required"),
+    ],
+)
+def test_env_and_cli_errors_name_the_source(env: dict[str, str], overrides: list[str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, env, overrides)
+
+
+def test_missing_file_and_empty_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "nope.yaml")
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    assert load_config(empty) == Config()
+
+
+def test_describe_lists_every_key_with_its_default() -> None:
+    rows = {key: (default, kind) for key, default, kind, _ in describe()}
+    assert rows["embedding.model_name"] == ("all-MiniLM-L6-v2", "str")
+    assert rows["batching.batch_timeout_ms"] == (10.0, "float")
+    assert rows["embedding.max_tokens"] == (None, "int")
+    assert all(meaning for *_, meaning in describe()), "every key needs a help text"
