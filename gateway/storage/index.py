@@ -24,6 +24,9 @@ log = structlog.get_logger("gateway.storage")
 USEARCH_METRICS = {"cosine": "cos", "l2": "l2sq", "ip": "ip"}
 SNAPSHOT = re.compile(r"^index-(\d+)-(\d+)\.usearch$")
 ADD_CHUNK = 512  # vectors added per exclusive hold, so searches interleave with a large batch
+# Parallel insertion into a sparse graph links it poorly: on 400 vectors, 1 query in 12 missed exact
+# neighbours that serial insertion finds. Build the first vectors on one thread, then use all cores.
+SERIAL_BELOW = 10_000
 
 
 @dataclass(frozen=True)
@@ -70,7 +73,8 @@ class VectorIndex:
         """Add vectors under keys that are not in the index yet."""
         for start in range(0, len(keys), ADD_CHUNK):
             with self.lock.exclusive():
-                self._index.add(keys[start : start + ADD_CHUNK], vectors[start : start + ADD_CHUNK])
+                threads = 1 if len(self._index) < SERIAL_BELOW else 0
+                self._index.add(keys[start : start + ADD_CHUNK], vectors[start : start + ADD_CHUNK], threads=threads)
 
     def remove(self, keys: list[int]) -> None:
         if keys:

@@ -186,3 +186,19 @@ def test_a_deleted_collection_refuses_reads(tmp_path: Path) -> None:
     with pytest.raises(CollectionNotFound):
         col.get("d1", False)
     assert os.path.exists(tmp_path / "c" / "documents.sqlite3")
+
+
+def test_small_indexes_find_the_exact_neighbours() -> None:
+    """Parallel insertion into a small graph missed neighbours in ~1 search of 12; it must not."""
+    from gateway.storage.index import VectorIndex
+
+    rng = np.random.default_rng(7)
+    for _ in range(30):
+        base = rng.standard_normal((300, DIM)).astype(np.float32)
+        query = rng.standard_normal(DIM).astype(np.float32)
+        index = VectorIndex(DIM, "l2", IndexParams(16, 128, 128, "f32"))
+        index.add(np.arange(300, dtype=np.uint64), base)
+        with index.lock.shared():
+            keys, _ = index.search(query, 10)
+        assert list(keys) == list(np.argsort(((base - query) ** 2).sum(axis=1))[:10])
+        index.close()
