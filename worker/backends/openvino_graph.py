@@ -90,26 +90,28 @@ def _attention(x: ov.Node, keep: ov.Node, w: _Weights, prefix: str, heads: int, 
 
 def build_bert(folder: Path, cfg: dict[str, Any]) -> ov.Model:
     """(input_ids, attention_mask) int32 → pooled outputs, for a Hugging Face BERT checkpoint."""
+    input_ids = ops.parameter([-1, -1], np.int32, name="input_ids")
+    mask = ops.parameter([-1, -1], np.int32, name="attention_mask")
+    hidden = bert_hidden(folder, cfg, input_ids.output(0), mask.output(0))
+    return ov.Model(pooling_head(hidden, mask.output(0)), [input_ids, mask], "akidb_bert")
+
+
+def bert_hidden(folder: Path, cfg: dict[str, Any], input_ids: ov.Output, mask: ov.Output) -> ov.Output:
+    """The encoder stack's last hidden states (b, n, hidden) for int32 ids and mask."""
     if cfg.get("hidden_act", "gelu") != "gelu":
         raise ModelLoadError(f"hidden_act {cfg.get('hidden_act')!r} is not supported; only 'gelu'")
     if cfg.get("position_embedding_type", "absolute") != "absolute":
         raise ModelLoadError(f"position_embedding_type {cfg['position_embedding_type']!r} is not supported")
     w = _Weights(read_weights(folder), folder)
-    hidden, heads, eps = (
-        int(cfg["hidden_size"]),
-        int(cfg["num_attention_heads"]),
-        float(cfg.get("layer_norm_eps", 1e-12)),
-    )
-    input_ids = ops.parameter([-1, -1], np.int32, name="input_ids")
-    mask = ops.parameter([-1, -1], np.int32, name="attention_mask")
-
-    seq_len = ops.gather(ops.shape_of(input_ids, "i32"), ops.constant(np.int32(1)), ops.constant(np.int32(0)))
-    positions = ops.range(ops.constant(np.int32(0)), seq_len, ops.constant(np.int32(1)), "i32")
+    hidden, heads = int(cfg["hidden_size"]), int(cfg["num_attention_heads"])
+    eps = float(cfg.get("layer_norm_eps", 1e-12))
+    zero, one = ops.constant(np.int32(0)), ops.constant(np.int32(1))
+    positions = ops.range(zero, ops.gather(ops.shape_of(input_ids, "i32"), one, zero), one, "i32")
     # Every text is one segment, so token type 0 is a constant row.
     x = ops.add(
         ops.add(
-            ops.gather(w.const("embeddings.word_embeddings.weight"), input_ids, ops.constant(np.int32(0))),
-            ops.gather(w.const("embeddings.position_embeddings.weight"), positions, ops.constant(np.int32(0))),
+            ops.gather(w.const("embeddings.word_embeddings.weight"), input_ids, zero),
+            ops.gather(w.const("embeddings.position_embeddings.weight"), positions, zero),
         ),
         ops.constant(w("embeddings.token_type_embeddings.weight")[0]),
     )
@@ -118,13 +120,11 @@ def build_bert(folder: Path, cfg: dict[str, Any]) -> ov.Model:
     keep = ops.unsqueeze(ops.convert(mask, "boolean"), ops.constant(np.array([1, 2], dtype=np.int64)))
     for i in range(int(cfg["num_hidden_layers"])):
         p = f"encoder.layer.{i}"
-        attn = _attention(x, keep, w, f"{p}.attention", heads, hidden)
-        x = _layer_norm(
-            ops.add(_linear(attn, w, f"{p}.attention.output.dense"), x), w, f"{p}.attention.output.LayerNorm", eps
-        )
+        attn = _linear(_attention(x, keep, w, f"{p}.attention", heads, hidden), w, f"{p}.attention.output.dense")
+        x = _layer_norm(ops.add(attn, x), w, f"{p}.attention.output.LayerNorm", eps)
         inner = ops.gelu(_linear(x, w, f"{p}.intermediate.dense"), "erf")  # BERT's "gelu" is the exact erf form
         x = _layer_norm(ops.add(_linear(inner, w, f"{p}.output.dense"), x), w, f"{p}.output.LayerNorm", eps)
-    return ov.Model(pooling_head(x.output(0), mask.output(0)), [input_ids, mask], "akidb_bert")
+    return x.output(0)
 
 
 def pooling_head(hidden: ov.Output, mask: ov.Output) -> list[ov.Node]:

@@ -41,9 +41,13 @@ def resolve_backend(requested: str, family: str) -> str:
         return "mlx"
     if sys.platform == "darwin" or mlx_has_gpu():
         return "mlx"
-    if is_x86() and family in OPENVINO_FAMILIES and importlib.util.find_spec("openvino") is not None:
+    if is_x86() and family in OPENVINO_FAMILIES and _openvino_available():
         return "openvino"
     return "mlx"
+
+
+def _openvino_available() -> bool:
+    return importlib.util.find_spec("openvino") is not None
 
 
 def compile_cache_dir(cfg: Config) -> Path | None:
