@@ -49,7 +49,7 @@ def run_json(cmd: list[str], env: dict[str, str] | None = None) -> dict[str, Any
 def min_cosine(a: np.ndarray, b: np.ndarray) -> float:
     a64, b64 = a.astype(np.float64), b.astype(np.float64)
     cos = (a64 * b64).sum(1) / (np.linalg.norm(a64, axis=1) * np.linalg.norm(b64, axis=1))
-    return round(float(cos.min()), 6)
+    return round(float(cos.min()), 7)
 
 
 def gemm_gflops(threads: int) -> float:
