@@ -39,6 +39,10 @@ integration: setup
 e2e: setup
 	$(BIN)/python -m pytest tests/e2e $(PYTEST_ARGS)
 
+## proto: regenerate the committed gRPC stubs in shared/proto from embedding.proto (commit the result)
+proto: setup
+	$(BIN)/python -m grpc_tools.protoc -I. --python_out=. --pyi_out=. --grpc_python_out=. shared/proto/embedding.proto
+
 smoke: setup
 	./scripts/smoke-test.sh
 

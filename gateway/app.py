@@ -11,8 +11,11 @@ from gateway import keys
 from gateway.broker import Broker
 from gateway.embedding import EmbeddingService
 from gateway.metrics import Metrics
-from gateway.middleware import errors, request_context
-from gateway.routes import embed, system
+from gateway.middleware import RENDERER, errors, request_context
+from gateway.openai_format import PREFIX as OPENAI_PREFIX
+from gateway.openai_format import render_error as render_openai_error
+from gateway.routes import embed, openai, system
+from gateway.rpc.server import GrpcServer
 from shared.config import Config
 
 
@@ -30,7 +33,13 @@ def create_app(cfg: Config, registry: CollectorRegistry | None = None) -> web.Ap
     app[keys.EMBEDDING] = EmbeddingService(cfg, broker, app[keys.METRICS])
     app.add_routes(system.routes)
     app.add_routes(embed.routes)
+    app.add_routes(openai.routes)
+    app[RENDERER] = {OPENAI_PREFIX: render_openai_error}
     app.cleanup_ctx.append(_broker_ctx)
+    if cfg.server.grpc_enabled:
+        # After the broker's, so it is stopped first: no call arrives for a closed broker.
+        app[keys.GRPC] = GrpcServer(cfg, app[keys.EMBEDDING])
+        app.cleanup_ctx.append(_grpc_ctx)
     return app
 
 
@@ -39,3 +48,10 @@ async def _broker_ctx(app: web.Application) -> AsyncIterator[None]:
     await broker.start()
     yield
     await broker.close()
+
+
+async def _grpc_ctx(app: web.Application) -> AsyncIterator[None]:
+    server = app[keys.GRPC]
+    await server.start()
+    yield
+    await server.stop()

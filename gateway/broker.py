@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import random
 import typing
 from dataclasses import dataclass
 
@@ -68,7 +69,9 @@ class Broker:
         self._interval = cfg.heartbeat.interval_ms / 1000
         self._expiry = self._interval * cfg.heartbeat.liveness
         self._window = cfg.batching.batch_timeout_ms / 1000
-        self._job_ids = itertools.count(1)
+        # A random start per gateway: a worker may still hold a job from a previous gateway (a
+        # restart) and deliver it here; with ids from 1 again its reply would match a new job.
+        self._job_ids = itertools.count(random.getrandbits(48))
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._ctx: zmq.Context | None = None
         self._sock: zmq.Socket | None = None

@@ -25,7 +25,7 @@ class EmbedRequest:
     texts: tuple[str, ...]
     model: str | None = None
     pooling: str | None = None
-    normalize: bool = True
+    normalize: bool | None = None  # None: embedding.normalize from the config
     truncate: bool = True
 
 
@@ -72,7 +72,9 @@ class EmbeddingService:
         started = time.perf_counter()
         model_label = req.model or self.default_model
         try:
-            outcome = await self._embed(req, timeout_s or self.cfg.server.request_timeout_s)
+            outcome = await self._embed(
+                req, timeout_s or self.cfg.server.request_timeout_s, limit_from_caller=bool(timeout_s)
+            )
         except ApiError as exc:
             self.metrics.requests.labels(model_label, exc.code, transport).inc()
             raise
@@ -84,13 +86,14 @@ class EmbeddingService:
         self.metrics.tokens.labels(name).inc(outcome.total_tokens)
         return outcome
 
-    async def _embed(self, req: EmbedRequest, timeout_s: float) -> EmbedOutcome:
+    async def _embed(self, req: EmbedRequest, timeout_s: float, limit_from_caller: bool) -> EmbedOutcome:
         loop = asyncio.get_running_loop()
         started = loop.time()
         info = self.resolve_model(req.model)
         pooling = req.pooling or info.pooling
         if pooling not in POOLINGS:
             raise InvalidInput(f"pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}", param="pooling")
+        normalize = self.cfg.embedding.normalize if req.normalize is None else req.normalize
         deadline = started + timeout_s
         size = self.cfg.batching.max_batch_size
         futures: list[asyncio.Future[ChunkResult]] = []
@@ -98,7 +101,7 @@ class EmbeddingService:
             for start in range(0, len(req.texts), size):
                 future: asyncio.Future[ChunkResult] = loop.create_future()
                 chunk = req.texts[start : start + size]
-                self.broker.submit(Pending(info.name, chunk, pooling, req.normalize, deadline, loop.time(), future))
+                self.broker.submit(Pending(info.name, chunk, pooling, normalize, deadline, loop.time(), future))
                 futures.append(future)
             gathered = asyncio.gather(*futures)
             # If we leave early (timeout, client gone) the gather ends with the children's
@@ -107,9 +110,9 @@ class EmbeddingService:
             try:
                 results = await asyncio.wait_for(gathered, timeout=deadline - loop.time())
             except TimeoutError:
+                limit = "the caller's deadline" if limit_from_caller else "server.request_timeout_s"
                 raise Timeout(
-                    f"no worker finished within {timeout_s:g}s (server.request_timeout_s); "
-                    "the workers may be overloaded or gone"
+                    f"no worker finished within {timeout_s:g}s ({limit}); the workers may be overloaded or gone"
                 ) from None
         finally:
             for f in futures:  # a caller that left (timeout, disconnect, error) frees its queue slots

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
@@ -10,8 +12,13 @@ from gateway.embedding import EmbeddingService
 from gateway.metrics import Metrics
 from shared.config import Config
 
+if TYPE_CHECKING:
+    from gateway.rpc.server import GrpcServer
+
 CONFIG = web.AppKey("config", Config)
 REGISTRY = web.AppKey("registry", CollectorRegistry)
 METRICS = web.AppKey("metrics", Metrics)
 BROKER = web.AppKey("broker", Broker)
 EMBEDDING = web.AppKey("embedding", EmbeddingService)
+# Typed for mypy only: importing the gRPC server here would make a cycle through the routes.
+GRPC: web.AppKey[GrpcServer] = web.AppKey("grpc")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from typing import Any
+from typing import Any, overload
 
 from gateway.errors import InvalidInput
 
@@ -34,7 +34,12 @@ def optional_str(body: Mapping[str, Any], key: str, choices: Collection[str] | N
     return value
 
 
-def optional_bool(body: Mapping[str, Any], key: str, default: bool) -> bool:
+@overload
+def optional_bool(body: Mapping[str, Any], key: str, default: bool) -> bool: ...
+@overload
+def optional_bool(body: Mapping[str, Any], key: str, default: None) -> bool | None: ...
+def optional_bool(body: Mapping[str, Any], key: str, default: bool | None) -> bool | None:
+    """The field if it is a boolean, `default` if absent or null; anything else is a 400."""
     value = body.get(key)
     if value is None:
         return default

@@ -20,6 +20,9 @@ class ModelSpec:
     max_tokens: int
     aliases: tuple[str, ...] = ()
     package: str | None = None  # a pip package whose `model/` folder holds the weights
+    # Matryoshka-trained (MRL): the first k dimensions, renormalised, are themselves a good
+    # embedding for any k from this up to the full dimension. None: only the full vector is.
+    matryoshka_min_dim: int | None = None
 
 
 REGISTRY: tuple[ModelSpec, ...] = (
@@ -41,6 +44,7 @@ REGISTRY: tuple[ModelSpec, ...] = (
         # The model takes 32k; 8k keeps one request's activations within a laptop's memory.
         max_tokens=8192,
         aliases=("mlx-community/Qwen3-Embedding-0.6B-4bit-DWQ",),
+        matryoshka_min_dim=32,  # the Qwen3-Embedding model card: MRL, output dimensions 32 to 1024
     ),
     ModelSpec(
         name="qwen3-embedding-0.6b",
@@ -49,6 +53,7 @@ REGISTRY: tuple[ModelSpec, ...] = (
         pooling="last",
         max_tokens=8192,
         aliases=("Qwen/Qwen3-Embedding-0.6B",),
+        matryoshka_min_dim=32,
     ),
 )
 

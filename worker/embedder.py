@@ -15,6 +15,8 @@ from worker.tokenize import TextTokenizer, length_groups, pad
 
 # Padded tokens per forward pass: 32 texts of 128 tokens, or 16 of 256.
 TOKEN_BUDGET = 4096
+# The longest warm-up input: enough to size MLX's buffers for ordinary texts.
+WARM_UP_TOKENS = 512
 
 
 class Encoder(Protocol):
@@ -75,4 +77,5 @@ class Embedder:
     def warm_up(self) -> None:
         """Run short and long inputs once so the first real job pays no first-call costs."""
         self.embed(["warm-up"] * 2)
-        self.embed(["warm-up " * (self.tokenizer.max_tokens // 4)])
+        # Capped: a 32k-token Qwen3 limit would make the warm-up itself cost minutes and gigabytes.
+        self.embed(["warm-up " * (min(self.tokenizer.max_tokens, WARM_UP_TOKENS) // 4)])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.resources
 import importlib.util
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,10 @@ def locate(cfg: EmbeddingConfig) -> ModelSource:
     config = _read_json(path / "config.json")
     if config is None:
         raise ModelLoadError(f"{path} has no config.json; is it a Hugging Face model folder?")
+    if spec and cfg.model_path and FAMILIES.get(str(config.get("model_type", ""))) != spec.family:
+        # `--model-path` with the default model_name: the folder holds some other model, so
+        # the registry entry (family, pooling, limits) does not describe it. Name it by its folder.
+        spec, cfg = None, replace(cfg, model_name=path.resolve().name)
     family = spec.family if spec else FAMILIES.get(str(config.get("model_type", "")))
     if family is None:
         raise ModelLoadError(

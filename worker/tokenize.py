@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 from tokenizers import Tokenizer
 
+from worker.loader import ModelLoadError
+
 
 @dataclass(frozen=True)
 class Tokenized:
@@ -37,12 +39,18 @@ class TextTokenizer:
     def from_folder(cls, folder: Path, max_tokens: int) -> TextTokenizer:
         """Load `tokenizer.json`, or let transformers convert a slow tokenizer's files."""
         path = folder / "tokenizer.json"
-        if path.exists():
-            return cls(Tokenizer.from_file(str(path)), max_tokens)
-        from transformers import AutoTokenizer  # only for folders without tokenizer.json
+        try:
+            if path.exists():
+                return cls(Tokenizer.from_file(str(path)), max_tokens)
+            from transformers import AutoTokenizer  # only for folders without tokenizer.json
 
-        fast = AutoTokenizer.from_pretrained(str(folder), use_fast=True)
-        return cls(fast.backend_tokenizer, max_tokens)
+            fast = AutoTokenizer.from_pretrained(str(folder), use_fast=True)
+            return cls(fast.backend_tokenizer, max_tokens)
+        except Exception as exc:  # tokenizers and transformers raise many unrelated types here
+            raise ModelLoadError(
+                f"cannot load the tokenizer in {folder} ({type(exc).__name__}: {exc}); the folder needs "
+                "tokenizer.json (or a slow tokenizer's files): download the model again or fix embedding.model_path"
+            ) from None
 
     def encode(self, texts: Sequence[str]) -> Tokenized:
         """Tokenise with special tokens; texts over `max_tokens` are re-encoded truncated."""

@@ -26,7 +26,7 @@ def parse_embed(body: object, max_texts: int) -> EmbedRequest:
         texts=text_list(obj["texts"], "texts", max_texts),
         model=optional_str(obj, "model"),
         pooling=optional_str(obj, "pooling", POOLINGS),
-        normalize=optional_bool(obj, "normalize", True),
+        normalize=optional_bool(obj, "normalize", None),
         truncate=optional_bool(obj, "truncate", True),
     )
 

@@ -1,7 +1,8 @@
 """A fake worker that speaks the real protocol over a real DEALER socket, for gateway unit tests.
 
 It proves the gateway's batching and failover logic, never that embedding works: its vector
-for a text is [len(text), job_id, index in job, 1].
+for a text is [len(text), n, index in job, 1], where the job is the n-th this worker received
+(not the gateway's job_id, which starts at a random number).
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ DIM = 4
 MODEL = ModelInfo("all-MiniLM-L6-v2", DIM, 16, "mean", ("minilm",), "fake", "cpu", "f32")
 
 
-def fake_vectors(job: Job) -> np.ndarray:
-    return np.array([[len(t), job.job_id, i, 1.0] for i, t in enumerate(job.texts)], dtype=np.float32)
+def fake_vectors(job: Job, n: int) -> np.ndarray:
+    return np.array([[len(t), n, i, 1.0] for i, t in enumerate(job.texts)], dtype=np.float32)
 
 
 class FakeWorker:
@@ -83,15 +84,15 @@ class FakeWorker:
             msg = decode(await self._sock.recv_multipart())
             if isinstance(msg, Job):
                 self.jobs.append(msg)
-                asyncio.create_task(self._answer(msg))  # noqa: RUF006 - tasks end by themselves
+                asyncio.create_task(self._answer(msg, len(self.jobs)))  # noqa: RUF006 - tasks end by themselves
             elif isinstance(msg, Disconnect):
                 self.disconnects += 1
                 await self.send(self.ready)
 
-    async def _answer(self, job: Job) -> None:
+    async def _answer(self, job: Job, n: int) -> None:
         await asyncio.sleep(self.delay)
         if self.silent:
             return
-        rows = fake_vectors(job)
+        rows = fake_vectors(job, n)
         counts = tuple(len(t.split()) + 2 for t in job.texts)
         await self.send(Result(job.job_id, rows, counts, counts, 0.1))

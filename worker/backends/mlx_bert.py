@@ -5,7 +5,6 @@ Module and attribute names mirror the Hugging Face checkpoint so weights load by
 
 from __future__ import annotations
 
-import glob
 import math
 from typing import Any
 
@@ -14,6 +13,7 @@ import mlx.nn as nn
 import numpy as np
 
 from worker.backends.mlx_device import device_label, mlx_device
+from worker.backends.mlx_weights import read_safetensors
 from worker.loader import ModelLoadError, ModelSource
 from worker.pooling import pool
 
@@ -108,6 +108,10 @@ class BertModel(nn.Module):
         super().__init__()
         if cfg.get("hidden_act", "gelu") != "gelu":
             raise ModelLoadError(f"hidden_act {cfg.get('hidden_act')!r} is not supported; only 'gelu'")
+        if cfg.get("position_embedding_type", "absolute") != "absolute":
+            raise ModelLoadError(
+                f"position_embedding_type {cfg.get('position_embedding_type')!r} is not supported; only 'absolute'"
+            )
         self.embeddings = _Embeddings(cfg)
         self.encoder = _Encoder(cfg)
 
@@ -120,11 +124,8 @@ class BertModel(nn.Module):
         return x
 
 
-def load_weights(model: nn.Module, folder_files: list[str]) -> None:
-    """Load HF BERT safetensors, dropping the pooler and any `bert.` prefix."""
-    weights: dict[str, mx.array] = {}
-    for path in folder_files:
-        weights.update(mx.load(path))  # type: ignore[arg-type]
+def load_weights(model: nn.Module, weights: dict[str, mx.array]) -> None:
+    """Load HF BERT weights, dropping the pooler and any `bert.` prefix."""
     cleaned = {}
     for key, value in weights.items():
         key = key.removeprefix("bert.")
@@ -140,12 +141,10 @@ class MlxBertEncoder:
     backend = "mlx"
 
     def __init__(self, source: ModelSource, precision: str) -> None:
-        files = sorted(glob.glob(str(source.path / "*.safetensors")))
-        if not files:
-            raise ModelLoadError(f"no .safetensors in {source.path}; convert the checkpoint to safetensors")
+        weights = read_safetensors(source.path)
         self.model = BertModel(source.config)
         try:
-            load_weights(self.model, files)
+            load_weights(self.model, weights)
         except ValueError as exc:
             raise ModelLoadError(f"weights in {source.path} do not fit a BERT model: {exc}") from None
         self.precision = "f32" if precision == "auto" else precision

@@ -6,30 +6,26 @@ last-token pooling reads the state at each row's last real position.
 
 from __future__ import annotations
 
-import glob
-
 import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 from mlx_lm.models.qwen3 import ModelArgs, Qwen3Model
 
 from worker.backends.mlx_device import device_label, mlx_device
+from worker.backends.mlx_weights import read_safetensors
 from worker.loader import ModelLoadError, ModelSource
 from worker.pooling import pool
 
 
 def load_qwen3(source: ModelSource) -> Qwen3Model:
     """Build the decoder stack and load its weights, quantising layers the checkpoint quantised."""
-    files = sorted(glob.glob(str(source.path / "*.safetensors")))
-    if not files:
-        raise ModelLoadError(f"no .safetensors in {source.path}")
-    weights: dict[str, mx.array] = {}
-    for path in files:
-        for key, value in mx.load(path).items():  # type: ignore[union-attr]
-            # Qwen3Model checkpoints have bare keys, Qwen3ForCausalLM ones a "model." prefix;
-            # the LM head is not used for embeddings.
-            if not key.startswith("lm_head."):
-                weights[key.removeprefix("model.")] = value
+    # Qwen3Model checkpoints have bare keys, Qwen3ForCausalLM ones a "model." prefix;
+    # the LM head is not used for embeddings.
+    weights = {
+        key.removeprefix("model."): value
+        for key, value in read_safetensors(source.path).items()
+        if not key.startswith("lm_head.")
+    }
     model = Qwen3Model(ModelArgs.from_dict(source.config))
     quant = source.config.get("quantization")
     if quant:
@@ -47,6 +43,11 @@ def load_qwen3(source: ModelSource) -> Qwen3Model:
     return model
 
 
+_DTYPES = {"f32": mx.float32, "bf16": mx.bfloat16}
+# The labels READY reports, the same as the BERT backend's.
+_LABELS = {mx.float32: "f32", mx.bfloat16: "bf16", mx.float16: "f16"}
+
+
 class MlxQwen3Encoder:
     """`Encoder` for Qwen3-Embedding models on MLX."""
 
@@ -55,10 +56,14 @@ class MlxQwen3Encoder:
     def __init__(self, source: ModelSource, precision: str) -> None:
         self.model = load_qwen3(source)
         quant = source.config.get("quantization")
-        self.precision = f"int{quant['bits']}" if quant else str(self.model.embed_tokens.weight.dtype).split(".")[-1]
-        if precision == "bf16" and not quant:
-            self.model.set_dtype(mx.bfloat16)
-            self.precision = "bfloat16"
+        if quant:  # quantised weights stay as the converter made them, whatever was asked
+            self.precision = f"int{quant['bits']}"
+        else:
+            # "auto" keeps the checkpoint's dtype (Qwen ships bf16); f32 and bf16 are honoured as asked.
+            if precision in _DTYPES:
+                self.model.set_dtype(_DTYPES[precision])
+            dtype = self.model.embed_tokens.weight.dtype
+            self.precision = _LABELS.get(dtype, str(dtype).removeprefix("mlx.core."))
         self.dimension = int(source.config["hidden_size"])
         self.device = device_label(mlx_device())
 

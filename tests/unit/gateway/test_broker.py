@@ -78,6 +78,7 @@ async def test_big_requests_are_split_into_jobs_and_reassembled_in_order(start_g
 async def test_least_loaded_worker_gets_the_next_job(start_gateway, endpoint) -> None:  # type: ignore[no-untyped-def]
     async with start_gateway() as gw:
         slow = await FakeWorker(endpoint, "slow", capacity=4, delay=1.0).start()
+        await gw.wait_for_workers(1)  # registered first, so the tie at zero load goes to it
         fast = await FakeWorker(endpoint, "fast", capacity=4, delay=0.0).start()
         await gw.wait_for_workers(2)
         blocker = asyncio.create_task(embed(gw, ["a"]))
@@ -222,3 +223,13 @@ async def test_results_are_float32_rows(gw: Gateway, endpoint: str) -> None:
     np.testing.assert_array_equal(np.array(body["embeddings"])[:, 0], [3, 2])
     assert body["usage"]["total_tokens"] == 3 + 3
     await worker.close()
+
+
+async def test_normalize_defaults_to_the_config_and_requests_override_it(start_gateway, endpoint) -> None:  # type: ignore[no-untyped-def]
+    async with start_gateway("embedding.normalize=false") as gw:
+        worker = await FakeWorker(endpoint).start()
+        await gw.wait_for_workers(1)
+        assert (await embed(gw, ["a"]))[0] == 200
+        assert (await embed(gw, ["b"], normalize=True))[0] == 200
+        assert [j.normalize for j in worker.jobs] == [False, True]
+        await worker.close()

@@ -1,0 +1,1 @@
+"""The gRPC front door: EmbeddingService, grpc.health.v1 and reflection, on the gateway's event loop."""

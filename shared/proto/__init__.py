@@ -1,0 +1,1 @@
+"""The gRPC contract (embedding.proto) and its generated stubs; regenerate with `make proto`."""

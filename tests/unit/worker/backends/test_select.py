@@ -1,0 +1,58 @@
+"""`embedding.backend`: which engine serves a model, and the errors for impossible choices."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+
+from worker.backends import select
+from worker.loader import ModelLoadError
+
+
+@pytest.fixture
+def machine(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """Pretend to be a given machine: platform, CPU, MLX GPU, OpenVINO installed."""
+
+    def set_machine(platform: str, x86: bool, gpu: bool, openvino: bool) -> None:
+        monkeypatch.setattr(select.sys, "platform", platform)
+        monkeypatch.setattr(select, "is_x86", lambda: x86)
+        monkeypatch.setattr(select, "mlx_has_gpu", lambda: gpu)
+        monkeypatch.setattr(select, "_openvino_available", lambda: openvino)
+
+    return set_machine
+
+
+@pytest.mark.parametrize(
+    ("platform", "x86", "gpu", "openvino", "family", "expected"),
+    [
+        ("darwin", False, True, False, "bert", "mlx"),  # Apple silicon: Metal
+        ("darwin", True, False, True, "bert", "mlx"),  # an Intel Mac still runs MLX
+        ("linux", True, True, True, "bert", "mlx"),  # MLX with CUDA beats a CPU engine
+        ("linux", True, False, True, "bert", "openvino"),  # x86 CPU: OpenVINO
+        ("linux", True, False, True, "qwen3", "mlx"),  # OpenVINO does not serve Qwen3 here
+        ("linux", True, False, False, "bert", "mlx"),  # OpenVINO not installed
+        ("linux", False, False, True, "bert", "mlx"),  # ARM Linux CPU
+    ],
+)
+def test_auto(machine, platform: str, x86: bool, gpu: bool, openvino: bool, family: str, expected: str) -> None:  # type: ignore[no-untyped-def]
+    machine(platform, x86, gpu, openvino)
+    assert select.resolve_backend("auto", family) == expected
+
+
+def test_mlx_when_asked(machine) -> None:  # type: ignore[no-untyped-def]
+    machine("linux", True, False, True)
+    assert select.resolve_backend("mlx", "bert") == "mlx"
+    assert select.resolve_backend("mlx", "qwen3") == "mlx"
+
+
+def test_openvino_for_qwen3_is_refused_with_the_fix() -> None:
+    with pytest.raises(ModelLoadError, match=r"openvino does not serve qwen3 models; use embedding.backend: mlx"):
+        select.resolve_backend("openvino", "qwen3")
+
+
+def test_openvino_not_installed_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(select.importlib.util, "find_spec", lambda name: None if name == "openvino" else real(name))
+    with pytest.raises(ModelLoadError, match="openvino is not installed here; pip install openvino, or use mlx"):
+        select.resolve_backend("openvino", "bert")
