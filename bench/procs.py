@@ -33,20 +33,20 @@ class RssSampler(threading.Thread):
         self.every_s = every_s
         self.peak_mb = 0.0
         self.per_pid_peak: dict[int, float] = {}
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def run(self) -> None:
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             total = 0.0
             for pid in self.pids:
                 mb = rss_mb(pid)
                 total += mb
                 self.per_pid_peak[pid] = max(self.per_pid_peak.get(pid, 0.0), mb)
             self.peak_mb = max(self.peak_mb, total)
-            self._stop.wait(self.every_s)
+            self._halt.wait(self.every_s)
 
     def stop(self) -> float:
-        self._stop.set()
+        self._halt.set()
         self.join()
         return self.peak_mb
 

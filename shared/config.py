@@ -75,6 +75,9 @@ class EmbeddingConfig:
     precision: str = _opt("auto", "worker: inference precision", choices=PRECISIONS)
     num_threads: int = _opt(0, "worker: inference threads (0: the engine's default)", minimum=0)
     cache_dir: str | None = _opt(None, "worker: Hugging Face / compiled-model cache folder")
+    compile_cache: bool = _opt(
+        True, "worker: keep OpenVINO compiled models in cache_dir/openvino (else storage.data_dir/cache/openvino)"
+    )
 
 
 @dataclass(frozen=True)

@@ -93,7 +93,7 @@ def load_embedder(cfg: Config) -> Embedder:
                 "mlx_reference_blas",
                 hint="MLX will use the slow reference BLAS; apt-get install libopenblas0-pthread",
             )
-    encoder = build_encoder(backend, source, cfg.embedding)
+    encoder = build_encoder(backend, source, cfg)
     tokenizer = TextTokenizer.from_folder(source.path, source.max_tokens)
     embedder = Embedder(source, tokenizer, encoder, cfg.embedding.batch_size)
     embedder.warm_up()
@@ -102,6 +102,7 @@ def load_embedder(cfg: Config) -> Embedder:
         "model_loaded",
         model=info.name,
         backend=info.backend,
+        requested_backend=cfg.embedding.backend,
         device=info.device,
         precision=info.precision,
         dimension=info.dimension,

@@ -9,7 +9,8 @@ import pytest
 from tests.support.gateway import Gateway, make_config, running_gateway
 from tests.support.processes import WorkerProcess, free_port
 
-BACKENDS = ["mlx"]
+# Every embedding-path test runs once per backend (session-scoped: one worker each at a time).
+BACKENDS = ["mlx", "openvino"]
 
 
 @pytest.fixture(scope="session")

@@ -5,8 +5,9 @@ from __future__ import annotations
 import importlib.util
 import platform
 import sys
+from pathlib import Path
 
-from shared.config import EmbeddingConfig
+from shared.config import Config
 from worker.embedder import Encoder
 from worker.loader import ModelLoadError, ModelSource
 
@@ -46,22 +47,28 @@ def resolve_backend(requested: str, family: str) -> str:
 
 
 def _openvino_available() -> bool:
-    return (
-        importlib.util.find_spec("openvino") is not None
-        and importlib.util.find_spec("worker.backends.openvino_bert") is not None
-    )
+    return importlib.util.find_spec("openvino") is not None
 
 
-def build_encoder(backend: str, source: ModelSource, cfg: EmbeddingConfig) -> Encoder:
+def compile_cache_dir(cfg: Config) -> Path | None:
+    """Where OpenVINO keeps compiled models: under embedding.cache_dir, else storage.data_dir/cache."""
+    if not cfg.embedding.compile_cache:
+        return None
+    base = Path(cfg.embedding.cache_dir) if cfg.embedding.cache_dir else Path(cfg.storage.data_dir) / "cache"
+    return base.expanduser() / "openvino"
+
+
+def build_encoder(backend: str, source: ModelSource, cfg: Config) -> Encoder:
     """Construct the chosen backend's encoder (importing its engine only now)."""
+    emb = cfg.embedding
     if backend == "openvino":
         from worker.backends.openvino_bert import OpenVinoBertEncoder
 
-        return OpenVinoBertEncoder(source, cfg.precision, cfg.num_threads, cfg.cache_dir)
+        return OpenVinoBertEncoder(source, emb.precision, emb.num_threads, compile_cache_dir(cfg))
     if source.family == "qwen3":
         from worker.backends.mlx_qwen3 import MlxQwen3Encoder
 
-        return MlxQwen3Encoder(source, cfg.precision)
+        return MlxQwen3Encoder(source, emb.precision)
     from worker.backends.mlx_bert import MlxBertEncoder
 
-    return MlxBertEncoder(source, cfg.precision)
+    return MlxBertEncoder(source, emb.precision)

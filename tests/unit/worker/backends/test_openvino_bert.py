@@ -1,0 +1,129 @@
+"""The OpenVINO encoder in-process, with the real MiniLM weights, against sentence-transformers' vectors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from shared.config import EmbeddingConfig
+from tests.support import references as refs
+from worker.embedder import Embedder
+from worker.loader import ModelLoadError, ModelSource, locate
+from worker.tokenize import TextTokenizer
+
+ov = pytest.importorskip("openvino", reason="OpenVINO is installed on x86 only (pyproject marker)")
+
+from worker.backends import cpu  # noqa: E402
+from worker.backends.openvino_bert import OpenVinoBertEncoder  # noqa: E402
+from worker.backends.openvino_graph import bert_hidden  # noqa: E402
+
+REF = refs.load("minilm_reference")
+POOLING_REF = refs.load("minilm_pooling_reference")
+TEXTS = [str(t) for t in REF["texts"]]
+
+
+@pytest.fixture(scope="module")
+def source() -> ModelSource:
+    return locate(EmbeddingConfig())
+
+
+def embedder(source: ModelSource, precision: str = "f32", cache_dir: Path | None = None) -> Embedder:
+    encoder = OpenVinoBertEncoder(source, precision, 0, cache_dir)
+    return Embedder(source, TextTokenizer.from_folder(source.path, source.max_tokens), encoder, 32)
+
+
+def assert_parity(model: Embedder, bar: float) -> None:
+    out = model.embed(TEXTS)
+    cos = refs.cosines(out.vectors, REF["embeddings"])
+    assert cos.min() >= bar, f"texts[{int(cos.argmin())}] cosine {cos.min():.7f} < {bar}"
+    assert out.token_counts == REF["token_counts"].tolist()  # includes three truncated at 256
+    assert out.input_tokens == REF["input_tokens"].tolist()
+
+
+def test_f32_matches_sentence_transformers_from_the_safetensors(source: ModelSource) -> None:
+    model = embedder(source, "f32")
+    assert (model.info.backend, model.info.device, model.info.precision) == ("openvino", "cpu", "f32")
+    assert model.encoder.graph == "safetensors"  # type: ignore[attr-defined]
+    assert_parity(model, refs.PARITY_F32)
+
+
+def test_forced_bf16_reports_what_really_runs_and_holds_parity(source: ModelSource) -> None:
+    model = embedder(source, "bf16")
+    capabilities = ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    # Without native bf16 OpenVINO ignores the hint and computes f32: the worker must say so.
+    assert model.info.precision == ("bf16" if "BF16" in capabilities else "f32")
+    assert_parity(model, refs.parity_bar(model.info.precision))
+
+
+def test_auto_precision_follows_this_cpu(source: ModelSource) -> None:
+    model = embedder(source, "auto")
+    flags = cpu.cpu_flags()
+    expected = cpu.auto_precision(flags, ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+    assert model.info.precision == expected
+    if not cpu.has_native_bf16(flags):  # e.g. the AVX2-only EPYC the suite runs on
+        assert model.info.precision == "f32"
+
+
+@pytest.mark.parametrize("how", ["mean", "cls", "last"])
+def test_every_pooling_matches_the_reference(source: ModelSource, how: str) -> None:
+    texts = [str(t) for t in POOLING_REF["texts"]]
+    got = embedder(source).embed(texts, pooling=how, normalize=False).vectors
+    assert refs.cosines(got, POOLING_REF[how]).min() >= refs.PARITY_F32
+    np.testing.assert_allclose(np.linalg.norm(got, axis=1), np.linalg.norm(POOLING_REF[how], axis=1), rtol=1e-4)
+
+
+def test_unknown_pooling_is_the_jobs_fault(source: ModelSource) -> None:
+    with pytest.raises(ValueError, match="unknown pooling 'max'"):
+        embedder(source).embed(["x"], pooling="max")
+
+
+def shipped_ir_folder(source: ModelSource, tmp_path: Path) -> Path:
+    """A copy of the model folder that also ships openvino/openvino_model.xml the way optimum exports it:
+    int64 input_ids, attention_mask and token_type_ids in, last_hidden_state out."""
+    folder = tmp_path / "model"
+    folder.mkdir()
+    for item in source.path.iterdir():
+        (folder / item.name).symlink_to(item)
+    params = [
+        ov.opset15.parameter([-1, -1], np.int64, name=n) for n in ("input_ids", "attention_mask", "token_type_ids")
+    ]
+    ids, mask = (ov.opset15.convert(p, "i32").output(0) for p in params[:2])
+    result = ov.opset15.result(bert_hidden(source.path, source.config, ids, mask), name="last_hidden_state")
+    result.output(0).get_tensor().set_names({"last_hidden_state"})
+    ov.save_model(ov.Model([result], params), folder / "openvino" / "openvino_model.xml", compress_to_fp16=False)
+    return folder
+
+
+def test_a_shipped_openvino_ir_is_preferred_and_matches(source: ModelSource, tmp_path: Path) -> None:
+    folder = shipped_ir_folder(source, tmp_path)
+    shipped = ModelSource(source.name, folder, source.family, source.pooling, source.max_tokens, (), source.config)
+    model = embedder(shipped)
+    assert model.encoder.graph == "openvino/openvino_model.xml"  # type: ignore[attr-defined]
+    assert_parity(model, refs.PARITY_F32)
+
+
+def test_compiled_model_cache_is_written_then_reused(source: ModelSource, tmp_path: Path) -> None:
+    embedder(source, cache_dir=tmp_path / "ov")
+    blobs = {p: p.stat().st_mtime_ns for p in (tmp_path / "ov").glob("*.blob")}
+    assert len(blobs) == 1
+    assert_parity(embedder(source, cache_dir=tmp_path / "ov"), refs.PARITY_F32)
+    # A hit: the blob was read, not compiled and written again.
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "ov").glob("*.blob")} == blobs
+
+
+def test_folder_without_safetensors_says_so(source: ModelSource, tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text("{}")
+    broken = ModelSource(source.name, tmp_path, "bert", "mean", 256, (), source.config)
+    with pytest.raises(ModelLoadError, match=r"no \.safetensors in"):
+        OpenVinoBertEncoder(broken, "f32", 0, None)
+
+
+def test_weights_that_do_not_fit_name_the_missing_tensor(source: ModelSource, tmp_path: Path) -> None:
+    from safetensors.numpy import save_file
+
+    save_file({"embeddings.word_embeddings.weight": np.zeros((8, 4), np.float32)}, str(tmp_path / "model.safetensors"))
+    broken = ModelSource(source.name, tmp_path, "bert", "mean", 256, (), source.config)
+    with pytest.raises(ModelLoadError, match=r"position_embeddings\.weight is missing"):
+        OpenVinoBertEncoder(broken, "f32", 0, None)
