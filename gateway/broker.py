@@ -296,7 +296,10 @@ class Broker:
             return
         error: ApiError
         if msg.code == ErrorCode.DEADLINE_EXCEEDED:
-            error = Timeout(f"the request's deadline passed before a worker ran it: {msg.message}")
+            error = Timeout(
+                "the request's deadline (server.request_timeout_s, or the caller's own) passed "
+                f"before a worker ran it: {msg.message}"
+            )
         elif msg.code == ErrorCode.INVALID_JOB:
             error = InvalidInput(msg.message)
         else:

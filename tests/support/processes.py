@@ -13,7 +13,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 # Fast heartbeats so failover tests take seconds, not tens of seconds.
-TEST_HEARTBEAT = ("heartbeat.interval_ms=200", "heartbeat.liveness=3")
+TEST_HEARTBEAT = ("heartbeat.interval_ms=200", "heartbeat.liveness=5")
 
 
 def free_port() -> int:
