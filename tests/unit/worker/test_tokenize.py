@@ -108,3 +108,14 @@ def test_length_groups_cover_every_index_once_within_limits() -> None:
         for g in groups:
             assert len(g) <= batch
             assert len(g) == 1 or len(g) * max(lengths[i] for i in g) <= budget
+
+
+def test_length_groups_cut_where_padding_costs_more_than_another_pass() -> None:
+    rng = random.Random(3)
+    lengths = [rng.randint(6, 25) for _ in range(32)]  # a job of short texts
+    groups = length_groups(lengths, batch_size=32, token_budget=4096, pass_cost=16)
+    padded = sum(len(g) * max(lengths[i] for i in g) for g in groups)
+    assert len(groups) > 1
+    assert padded + 16 * len(groups) < 32 * max(lengths) + 16  # cheaper than one padded pass
+    # Equal lengths waste nothing on padding: one pass.
+    assert length_groups([12] * 32, batch_size=32, token_budget=4096) == [list(range(32))]
