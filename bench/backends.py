@@ -115,7 +115,7 @@ def in_process(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="small samples and short runs")
-    p.add_argument("--st-python", default="/work/fixture-venv/bin/python")
+    p.add_argument("--st-python", default=".fixture-venv/bin/python", help="made by scripts/fixture-venv.sh")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--skip-raw", action="store_true")
     p.add_argument("--skip-server", action="store_true")

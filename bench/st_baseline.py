@@ -1,6 +1,6 @@
 """sentence-transformers' in-process speed and vectors: the baseline, run in the fixture venv only.
 
-    /work/fixture-venv/bin/python -m bench.st_baseline --n-short 2000 --n-bodies 500 --threads 2 --out st.npz
+    .fixture-venv/bin/python -m bench.st_baseline --n-short 2000 --n-bodies 500 --threads 2 --out st.npz
 
 torch lives in that venv and never in the product's. Prints one JSON line of figures.
 """
