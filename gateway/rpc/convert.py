@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from gateway.embed_input import parse_embed
 from gateway.embedding import EmbedOutcome, EmbedRequest
-from gateway.routes.embed import parse_embed
 from shared.proto import embedding_pb2 as pb
 from shared.protocol import ModelInfo
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from gateway.embed_input import parse_embed
 from gateway.embedding import EmbedOutcome
 from gateway.errors import InvalidInput
-from gateway.routes.embed import parse_embed
 from gateway.rpc.convert import to_embed_request, to_embedding_response, to_model_info_response
 from shared.proto import embedding_pb2 as pb
 from shared.protocol import ModelInfo
