@@ -83,6 +83,8 @@ class VectorIndex:
 
     def search(self, query: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
         """(keys, scores) of the `count` nearest, best first. Caller holds `lock.shared()`."""
+        if count < 1:  # USearch refuses 0, which a filtered search of an empty index asks for
+            return np.empty(0, dtype=np.uint64), np.empty(0, dtype=np.float32)
         matches = self._index.search(query, count, threads=1)
         return matches.keys.astype(np.uint64), self.scores(matches.distances)
 

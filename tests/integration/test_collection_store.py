@@ -163,6 +163,18 @@ def test_filtered_search_returns_k_and_matches_brute_force(tmp_path: Path, metri
     col.close(save=False)
 
 
+def test_an_empty_collection_answers_filtered_searches_with_nothing(tmp_path: Path) -> None:
+    """Nothing stored (or everything deleted): no hits, not an index error (which the API turned into a 500)."""
+    col = make(tmp_path / "c")
+    assert top(col, unit(1), 5, {"odd": 1}) == []
+    col.upsert(docs(2))
+    for d in ("d0", "d1"):
+        assert col.delete(d)
+    assert top(col, unit(1), 5, {"odd": 1}) == []
+    assert top(col, unit(1), 5) == []
+    col.close(save=False)
+
+
 def flt_match(flt: dict, n: int) -> bool:
     if "odd" in flt:
         return n % 2 == 1
