@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.resources
 import importlib.util
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -114,3 +115,29 @@ def _folder_pooling(path: Path) -> str | None:
 def _folder_max_tokens(path: Path) -> int | None:
     value = (_read_json(path / "sentence_bert_config.json") or {}).get("max_seq_length")
     return int(value) if isinstance(value, int) else None
+
+
+def read_safetensors(folder: Path, load: Callable[[Path], Any], damaged: tuple[type[Exception], ...]) -> dict[str, Any]:
+    """Every tensor in the folder's *.safetensors files (sharded checkpoints have several), each file read by `load`.
+
+    `damaged` is what `load` raises for a file it cannot parse: that becomes a load error saying what to do.
+    """
+    files = sorted(folder.glob("*.safetensors"))
+    if not files:
+        raise ModelLoadError(
+            f"no .safetensors in {folder}; point embedding.model_path at a Hugging Face model folder "
+            "(convert .bin checkpoints to safetensors first)"
+        )
+    weights: dict[str, Any] = {}
+    for path in files:
+        try:
+            loaded = load(path)
+        except damaged as exc:
+            raise ModelLoadError(
+                f"cannot read {path}: {exc}; the file is damaged or incomplete: download the model again "
+                "(delete it from the Hugging Face cache) or fix embedding.model_path"
+            ) from None
+        if not isinstance(loaded, dict):
+            raise ModelLoadError(f"{path} holds no named tensors; is it a safetensors checkpoint?")
+        weights.update(loaded)
+    return weights

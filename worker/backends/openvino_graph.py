@@ -8,7 +8,6 @@ the same three outputs: "mean", "cls" and "last", each (batch, hidden) float32.
 
 from __future__ import annotations
 
-import glob
 import math
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ import numpy as np
 import openvino as ov
 import openvino.opset15 as ops
 
-from worker.loader import ModelLoadError
+from worker.loader import ModelLoadError, read_safetensors
 
 POOLED_OUTPUTS = ("mean", "cls", "last")
 # Old BERT checkpoints name LayerNorm parameters gamma/beta.
@@ -26,23 +25,22 @@ _RENAMES = {".gamma": ".weight", ".beta": ".bias"}
 
 def read_weights(folder: Path) -> dict[str, np.ndarray]:
     """Every tensor in the folder's *.safetensors as float32 numpy, with any `bert.` prefix dropped."""
+    from safetensors import SafetensorError
     from safetensors.numpy import load_file
 
-    files = sorted(glob.glob(str(folder / "*.safetensors")))
-    if not files:
-        raise ModelLoadError(f"no .safetensors in {folder}; convert the checkpoint to safetensors")
-    weights: dict[str, np.ndarray] = {}
-    for path in files:
+    def load(path: Path) -> dict[str, np.ndarray]:
         try:
-            tensors = load_file(path)
+            return load_file(str(path))
         except (TypeError, ValueError) as exc:  # e.g. bf16 tensors, which numpy cannot hold
             raise ModelLoadError(f"cannot read {path} as numpy arrays: {exc}") from None
-        for key, value in tensors.items():
-            key = key.removeprefix("bert.")
-            for old, new in _RENAMES.items():
-                if key.endswith(old):
-                    key = key[: -len(old)] + new
-            weights[key] = value.astype(np.float32, copy=False)
+
+    weights: dict[str, np.ndarray] = {}
+    for key, value in read_safetensors(folder, load, (SafetensorError, OSError)).items():
+        key = key.removeprefix("bert.")
+        for old, new in _RENAMES.items():
+            if key.endswith(old):
+                key = key[: -len(old)] + new
+        weights[key] = value.astype(np.float32, copy=False)
     return weights
 
 

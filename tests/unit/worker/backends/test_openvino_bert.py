@@ -120,6 +120,14 @@ def test_folder_without_safetensors_says_so(source: ModelSource, tmp_path: Path)
         OpenVinoBertEncoder(broken, "f32", 0, None)
 
 
+def test_damaged_weights_are_a_load_error_that_says_download_again(source: ModelSource, tmp_path: Path) -> None:
+    """The same message as the MLX backends give, not a SafetensorError escaping from the worker."""
+    (tmp_path / "model.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{not-json")
+    broken = ModelSource(source.name, tmp_path, "bert", "mean", 256, (), source.config)
+    with pytest.raises(ModelLoadError, match=r"cannot read .*model\.safetensors.*download the model again"):
+        OpenVinoBertEncoder(broken, "f32", 0, None)
+
+
 def test_weights_that_do_not_fit_name_the_missing_tensor(source: ModelSource, tmp_path: Path) -> None:
     from safetensors.numpy import save_file
 
