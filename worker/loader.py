@@ -92,6 +92,16 @@ def _snapshot(repo_id: str, cfg: EmbeddingConfig, spec: models.ModelSpec | None)
         ) from None
 
 
+def check_bert_config(config: dict[str, Any]) -> None:
+    """Refuse BERT variants our encoders do not implement (both backends: MLX and OpenVINO)."""
+    if config.get("hidden_act", "gelu") != "gelu":
+        raise ModelLoadError(f"hidden_act {config.get('hidden_act')!r} is not supported; only 'gelu'")
+    if config.get("position_embedding_type", "absolute") != "absolute":
+        raise ModelLoadError(
+            f"position_embedding_type {config.get('position_embedding_type')!r} is not supported; only 'absolute'"
+        )
+
+
 def _read_json(path: Path) -> dict[str, Any] | None:
     try:
         data = json.loads(path.read_text())

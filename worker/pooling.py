@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-POOLINGS = ("mean", "cls", "last")
+from shared.config import POOLINGS
 
 
 def pool(hidden: Any, mask: Any, how: str, xp: Any) -> Any:

@@ -14,7 +14,7 @@ import numpy as np
 
 from worker.backends.mlx_device import device_label, mlx_device
 from worker.backends.mlx_weights import read_safetensors
-from worker.loader import ModelLoadError, ModelSource
+from worker.loader import ModelLoadError, ModelSource, check_bert_config
 from worker.pooling import pool
 
 _DTYPES = {"f32": mx.float32, "bf16": mx.bfloat16}
@@ -106,12 +106,7 @@ class BertModel(nn.Module):
 
     def __init__(self, cfg: dict[str, Any]) -> None:
         super().__init__()
-        if cfg.get("hidden_act", "gelu") != "gelu":
-            raise ModelLoadError(f"hidden_act {cfg.get('hidden_act')!r} is not supported; only 'gelu'")
-        if cfg.get("position_embedding_type", "absolute") != "absolute":
-            raise ModelLoadError(
-                f"position_embedding_type {cfg.get('position_embedding_type')!r} is not supported; only 'absolute'"
-            )
+        check_bert_config(cfg)
         self.embeddings = _Embeddings(cfg)
         self.encoder = _Encoder(cfg)
 

@@ -16,7 +16,7 @@ import numpy as np
 import openvino as ov
 import openvino.opset15 as ops
 
-from worker.loader import ModelLoadError, read_safetensors
+from worker.loader import ModelLoadError, check_bert_config, read_safetensors
 
 POOLED_OUTPUTS = ("mean", "cls", "last")
 # Old BERT checkpoints name LayerNorm parameters gamma/beta.
@@ -96,10 +96,7 @@ def build_bert(folder: Path, cfg: dict[str, Any]) -> ov.Model:
 
 def bert_hidden(folder: Path, cfg: dict[str, Any], input_ids: ov.Output, mask: ov.Output) -> ov.Output:
     """The encoder stack's last hidden states (b, n, hidden) for int32 ids and mask."""
-    if cfg.get("hidden_act", "gelu") != "gelu":
-        raise ModelLoadError(f"hidden_act {cfg.get('hidden_act')!r} is not supported; only 'gelu'")
-    if cfg.get("position_embedding_type", "absolute") != "absolute":
-        raise ModelLoadError(f"position_embedding_type {cfg['position_embedding_type']!r} is not supported")
+    check_bert_config(cfg)
     w = _Weights(read_weights(folder), folder)
     hidden, heads = int(cfg["hidden_size"]), int(cfg["num_attention_heads"])
     eps = float(cfg.get("layer_norm_eps", 1e-12))

@@ -11,7 +11,7 @@ import huggingface_hub.constants
 import pytest
 
 from shared.config import EmbeddingConfig
-from worker.loader import ModelLoadError, locate
+from worker.loader import ModelLoadError, check_bert_config, locate
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 TINY_QWEN3 = FIXTURES / "tiny-qwen3"
@@ -133,3 +133,16 @@ def test_max_tokens_setting_and_its_limit(tmp_path: Path) -> None:
     assert locate(cfg(model_name="x", model_path=str(folder))).max_tokens == 512  # max_position_embeddings
     with pytest.raises(ModelLoadError, match=r"embedding.max_tokens: 1000 is over the model's limit of 512"):
         locate(cfg(model_name="x", model_path=str(folder), max_tokens=1000))
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ({"hidden_act": "relu"}, r"hidden_act 'relu' is not supported; only 'gelu'"),
+        ({"position_embedding_type": "relative_key"}, r"'relative_key' is not supported; only 'absolute'"),
+    ],
+)
+def test_bert_variants_the_encoders_do_not_implement_are_refused(setting: dict, message: str) -> None:
+    check_bert_config({"hidden_act": "gelu", "position_embedding_type": "absolute"})  # what MiniLM declares
+    with pytest.raises(ModelLoadError, match=message):
+        check_bert_config(setting)
