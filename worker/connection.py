@@ -54,10 +54,6 @@ class Connection(threading.Thread):
         self.failed = False
         self._sock: zmq.Socket | None = None
 
-    def stop(self) -> None:
-        """Say DISCONNECT and close (from any thread); the run loop notices within one poll."""
-        self.stopping.set()
-
     def run(self) -> None:
         try:
             self._run()
