@@ -15,14 +15,21 @@ from aiohttp import web
 from gateway.embedding import EmbedRequest
 from gateway.errors import ApiError, InvalidInput
 from gateway.http import json_response
-from gateway.validation import check_texts, json_type, optional_int, optional_str, reject_unknown, require_object
+from gateway.validation import (
+    MAX_DIMENSION,
+    check_texts,
+    json_type,
+    optional_int,
+    optional_str,
+    reject_unknown,
+    require_object,
+)
 from shared import models
 from shared.protocol import ModelInfo
 
 PREFIX = "/v1/"
 FIELDS = ("input", "model", "encoding_format", "dimensions", "user")
 ENCODINGS = ("float", "base64")
-MAX_DIMENSIONS = 1 << 16
 
 TOKEN_IDS_REFUSED = (
     "input holds token ids; this server takes text only, because each model has its own tokenizer and "
@@ -49,7 +56,7 @@ def parse_request(body: Any, max_texts: int) -> OpenAIEmbeddingRequest:
         raise InvalidInput("model is required: the name of a served model (GET /v1/models lists them)", param="model")
     texts = input_texts(obj.get("input"), max_texts)
     encoding = optional_str(obj, "encoding_format", ENCODINGS) or "float"
-    dimensions = optional_int(obj, "dimensions", 0, 1, MAX_DIMENSIONS) or None
+    dimensions = optional_int(obj, "dimensions", 0, 1, MAX_DIMENSION) or None
     optional_str(obj, "user")  # accepted for compatibility; nothing here is per-user
     # OpenAI's vectors are always unit length, and `dimensions` relies on that.
     return OpenAIEmbeddingRequest(EmbedRequest(texts, model=model, normalize=True), encoding, dimensions)

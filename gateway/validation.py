@@ -9,6 +9,9 @@ import numpy as np
 
 from gateway.errors import InvalidInput
 
+# The longest vector anything here takes: a collection's dimension, a given vector, OpenAI's `dimensions`.
+MAX_DIMENSION = 1 << 16
+
 
 def require_object(body: Any, what: str = "request body") -> dict[str, Any]:
     if not isinstance(body, dict):
@@ -119,7 +122,7 @@ def optional_text(body: Mapping[str, Any], key: str) -> str | None:
     return value
 
 
-def vector_value(value: Any, key: str, max_dimension: int = 65536) -> np.ndarray:
+def vector_value(value: Any, key: str, max_dimension: int = MAX_DIMENSION) -> np.ndarray:
     """A non-empty list of finite numbers as float32 (what fits float32: no NaN, no infinity)."""
     if not isinstance(value, list) or not value:
         raise InvalidInput(f"{key} must be a non-empty array of numbers, got {json_type(value)}", param=key)

@@ -11,6 +11,7 @@ from gateway.errors import InvalidInput
 from gateway.http import json_response, read_json
 from gateway.storage.inputs import CollectionSpec
 from gateway.validation import (
+    MAX_DIMENSION,
     json_type,
     optional_bool,
     optional_int,
@@ -46,7 +47,7 @@ def parse_collection(body: object) -> CollectionSpec:
     dimension = obj.get("dimension")
     return CollectionSpec(
         name=name,
-        dimension=None if dimension is None else optional_int(obj, "dimension", 0, 1, 65536),
+        dimension=None if dimension is None else optional_int(obj, "dimension", 0, 1, MAX_DIMENSION),
         metric=optional_str(obj, "metric", METRICS) or "cosine",
         model=optional_str(obj, "model"),
         pooling=optional_str(obj, "pooling", POOLINGS),
