@@ -70,13 +70,12 @@ class EmbeddingService:
     async def embed(self, req: EmbedRequest, transport: str = "http", timeout_s: float | None = None) -> EmbedOutcome:
         """Embed and account for it in the metrics, whatever the outcome."""
         started = time.perf_counter()
-        model_label = req.model or self.default_model
         try:
             outcome = await self._embed(
                 req, timeout_s or self.cfg.server.request_timeout_s, limit_from_caller=bool(timeout_s)
             )
         except ApiError as exc:
-            self.metrics.requests.labels(model_label, exc.code, transport).inc()
+            self.metrics.requests.labels(self._model_label(req.model), exc.code, transport).inc()
             raise
         finally:
             self.metrics.latency.labels(transport).observe(time.perf_counter() - started)
@@ -85,6 +84,14 @@ class EmbeddingService:
         self.metrics.texts.labels(name).inc(len(req.texts))
         self.metrics.tokens.labels(name).inc(outcome.total_tokens)
         return outcome
+
+    def _model_label(self, name: str | None) -> str:
+        """The metrics label for a failed request's model: a known model's name, else "unknown", so that
+        names clients make up cannot add one time series each to /metrics."""
+        if name is None:
+            return self.default_model
+        spec = models.find(name)
+        return self.broker.registry.resolve(name) or (spec.name if spec else "unknown")
 
     async def _embed(self, req: EmbedRequest, timeout_s: float, limit_from_caller: bool) -> EmbedOutcome:
         loop = asyncio.get_running_loop()

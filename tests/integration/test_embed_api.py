@@ -112,6 +112,16 @@ async def test_unknown_routes_and_methods_answer_json(gateway: Gateway) -> None:
     assert resp.status == 405 and (await resp.json())["error"]["code"] == "method_not_allowed"
 
 
+async def test_made_up_model_names_share_one_metrics_label(gateway: Gateway) -> None:
+    """A client can send any model name; each must not become a time series of its own."""
+    for name in ("no-such-model-1", "no-such-model-2"):
+        resp = await gateway.client.post("/embed", json={"texts": ["a"], "model": name})
+        assert resp.status == 404
+    labels = {"status": "model_not_found", "transport": "http"}
+    assert await gateway.metric("akidb_embedding_requests_total", model="unknown", **labels) == 2
+    assert await gateway.metric("akidb_embedding_requests_total", model="no-such-model-1", **labels) == 0
+
+
 async def test_health_ready_models_metrics(gateway: Gateway) -> None:
     assert (await (await gateway.client.get("/health")).json())["status"] == "ok"
     ready = await gateway.client.get("/ready")
