@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -23,7 +22,7 @@ import aiohttp
 import grpc
 
 from bench.loadgen import LoadResult, open_loop
-from bench.procs import Stack
+from bench.procs import Stack, free_port
 from shared.proto import embedding_pb2 as pb
 from shared.proto import embedding_pb2_grpc as pb_grpc
 
@@ -33,12 +32,6 @@ TEXTS = [
     "gRPC and REST share one batcher in the gateway",
     "A short text, as a search query would be",
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def run(

