@@ -9,39 +9,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 
+from bench import corpus
 from bench.procs import Stack
-
-LISTS = Path("/var/lib/apt/lists")
 
 
 def _descriptions() -> Iterator[tuple[str, list[str]]]:
     """(summary, long-description lines) for each package in the English translation lists."""
-    for path in sorted(LISTS.glob("*_i18n_Translation-en*")):
-        if path.suffix == ".lz4":
-            raw = subprocess.run(["lz4", "-dc", str(path)], check=True, capture_output=True).stdout
-        else:
-            raw = path.read_bytes()
-        summary: str | None = None
-        body: list[str] = []
-        for line in raw.decode("utf-8", errors="replace").splitlines():
-            if line.startswith("Description-en:"):
-                summary, body = line.partition(":")[2].strip(), []
-            elif line.startswith(" ") and summary is not None:
-                body.append(line[1:])
-            elif not line.strip() and summary is not None:
-                yield summary, body
-                summary = None
-        if summary is not None:
-            yield summary, body
+    for path in corpus.translation_files():
+        yield from corpus.descriptions(corpus.read(path))
 
 
 def _first_sentence(paragraph: str, max_words: int = 30) -> str:

@@ -29,14 +29,19 @@ def _list_files() -> list[str]:
     return sorted(f for f in files if not f.endswith((".diff", ".IndexDiff")))
 
 
-def _read(path: str) -> str:
+def read(path: str) -> str:
     """A list file's text, decompressed by apt itself (it knows every format apt stores)."""
     out = subprocess.run([APT_HELPER, "cat-file", path], capture_output=True, text=True, errors="replace")
     return out.stdout if out.returncode == 0 else ""
 
 
-def _descriptions(text: str) -> Iterator[tuple[str, str]]:
-    """(summary, body) for every stanza whose Description field has continuation lines."""
+def translation_files() -> list[str]:
+    """The English translation lists only: every stanza there is a package with its description."""
+    return [f for f in _list_files() if "_i18n_Translation-en" in f]
+
+
+def descriptions(text: str) -> Iterator[tuple[str, list[str]]]:
+    """(summary, body lines without their one-space indent) for every stanza that has a Description field."""
     for stanza in text.split("\n\n"):
         lines = stanza.split("\n")
         for i, line in enumerate(lines):
@@ -45,10 +50,8 @@ def _descriptions(text: str) -> Iterator[tuple[str, str]]:
                 for cont in lines[i + 1 :]:
                     if not cont.startswith(" "):
                         break
-                    # " ." is a paragraph break in Debian's format; keep the words only.
-                    if cont.strip() != ".":
-                        body.append(cont.strip())
-                yield line.split(":", 1)[1].strip(), " ".join(body)
+                    body.append(cont[1:])
+                yield line.split(":", 1)[1].strip(), body
                 break
 
 
@@ -71,7 +74,9 @@ def load(kind: str, n: int = 2000, seed: int = 0) -> list[str]:
     seen: set[str] = set()
     pairs: list[tuple[str, str]] = []
     for path in _list_files():
-        for summary, body in _descriptions(_read(path)):
+        for summary, lines in descriptions(read(path)):
+            # " ." is a paragraph break in Debian's format; keep the words only.
+            body = " ".join(line.strip() for line in lines if line.strip() != ".")
             if body and summary not in seen:
                 seen.add(summary)
                 pairs.append((summary, body))
