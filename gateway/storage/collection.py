@@ -19,6 +19,7 @@ import numpy as np
 import structlog
 
 from gateway.errors import CollectionNotFound
+from gateway.storage.datadir import StorageError
 from gateway.storage.db import DocumentStore, NewDocument, StoredDocument
 from gateway.storage.filters import Filter
 from gateway.storage.index import IndexParams, VectorIndex, discard_partial, snapshots
@@ -89,7 +90,10 @@ class Collection:
         text = store.get_meta("info")
         if text is None:
             store.close()
-            raise ValueError(f"{folder} holds no collection description")
+            raise StorageError(
+                f"{folder} holds no collection description; move it out of storage.data_dir "
+                "(it was not made by AkiDB, or its creation never finished)"
+            )
         col = cls(folder, CollectionInfo.from_json(text), store, snapshot_every, metrics)
         col._restore_index()
         return col

@@ -8,7 +8,6 @@ each collection's own writer thread for changes, a shared pool for reads.
 from __future__ import annotations
 
 import asyncio
-import json
 import secrets
 import time
 import uuid
@@ -17,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import numpy as np
+import orjson
 import structlog
 
 from gateway.embedding import EmbeddingService, EmbedRequest
@@ -168,21 +168,25 @@ class CollectionService:
         started = time.perf_counter()
         col = self.get(ref)
         to_embed = [i for i, d in enumerate(docs) if d.vector is None]
-        vectors: list[np.ndarray | None] = [None if d.vector is None else self._prepare(col, d.vector) for d in docs]
+        given = [i for i, d in enumerate(docs) if d.vector is not None]
+        given_rows = [d.vector for d in docs if d.vector is not None]
+        vectors = np.empty((len(docs), col.info.dimension), dtype=np.float32)
+        # Checked (and normalised) as one matrix: per-row numpy calls cost ~10 ms of event loop
+        # per 1,000 documents; given vectors are refused before any text is embedded.
+        if given:
+            vectors[given] = self._prepare(col, given_rows)
         if to_embed:
             embedded = await self._embed(col, tuple(docs[i].text or "" for i in to_embed))
-            for row, i in enumerate(to_embed):
-                vectors[i] = self._prepare(col, embedded[row], what="embedding")
+            vectors[to_embed] = self._prepare(col, list(embedded), what="embedding")
         ready = [
             NewDocument(
                 doc_id=d.doc_id or uuid.uuid4().hex,
                 text=d.text,
-                metadata=None if d.metadata is None else json.dumps(d.metadata, ensure_ascii=False),
+                metadata=None if d.metadata is None else orjson.dumps(d.metadata).decode(),
                 vector=v,
                 generated=d.vector is None,
             )
             for d, v in zip(docs, vectors, strict=True)
-            if v is not None
         ]
         await self._write(col, col.upsert, ready)
         self.metrics.inserted.labels("embedded").inc(len(to_embed))
@@ -206,22 +210,26 @@ class CollectionService:
         out = await self.embedding.embed(req, transport="collections")
         return out.vectors
 
-    def _prepare(self, col: Collection, vector: np.ndarray, what: str = "vector") -> np.ndarray:
-        """Check a vector's length; for cosine, scale it to unit length (the zero vector has no direction)."""
+    def _prepare(self, col: Collection, rows: list[np.ndarray], what: str = "vector") -> np.ndarray:
+        """Check each vector's length; for cosine, scale them to unit length (a zero vector has no direction)."""
         expected = col.info.dimension
-        if vector.shape != (expected,):
-            if what == "embedding":
-                raise DimensionMismatch(
-                    f"model {col.info.model!r} made a {vector.shape[-1]}-dimensional vector but collection "
-                    f"{col.info.name!r} holds {expected}; create the collection without a dimension",
-                )
-            raise DimensionMismatch(f"Vector dimension mismatch: got {vector.shape[-1]}, expected {expected}")
+        for vector in rows:
+            if vector.shape != (expected,):
+                if what == "embedding":
+                    raise DimensionMismatch(
+                        f"model {col.info.model!r} made a {vector.shape[-1]}-dimensional vector but collection "
+                        f"{col.info.name!r} holds {expected}; create the collection without a dimension",
+                    )
+                raise DimensionMismatch(f"Vector dimension mismatch: got {vector.shape[-1]}, expected {expected}")
+        matrix = np.stack(rows).astype(np.float32, copy=False)
         if col.info.metric != "cosine":
-            return vector
-        norm = float(np.linalg.norm(vector))
-        if not norm or not np.isfinite(norm):
+            return matrix
+        norms = np.linalg.norm(matrix, axis=1)
+        bad = ~(np.isfinite(norms) & (norms > 0))
+        if bad.any():
+            norm = float(norms[int(np.argmax(bad))])
             raise InvalidInput(f"{what} has length {norm}; a cosine collection needs a non-zero finite vector")
-        return (vector / norm).astype(np.float32)
+        return (matrix / norms[:, None]).astype(np.float32)
 
     async def get_document(self, ref: str, doc_id: str, with_vector: bool) -> StoredDocument:
         col = self.get(ref)
@@ -250,10 +258,10 @@ class CollectionService:
         started = time.perf_counter()
         col = self.get(ref)
         if q.text is not None:
-            vector = self._prepare(col, (await self._embed(col, (q.text,)))[0], what="embedding")
+            vector = self._prepare(col, [(await self._embed(col, (q.text,)))[0]], what="embedding")[0]
         else:
             assert q.vector is not None
-            vector = self._prepare(col, q.vector)
+            vector = self._prepare(col, [q.vector])[0]
         hits = await asyncio.get_running_loop().run_in_executor(
             self.readers, col.search, vector, q.k, q.flt, self.cfg.filter_max_candidates, "vector" in q.include
         )

@@ -214,3 +214,12 @@ def test_small_indexes_find_the_exact_neighbours() -> None:
             keys, _ = index.search(query, 10)
         assert list(keys) == list(np.argsort(((base - query) ** 2).sum(axis=1))[:10])
         index.close()
+
+
+def test_a_folder_without_a_description_is_a_storage_error_naming_it(tmp_path: Path) -> None:
+    from gateway.storage.datadir import StorageError
+
+    stray = tmp_path / "col_stray"
+    stray.mkdir()
+    with pytest.raises(StorageError, match="col_stray holds no collection description; move it out"):
+        Collection.open(stray, 1000, StorageMetrics(CollectorRegistry()))
