@@ -72,7 +72,7 @@ class CollectionService:
             await asyncio.get_running_loop().run_in_executor(col.writer, col.close, True)
             col.writer.shutdown()
         self._by_id.clear()
-        self.readers.shutdown()
+        await asyncio.to_thread(self.readers.shutdown)  # waits for reads in flight, off the loop
         self.data.release()
 
     def _register(self, col: Collection) -> None:
