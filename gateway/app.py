@@ -9,15 +9,15 @@ from prometheus_client import CollectorRegistry
 
 from gateway import keys
 from gateway.broker import Broker
+from gateway.collections import CollectionService
 from gateway.embedding import EmbeddingService
-from gateway.metrics import Metrics
+from gateway.metrics import LATENCY_BUCKETS, Metrics
 from gateway.middleware import RENDERER, errors, request_context
 from gateway.openai_format import PREFIX as OPENAI_PREFIX
 from gateway.openai_format import render_error as render_openai_error
 from gateway.routes import collections, documents, embed, openai, search, system
 from gateway.rpc.server import GrpcServer
 from gateway.storage.metrics import StorageMetrics
-from gateway.storage.service import CollectionService
 from shared.config import Config
 
 
@@ -33,7 +33,8 @@ def create_app(cfg: Config, registry: CollectorRegistry | None = None) -> web.Ap
     broker = Broker(cfg, app[keys.METRICS])
     app[keys.BROKER] = broker
     app[keys.EMBEDDING] = EmbeddingService(cfg, broker, app[keys.METRICS])
-    app[keys.COLLECTIONS] = CollectionService(cfg, app[keys.EMBEDDING], StorageMetrics(app[keys.REGISTRY]))
+    storage_metrics = StorageMetrics(app[keys.REGISTRY], LATENCY_BUCKETS)
+    app[keys.COLLECTIONS] = CollectionService(cfg, app[keys.EMBEDDING], storage_metrics)
     for module in (system, embed, openai, collections, documents, search):
         app.add_routes(module.routes)
     app[RENDERER] = {OPENAI_PREFIX: render_openai_error}

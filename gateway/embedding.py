@@ -47,6 +47,7 @@ class EmbeddingService:
     def __init__(self, cfg: Config, broker: Broker, metrics: Metrics) -> None:
         self.cfg = cfg
         self.broker = broker
+        self.workers = broker  # TEMPORARY (issue 9, helper B): stands in for A's WorkerView; drop at merge
         self.metrics = metrics
         self.default_model = models.canonical(cfg.embedding.model_name)
 

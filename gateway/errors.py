@@ -1,6 +1,7 @@
 """Every error a client can see: one code, one HTTP status, one gRPC status, rendered in one place.
 
-Anything that is not an `ApiError` is a bug: logged with its traceback and answered 500.
+Lower layers raise their own exceptions; `STORAGE_ERRORS` is the one map from storage's to these.
+Anything that is neither an `ApiError` nor mapped is a bug: logged with its traceback and answered 500.
 """
 
 from __future__ import annotations
@@ -8,6 +9,8 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import grpc
+
+from gateway.storage import errors as storage
 
 
 class ApiError(Exception):
@@ -131,3 +134,30 @@ class Timeout(ApiError):
     code = "timeout"
     http_status = 504
     grpc_status = grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+# Storage's exceptions as clients see them. The bare `StorageError` (an unusable data directory) stops
+# the gateway at start-up and is not here: met while serving, it is a bug.
+STORAGE_ERRORS: dict[type[storage.StorageError], type[ApiError]] = {
+    storage.CollectionNotFound: CollectionNotFound,
+    storage.DocumentNotFound: DocumentNotFound,
+    storage.CollectionExists: CollectionExists,
+    storage.InvalidFilter: InvalidFilter,
+    storage.DimensionMismatch: DimensionMismatch,
+    storage.InvalidVector: InvalidInput,
+}
+
+
+def from_storage(exc: storage.StorageError) -> ApiError | None:
+    """The API error a storage exception shows clients, with its message and param; None if unmapped."""
+    api = STORAGE_ERRORS.get(type(exc))
+    return None if api is None else api(exc.message, param=exc.param)
+
+
+def as_api_error(exc: Exception) -> ApiError | None:
+    """What a client is told about `exc`: itself if an `ApiError`, its storage mapping, else None (a bug)."""
+    if isinstance(exc, ApiError):
+        return exc
+    if isinstance(exc, storage.StorageError):
+        return from_storage(exc)
+    return None

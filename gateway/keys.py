@@ -13,8 +13,8 @@ from gateway.metrics import Metrics
 from shared.config import Config
 
 if TYPE_CHECKING:
+    from gateway.collections import CollectionService
     from gateway.rpc.server import GrpcServer
-    from gateway.storage.service import CollectionService
 
 CONFIG = web.AppKey("config", Config)
 REGISTRY = web.AppKey("registry", CollectorRegistry)

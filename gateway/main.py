@@ -9,7 +9,7 @@ import sys
 from aiohttp import web
 
 from gateway.app import create_app
-from gateway.storage.datadir import StorageError
+from gateway.storage.errors import StorageError
 from shared.config import ConfigError, load_config
 from shared.logs import configure_logging
 

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 import structlog
 from aiohttp import web
 
-from gateway.errors import ApiError, MethodNotAllowed, NotFound, PayloadTooLarge
+from gateway.errors import ApiError, MethodNotAllowed, NotFound, PayloadTooLarge, as_api_error
 from gateway.http import json_response
 
 log = structlog.get_logger("gateway.http")
@@ -39,18 +39,20 @@ def render_error(request: web.Request, error: ApiError) -> web.Response:
 
 @web.middleware
 async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """ApiError → its status and JSON body; aiohttp's own HTTP errors → JSON; anything else → 500."""
+    """ApiError (or a mapped storage error) → its status and JSON body; aiohttp's own HTTP errors → JSON;
+    anything else → 500."""
     try:
         return await handler(request)
-    except ApiError as exc:
-        return render_error(request, exc)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
         return render_error(request, _from_http(exc, request))
-    except Exception:
-        log.exception("unhandled_error", path=request.path, method=request.method)
-        return render_error(request, ApiError("internal error; see the gateway log for this request id"))
+    except Exception as exc:
+        error = as_api_error(exc)
+        if error is None:
+            log.exception("unhandled_error", path=request.path, method=request.method)
+            error = ApiError("internal error; see the gateway log for this request id")
+        return render_error(request, error)
 
 
 def _from_http(exc: web.HTTPException, request: web.Request) -> ApiError:

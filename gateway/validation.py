@@ -8,6 +8,7 @@ from typing import Any, overload
 import numpy as np
 
 from gateway.errors import InvalidInput
+from shared.json_types import json_type  # also imported from here by the routes
 
 # The longest vector anything here takes: a collection's dimension, a given vector, OpenAI's `dimensions`.
 MAX_DIMENSION = 1 << 16
@@ -85,23 +86,6 @@ def check_texts(texts: list[Any] | tuple[Any, ...], key: str, limit: int) -> tup
         if not text:
             raise InvalidInput(f"{key}[{i}] is empty", param=key)
     return tuple(texts)
-
-
-def json_type(value: Any) -> str:
-    """The JSON name of a decoded value's type, for error messages."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return type(value).__name__
 
 
 def optional_object(body: Mapping[str, Any], key: str) -> dict[str, Any] | None:

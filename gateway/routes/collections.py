@@ -7,9 +7,9 @@ import re
 from aiohttp import web
 
 from gateway import keys
+from gateway.collection_inputs import CollectionSpec
 from gateway.errors import InvalidInput
 from gateway.http import json_response, read_json
-from gateway.storage.inputs import CollectionSpec
 from gateway.validation import (
     MAX_DIMENSION,
     json_type,

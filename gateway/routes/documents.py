@@ -10,10 +10,10 @@ import orjson
 from aiohttp import web
 
 from gateway import keys
+from gateway.collection_inputs import DocumentInput
 from gateway.errors import InvalidInput
 from gateway.http import json_response, read_json
 from gateway.storage.db import StoredDocument
-from gateway.storage.inputs import DocumentInput
 from gateway.validation import (
     json_type,
     optional_object,

@@ -7,11 +7,11 @@ import time
 from aiohttp import web
 
 from gateway import keys
+from gateway.collection_inputs import INCLUDE_FIELDS, SearchQuery
 from gateway.errors import InvalidInput
 from gateway.http import json_response, read_json
 from gateway.routes.documents import render
 from gateway.storage.filters import compile_filter
-from gateway.storage.inputs import INCLUDE_FIELDS, SearchQuery
 from gateway.validation import json_type, optional_int, optional_text, reject_unknown, require_object, vector_value
 
 FIELDS = ("query", "vector", "k", "filter", "include")

@@ -10,7 +10,7 @@ import grpc
 import structlog
 
 from gateway.embedding import EmbeddingService
-from gateway.errors import ApiError
+from gateway.errors import ApiError, as_api_error
 from gateway.rpc.convert import to_embed_request, to_embedding_response, to_model_info_response
 from shared.config import Config
 from shared.proto import embedding_pb2 as pb
@@ -61,17 +61,17 @@ class EmbeddingServicer(pb_grpc.EmbeddingServiceServicer):
 
 
 async def answer(context: grpc.aio.ServicerContext, work: Awaitable[T]) -> T:
-    """Run one call with a request id; an `ApiError` aborts with its own gRPC status and message."""
+    """Run one call with a request id; an `ApiError` (or a mapped storage error) aborts with its gRPC status."""
     request_id = _metadata(context).get(REQUEST_ID_KEY) or uuid.uuid4().hex
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(request_id=request_id)
     try:
         return await work
-    except ApiError as exc:
-        error = exc
-    except Exception:
-        log.exception("unhandled_error", method="grpc")
-        error = ApiError("internal error; see the gateway log for this request id")
+    except Exception as exc:
+        mapped = as_api_error(exc)
+        if mapped is None:
+            log.exception("unhandled_error", method="grpc")
+        error = mapped or ApiError("internal error; see the gateway log for this request id")
     # Abort outside the `except` blocks: it raises, and must not be caught as a bug above.
     await context.abort(error.grpc_status, error.message, trailing_metadata=error_metadata(error, request_id))
     raise AssertionError("unreachable: context.abort raises")

@@ -1,1 +1,1 @@
-"""Collections on disk: SQLite documents, USearch indexes, the service that owns them."""
+"""The storage engine: collections on disk (SQLite documents, USearch indexes); imports nothing above it."""

@@ -18,9 +18,8 @@ from typing import Any
 import numpy as np
 import structlog
 
-from gateway.errors import CollectionNotFound
-from gateway.storage.datadir import StorageError
 from gateway.storage.db import DocumentStore, NewDocument, StoredDocument
+from gateway.storage.errors import CollectionNotFound, StorageError
 from gateway.storage.filters import Filter
 from gateway.storage.index import IndexParams, VectorIndex, discard_partial, snapshots
 from gateway.storage.metrics import StorageMetrics

@@ -16,11 +16,9 @@ from pathlib import Path
 
 import structlog
 
+from gateway.storage.errors import StorageError
+
 log = structlog.get_logger("gateway.storage")
-
-
-class StorageError(Exception):
-    """The data directory cannot be used; the message says why and what to change."""
 
 
 class DataDir:

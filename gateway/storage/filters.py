@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.errors import InvalidFilter
-from gateway.validation import json_type
+from gateway.storage.errors import InvalidFilter
+from shared.json_types import json_type
 
 MAX_IN_VALUES = 1024
 MAX_DEPTH = 8

@@ -2,29 +2,33 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from gateway.metrics import LATENCY_BUCKETS
-
 # Inserts include embedding a batch and an fsync, so they reach further than searches.
-INSERT_BUCKETS = (*LATENCY_BUCKETS, 30, 60)
+INSERT_TAIL = (30, 60)
 
 
 class StorageMetrics:
-    """Collections, documents and search. Each is updated on the line where its state changes."""
+    """Collections, documents and search. Each is updated on the line where its state changes.
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    `latency_buckets` are the gateway's (given, so dashboards line up and storage imports nothing above it).
+    """
+
+    def __init__(self, registry: CollectorRegistry, latency_buckets: Sequence[float]) -> None:
+        insert_buckets = (*latency_buckets, *INSERT_TAIL)
         self.insert_latency = Histogram(
             "akidb_insert_latency_seconds",
             "Document insert requests, receipt to durable acknowledgement (embedding included)",
-            buckets=INSERT_BUCKETS,
+            buckets=insert_buckets,
             registry=registry,
         )
         self.search_latency = Histogram(
             "akidb_search_latency_seconds",
             "Search requests, receipt to response (query embedding included)",
             ["query"],
-            buckets=LATENCY_BUCKETS,
+            buckets=latency_buckets,
             registry=registry,
         )
         self.documents = Gauge(
@@ -38,5 +42,5 @@ class StorageMetrics:
         )
         self.deleted = Counter("akidb_documents_deleted_total", "Documents deleted", registry=registry)
         self.snapshots = Histogram(
-            "akidb_index_snapshot_seconds", "Time to save one index snapshot", buckets=INSERT_BUCKETS, registry=registry
+            "akidb_index_snapshot_seconds", "Time to save one index snapshot", buckets=insert_buckets, registry=registry
         )

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry
 
+from gateway.metrics import LATENCY_BUCKETS
 from gateway.storage.collection import Collection, CollectionInfo
 from gateway.storage.db import NewDocument
 from gateway.storage.filters import compile_filter
@@ -38,7 +39,7 @@ def make(folder: Path, snapshot_every: int = 10_000, metric: str = "cosine") -> 
 
 
 def reopen(folder: Path, snapshot_every: int = 10_000) -> Collection:
-    return Collection.open(folder, snapshot_every, StorageMetrics(CollectorRegistry()))
+    return Collection.open(folder, snapshot_every, StorageMetrics(CollectorRegistry(), LATENCY_BUCKETS))
 
 
 def docs(n: int, start: int = 0, seed: int = 0, **meta: object) -> list[NewDocument]:
@@ -188,7 +189,7 @@ def score(metric: str, v: np.ndarray, q: np.ndarray) -> float:
 
 
 def test_a_deleted_collection_refuses_reads(tmp_path: Path) -> None:
-    from gateway.errors import CollectionNotFound
+    from gateway.storage.errors import CollectionNotFound
 
     col = make(tmp_path / "c")
     col.upsert(docs(3))
@@ -217,9 +218,9 @@ def test_small_indexes_find_the_exact_neighbours() -> None:
 
 
 def test_a_folder_without_a_description_is_a_storage_error_naming_it(tmp_path: Path) -> None:
-    from gateway.storage.datadir import StorageError
+    from gateway.storage.errors import StorageError
 
     stray = tmp_path / "col_stray"
     stray.mkdir()
     with pytest.raises(StorageError, match="col_stray holds no collection description; move it out"):
-        Collection.open(stray, 1000, StorageMetrics(CollectorRegistry()))
+        Collection.open(stray, 1000, StorageMetrics(CollectorRegistry(), LATENCY_BUCKETS))

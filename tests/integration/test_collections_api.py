@@ -13,7 +13,8 @@ import numpy as np
 import orjson
 import pytest
 
-from gateway.storage.datadir import DataDir, StorageError
+from gateway.storage.datadir import DataDir
+from gateway.storage.errors import StorageError
 from tests.support.gateway import Gateway
 
 ML_TEXT = "Machine learning is a subset of artificial intelligence"

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from gateway.errors import InvalidFilter
+from gateway.errors import from_storage
+from gateway.storage.errors import InvalidFilter
 from gateway.storage.filters import compile_filter
 
 ROWS: dict[str, dict[str, Any] | None] = {
@@ -112,4 +113,5 @@ def test_malformed_filters_are_invalid_filter_errors(spec: Any, fragment: str) -
     with pytest.raises(InvalidFilter) as info:
         compile_filter(spec)
     assert fragment in info.value.message
-    assert info.value.http_status == 400
+    api = from_storage(info.value)
+    assert api is not None and api.http_status == 400 and api.code == "invalid_filter"

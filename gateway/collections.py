@@ -1,8 +1,10 @@
-"""The collection service: the one owner of every open collection, called by the HTTP handlers.
+"""The collection service: collections tied to embedding, above both the storage engine and the embedding service.
 
 Async methods validate against the collection, embed through the gateway's `EmbeddingService`
 (one call per request, however many documents), then hand disk and index work to threads:
-each collection's own writer thread for changes, a shared pool for reads.
+each collection's own writer thread for changes, a shared pool for reads. Collection, document and
+vector errors are storage's own (`gateway.storage.errors`), mapped to API errors in `gateway.errors`;
+model errors come from the embedding service as API errors already.
 """
 
 from __future__ import annotations
@@ -19,20 +21,20 @@ import numpy as np
 import orjson
 import structlog
 
+from gateway.collection_inputs import CollectionSpec, DocumentInput, SearchQuery
 from gateway.embedding import EmbeddingService, EmbedRequest
-from gateway.errors import (
+from gateway.errors import ModelNotFound
+from gateway.storage.collection import Collection, CollectionInfo, Hit
+from gateway.storage.datadir import DataDir
+from gateway.storage.db import NewDocument, StoredDocument
+from gateway.storage.errors import (
     CollectionExists,
     CollectionNotFound,
     DimensionMismatch,
     DocumentNotFound,
-    InvalidInput,
-    ModelNotFound,
+    InvalidVector,
 )
-from gateway.storage.collection import Collection, CollectionInfo, Hit
-from gateway.storage.datadir import DataDir
-from gateway.storage.db import NewDocument, StoredDocument
 from gateway.storage.index import IndexParams
-from gateway.storage.inputs import CollectionSpec, DocumentInput, SearchQuery
 from gateway.storage.metrics import StorageMetrics
 from shared import models
 from shared.config import Config
@@ -125,7 +127,7 @@ class CollectionService:
     def _model_facts(self, spec: CollectionSpec) -> tuple[str, int, str | None]:
         """(canonical model, dimension, its pooling): from a connected worker, else the registry."""
         name = models.canonical(spec.model or self.embedding.default_model)
-        info = self.embedding.broker.model_info(name)
+        info = self.embedding.workers.model_info(name)
         if info is not None:
             if spec.dimension is not None and spec.dimension != info.dimension:
                 raise DimensionMismatch(
@@ -228,7 +230,7 @@ class CollectionService:
         bad = ~(np.isfinite(norms) & (norms > 0))
         if bad.any():
             norm = float(norms[int(np.argmax(bad))])
-            raise InvalidInput(f"{what} has length {norm}; a cosine collection needs a non-zero finite vector")
+            raise InvalidVector(f"{what} has length {norm}; a cosine collection needs a non-zero finite vector")
         return (matrix / norms[:, None]).astype(np.float32)
 
     async def get_document(self, ref: str, doc_id: str, with_vector: bool) -> StoredDocument:

@@ -40,5 +40,5 @@ class SearchQuery:
     text: str | None
     vector: np.ndarray | None
     k: int
-    flt: Filter | None
+    flt: Filter | None  # compiled by storage; None matches everything
     include: frozenset[str]

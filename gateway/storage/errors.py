@@ -1,0 +1,42 @@
+"""Storage's own exceptions. Storage knows nothing of HTTP or gRPC: `gateway.errors` maps these to API errors.
+
+`param` names the request field at fault where there is one, for the API error that carries it on.
+"""
+
+from __future__ import annotations
+
+
+class StorageError(Exception):
+    """Base: storage cannot do what was asked; the message says why and what to change.
+
+    Raised as is, it means the data directory cannot be used (the gateway refuses to start).
+    """
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+
+
+class CollectionNotFound(StorageError):
+    """No collection by that id or name, or it was deleted meanwhile."""
+
+
+class DocumentNotFound(StorageError):
+    """No document with that id in the collection."""
+
+
+class CollectionExists(StorageError):
+    """A collection with that name already exists."""
+
+
+class InvalidFilter(StorageError):
+    """A metadata filter that does not compile; the message names the filter path at fault."""
+
+
+class DimensionMismatch(StorageError):
+    """A vector's length differs from the collection's dimension (or the model's)."""
+
+
+class InvalidVector(StorageError):
+    """A vector the collection's metric cannot use: zero or non-finite for cosine."""

@@ -1,0 +1,100 @@
+"""The one map from storage's exceptions to API errors, and both front doors applying it."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import grpc
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from gateway.errors import STORAGE_ERRORS, ApiError, as_api_error, from_storage
+from gateway.middleware import errors
+from gateway.rpc.service import CODE_KEY, answer
+from gateway.storage import errors as storage
+
+NOT_FOUND, INVALID, EXISTS = grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.ALREADY_EXISTS
+
+# What clients have always seen for each of these: the codes and statuses are public API.
+EXPECTED = [
+    (storage.CollectionNotFound, "collection_not_found", 404, NOT_FOUND),
+    (storage.DocumentNotFound, "document_not_found", 404, NOT_FOUND),
+    (storage.CollectionExists, "collection_exists", 409, EXISTS),
+    (storage.InvalidFilter, "invalid_filter", 400, INVALID),
+    (storage.DimensionMismatch, "dimension_mismatch", 400, INVALID),
+    (storage.InvalidVector, "invalid_input", 400, INVALID),
+]
+
+
+@pytest.mark.parametrize(("exc_type", "code", "http_status", "grpc_status"), EXPECTED)
+def test_each_storage_error_keeps_its_code_status_message_and_param(
+    exc_type: type[storage.StorageError], code: str, http_status: int, grpc_status: grpc.StatusCode
+) -> None:
+    api = from_storage(exc_type("what went wrong; what to change", param="field"))
+    assert api is not None
+    assert (api.code, api.http_status, api.grpc_status) == (code, http_status, grpc_status)
+    assert (api.message, api.param) == ("what went wrong; what to change", "field")
+    assert api.body() == {"error": {"code": code, "message": "what went wrong; what to change"}}
+
+
+def test_every_storage_error_but_the_base_is_mapped() -> None:
+    declared = {
+        cls
+        for _, cls in inspect.getmembers(storage, inspect.isclass)
+        if issubclass(cls, storage.StorageError) and cls is not storage.StorageError
+    }
+    assert declared == set(STORAGE_ERRORS) == {row[0] for row in EXPECTED}
+
+
+def test_an_unusable_data_directory_met_while_serving_is_a_bug() -> None:
+    assert from_storage(storage.StorageError("data directory is in use")) is None
+    assert as_api_error(RuntimeError("boom")) is None
+    own = ApiError("x")
+    assert as_api_error(own) is own
+
+
+async def test_http_answers_a_storage_error_with_its_api_error() -> None:
+    async def handler(request: web.Request) -> web.Response:
+        raise storage.DocumentNotFound("no document 'd1' in collection 'c'", param="doc_id")
+
+    app = web.Application(middlewares=[errors])
+    app.router.add_get("/doc", handler)
+    async with TestClient(TestServer(app)) as client:
+        resp = await client.get("/doc")
+        assert resp.status == 404
+        assert await resp.json() == {
+            "error": {"code": "document_not_found", "message": "no document 'd1' in collection 'c'"}
+        }
+
+
+class Aborted(Exception):
+    pass
+
+
+class FakeContext:
+    """The two calls `answer` makes on a grpc.aio context."""
+
+    def __init__(self) -> None:
+        self.aborted: tuple[Any, ...] = ()
+
+    def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
+        return (("x-request-id", "r1"),)
+
+    async def abort(self, status: grpc.StatusCode, message: str, trailing_metadata: Any = ()) -> None:
+        self.aborted = (status, message, dict(trailing_metadata))
+        raise Aborted
+
+
+async def test_grpc_answers_a_storage_error_with_its_api_error() -> None:
+    async def work() -> None:
+        raise storage.CollectionExists("a collection named 'a' already exists", param="name")
+
+    context = FakeContext()
+    with pytest.raises(Aborted):
+        await answer(context, work())  # type: ignore[arg-type]
+    status, message, metadata = context.aborted
+    assert status == grpc.StatusCode.ALREADY_EXISTS
+    assert message == "a collection named 'a' already exists"
+    assert metadata[CODE_KEY] == "collection_exists" and metadata["x-request-id"] == "r1"
