@@ -173,12 +173,10 @@ class DocumentStore:
             return [int(r[0]) for r in conn.execute("SELECT key FROM removed WHERE seq > ?", (seq,))]
 
     # -- reads --------------------------------------------------------------------------------
-    def count(self, flt: Filter | None = None, limit: int | None = None) -> int:
-        """Documents matching `flt` (all if None), counting no further than `limit`."""
-        where, params = _where(flt)
-        cap = "" if limit is None else f" LIMIT {int(limit)}"
+    def count(self) -> int:
+        """How many documents the collection holds."""
         with self._reader() as conn:
-            row = conn.execute(f"SELECT COUNT(*) FROM (SELECT 1 FROM documents{where}{cap})", params).fetchone()
+            row = conn.execute("SELECT COUNT(*) FROM documents").fetchone()
         return int(row[0])
 
     def get(self, doc_id: str, with_vector: bool) -> StoredDocument | None:
