@@ -15,7 +15,11 @@ import pytest
 
 from gateway.storage.datadir import DataDir
 from gateway.storage.errors import StorageError
+from tests.support.backends import ONE_BACKEND
 from tests.support.gateway import Gateway
+
+# Not about the embedding backend: run once, on the fastest installed one.
+pytestmark = ONE_BACKEND
 
 ML_TEXT = "Machine learning is a subset of artificial intelligence"
 

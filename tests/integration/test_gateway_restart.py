@@ -6,8 +6,12 @@ import asyncio
 
 import numpy as np
 
+from tests.support.backends import ONE_BACKEND
 from tests.support.gateway import make_config, running_gateway
 from tests.support.processes import WorkerProcess
+
+# Not about the embedding backend: run once, on the fastest installed one.
+pytestmark = ONE_BACKEND
 
 TEXTS = ["hello world", "Machine learning is fun"]
 BUSY = [f"text {i}: " + "a fairly long sentence that keeps the worker busy " * 4 for i in range(64)]

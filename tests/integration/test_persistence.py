@@ -15,9 +15,11 @@ import numpy as np
 import orjson
 import pytest
 
+from tests.support.backends import ONE_BACKEND
 from tests.support.processes import GatewayProcess, WorkerProcess, free_port
 
-pytestmark = pytest.mark.slow
+# Not about the embedding backend: run once, on the fastest installed one.
+pytestmark = [pytest.mark.slow, ONE_BACKEND]
 # The session worker beats every 200 ms; on a busy 2-core machine a few beats can come late, and a
 # gateway that drops the worker mid-test answers 503. These tests are about storage: be patient.
 PATIENT = ("--set", "heartbeat.liveness=25")
