@@ -150,7 +150,7 @@ STORAGE_ERRORS: dict[type[storage.StorageError], type[ApiError]] = {
 
 def from_storage(exc: storage.StorageError) -> ApiError | None:
     """The API error a storage exception shows clients, with its message and param; None if unmapped."""
-    api = STORAGE_ERRORS.get(type(exc))
+    api = next((STORAGE_ERRORS[c] for c in type(exc).__mro__ if c in STORAGE_ERRORS), None)
     return None if api is None else api(exc.message, param=exc.param)
 
 
