@@ -125,7 +125,7 @@ class CollectionService:
     def _model_facts(self, spec: CollectionSpec) -> tuple[str, int, str | None]:
         """(canonical model, dimension, its pooling): from a connected worker, else the registry."""
         name = models.canonical(spec.model or self.embedding.default_model)
-        info = self.embedding.broker.model_info(name)
+        info = self.embedding.workers.model_info(name)
         if info is not None:
             if spec.dimension is not None and spec.dimension != info.dimension:
                 raise DimensionMismatch(
