@@ -8,7 +8,6 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from gateway import keys
-from gateway.broker import Broker
 from gateway.collections import CollectionService
 from gateway.embedding import EmbeddingService
 from gateway.metrics import LATENCY_BUCKETS, Metrics
@@ -18,11 +17,12 @@ from gateway.openai_format import render_error as render_openai_error
 from gateway.routes import collections, documents, embed, openai, search, system
 from gateway.rpc.server import GrpcServer
 from gateway.storage.metrics import StorageMetrics
+from gateway.transport import Transport
 from shared.config import Config
 
 
 def create_app(cfg: Config, registry: CollectorRegistry | None = None) -> web.Application:
-    """Build the application; the broker binds its socket when the app starts."""
+    """Build the application; the transport binds its socket when the app starts."""
     app = web.Application(
         client_max_size=cfg.server.max_body_bytes,
         middlewares=[request_context, errors],
@@ -30,9 +30,10 @@ def create_app(cfg: Config, registry: CollectorRegistry | None = None) -> web.Ap
     app[keys.CONFIG] = cfg
     app[keys.REGISTRY] = registry or CollectorRegistry()
     app[keys.METRICS] = Metrics(app[keys.REGISTRY])
-    broker = Broker(cfg, app[keys.METRICS])
-    app[keys.BROKER] = broker
-    app[keys.EMBEDDING] = EmbeddingService(cfg, broker, app[keys.METRICS])
+    transport = Transport(cfg, app[keys.METRICS])
+    app[keys.TRANSPORT] = transport
+    app[keys.WORKERS] = transport.workers
+    app[keys.EMBEDDING] = EmbeddingService(cfg, transport, app[keys.METRICS])
     storage_metrics = StorageMetrics(app[keys.REGISTRY], LATENCY_BUCKETS)
     app[keys.COLLECTIONS] = CollectionService(cfg, app[keys.EMBEDDING], storage_metrics)
     for module in (system, embed, openai, collections, documents, search):
@@ -40,9 +41,9 @@ def create_app(cfg: Config, registry: CollectorRegistry | None = None) -> web.Ap
     app[RENDERER] = {OPENAI_PREFIX: render_openai_error}
     # Storage first: a data directory another gateway holds stops this one before it binds anything.
     app.cleanup_ctx.append(_storage_ctx)
-    app.cleanup_ctx.append(_broker_ctx)
+    app.cleanup_ctx.append(_transport_ctx)
     if cfg.server.grpc_enabled:
-        # After the broker's, so it is stopped first: no call arrives for a closed broker.
+        # After the transport's, so it is stopped first: no call arrives for a closed transport.
         app[keys.GRPC] = GrpcServer(cfg, app[keys.EMBEDDING])
         app.cleanup_ctx.append(_grpc_ctx)
     return app
@@ -55,11 +56,11 @@ async def _storage_ctx(app: web.Application) -> AsyncIterator[None]:
     await service.close()
 
 
-async def _broker_ctx(app: web.Application) -> AsyncIterator[None]:
-    broker = app[keys.BROKER]
-    await broker.start()
+async def _transport_ctx(app: web.Application) -> AsyncIterator[None]:
+    transport = app[keys.TRANSPORT]
+    await transport.start()
     yield
-    await broker.close()
+    await transport.close()
 
 
 async def _grpc_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -1,13 +1,13 @@
 """The embedding queue: request chunks waiting for a worker, and how they become jobs.
 
-Pure bookkeeping with no IO; the broker owns the one instance and decides when to flush.
+Pure bookkeeping with no IO; the dispatcher owns the one instance and decides when to flush.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
@@ -17,6 +17,15 @@ class ChunkResult:
     vectors: np.ndarray
     token_counts: tuple[int, ...]
     input_tokens: tuple[int, ...]
+
+
+class Slot(Protocol):
+    """Where a chunk's outcome goes: an asyncio.Future in the gateway, any future-like object in tests."""
+
+    def done(self) -> bool: ...
+    def cancel(self) -> bool: ...
+    def set_result(self, result: ChunkResult, /) -> None: ...
+    def set_exception(self, exception: BaseException, /) -> None: ...
 
 
 @dataclass(eq=False)
@@ -29,7 +38,10 @@ class Pending:
     normalize: bool
     deadline: float  # loop.time() after which nobody wants the answer
     enqueued: float
-    future: asyncio.Future[ChunkResult] = field(repr=False)
+    future: Slot = field(repr=False)
+    # Workers that died holding this chunk. A suspect (1) rides alone on an idle worker, so a
+    # second death convicts the chunk itself, not its neighbours.
+    deaths: int = 0
 
     @property
     def options(self) -> tuple[str, bool]:
@@ -39,6 +51,10 @@ class Pending:
     @property
     def abandoned(self) -> bool:
         return self.future.done()
+
+    @property
+    def suspect(self) -> bool:
+        return self.deaths > 0
 
 
 class Batcher:
@@ -96,10 +112,19 @@ class Batcher:
         head = self.head(model)
         if head is None:
             return 0
-        return sum(len(i.texts) for i in self._queues[model] if i.options == head.options and not i.abandoned)
+        return sum(
+            len(i.texts) for i in self._queues[model] if i.options == head.options and not i.abandoned and not i.suspect
+        )
+
+    def batch_full(self, model: str) -> bool:
+        """Nothing more can join the head's job: it is a suspect (it rides alone) or max_batch_size is reached."""
+        head = self.head(model)
+        return head is not None and (head.suspect or self.ready_texts(model) >= self.max_batch_size)
 
     def take(self, model: str) -> list[Pending]:
-        """Chunks for one job: the head, plus later chunks with its options, up to max_batch_size texts."""
+        """Chunks for one job: the head, plus later chunks with its options, up to max_batch_size texts.
+
+        A suspect head goes alone, and no suspect joins another head's job."""
         self.purge(model)
         queue = self._queues.get(model)
         if not queue:
@@ -112,7 +137,12 @@ class Batcher:
             if item.abandoned:
                 self.queued_texts -= len(item.texts)
                 continue
-            fits = item.options == head.options and size + len(item.texts) <= self.max_batch_size
+            fits = (
+                not head.suspect
+                and not item.suspect
+                and item.options == head.options
+                and size + len(item.texts) <= self.max_batch_size
+            )
             if fits or not taken:
                 taken.append(item)
                 size += len(item.texts)

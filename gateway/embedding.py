@@ -10,9 +10,10 @@ from typing import Any
 import numpy as np
 
 from gateway.batcher import ChunkResult, Pending
-from gateway.broker import Broker
 from gateway.errors import ApiError, InputTooLong, InvalidInput, ModelNotFound, NoWorker, Timeout
+from gateway.fleet import WorkerView
 from gateway.metrics import Metrics
+from gateway.transport import Transport
 from shared import models
 from shared.config import POOLINGS, Config
 from shared.protocol import ModelInfo
@@ -42,29 +43,29 @@ class EmbedOutcome:
 
 
 class EmbeddingService:
-    """Resolve the model, split into chunks, queue them on the broker, gather and check."""
+    """Resolve the model, split into chunks, queue them through the transport, gather and check."""
 
-    def __init__(self, cfg: Config, broker: Broker, metrics: Metrics) -> None:
+    def __init__(self, cfg: Config, transport: Transport, metrics: Metrics) -> None:
         self.cfg = cfg
-        self.broker = broker
-        self.workers = broker  # TEMPORARY (issue 9, helper B): stands in for A's WorkerView; drop at merge
+        self.transport = transport
+        self.workers: WorkerView = transport.workers
         self.metrics = metrics
         self.default_model = models.canonical(cfg.embedding.model_name)
 
     def resolve_model(self, name: str | None) -> ModelInfo:
         """The announced model behind a name or alias. Raises `ModelNotFound` or `NoWorker`."""
         wanted = name or self.default_model
-        info = self.broker.model_info(wanted)
+        info = self.workers.model_info(wanted)
         if info is None:
             if models.canonical(wanted) == self.default_model:
                 raise NoWorker(f"no worker serves {self.default_model!r} yet; start one with `akidb-worker`")
-            served = sorted(self.broker.registry.known)
+            served = [m.name for m in self.workers.models()]
             raise ModelNotFound(
                 f"model {wanted!r} is not served here (served: {', '.join(served) or 'none'}); "
                 f"start a worker with `akidb-worker --model {wanted}`",
                 param="model",
             )
-        if self.broker.live_workers(info.name) == 0:
+        if self.workers.live_workers(info.name) == 0:
             raise NoWorker(f"no worker for model {info.name!r} is connected right now; retry shortly")
         return info
 
@@ -92,7 +93,7 @@ class EmbeddingService:
         if name is None:
             return self.default_model
         spec = models.find(name)
-        return self.broker.registry.resolve(name) or (spec.name if spec else "unknown")
+        return self.workers.resolve(name) or (spec.name if spec else "unknown")
 
     async def _embed(self, req: EmbedRequest, timeout_s: float, limit_from_caller: bool) -> EmbedOutcome:
         loop = asyncio.get_running_loop()
@@ -109,7 +110,7 @@ class EmbeddingService:
             for start in range(0, len(req.texts), size):
                 future: asyncio.Future[ChunkResult] = loop.create_future()
                 chunk = req.texts[start : start + size]
-                self.broker.submit(Pending(info.name, chunk, pooling, normalize, deadline, loop.time(), future))
+                self.transport.submit(Pending(info.name, chunk, pooling, normalize, deadline, loop.time(), future))
                 futures.append(future)
             gathered = asyncio.gather(*futures)
             # If we leave early (timeout, client gone) the gather ends with the children's

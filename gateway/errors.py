@@ -107,6 +107,12 @@ class WorkerFailed(ApiError):
     grpc_status = grpc.StatusCode.INTERNAL
 
 
+class PoisonJob(WorkerFailed):
+    """Every worker that took the job died with it: the input itself likely crashes the engine."""
+
+    code = "worker_failed"
+
+
 class Unavailable(ApiError):
     """Try again later: no worker, or the queue is full. Carries Retry-After."""
 

@@ -7,9 +7,10 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from gateway.broker import Broker
 from gateway.embedding import EmbeddingService
+from gateway.fleet import WorkerView
 from gateway.metrics import Metrics
+from gateway.transport import Transport
 from shared.config import Config
 
 if TYPE_CHECKING:
@@ -19,7 +20,8 @@ if TYPE_CHECKING:
 CONFIG = web.AppKey("config", Config)
 REGISTRY = web.AppKey("registry", CollectorRegistry)
 METRICS = web.AppKey("metrics", Metrics)
-BROKER = web.AppKey("broker", Broker)
+TRANSPORT = web.AppKey("transport", Transport)
+WORKERS = web.AppKey("workers", WorkerView)  # read-only: what routes, health and collections see
 EMBEDDING = web.AppKey("embedding", EmbeddingService)
 # Typed for mypy only: importing the gRPC server here would make a cycle through the routes.
 GRPC: web.AppKey[GrpcServer] = web.AppKey("grpc")

@@ -61,6 +61,16 @@ class Metrics:
         self.frames_dropped = Counter(
             "akidb_protocol_frames_dropped_total", "Malformed or wrong-version frames from peers", registry=registry
         )
+        self.protocol_violations = Counter(
+            "akidb_protocol_violations_total",
+            "Registered workers sent DISCONNECT and forgotten for breaking the protocol",
+            registry=registry,
+        )
+        self.poison_jobs = Counter(
+            "akidb_poison_jobs_total",
+            "Jobs failed with worker_failed because the workers that took them died twice in a row",
+            registry=registry,
+        )
         self.worker_compute = Histogram(
             "akidb_worker_compute_seconds",
             "Worker-reported compute time per job",

@@ -1,4 +1,9 @@
-"""The live-worker table: who is connected, what they serve, what they hold. No sockets here."""
+"""The live-worker table: who is connected, what they serve, what they hold. No sockets here.
+
+Workers are keyed by their ZeroMQ routing identity, which is unique per process; the
+`worker_id` they announce is a human name that two processes may share (two hosts with one
+host name), so it is never a key.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +16,10 @@ from shared.protocol import ModelInfo, Ready
 @dataclass(eq=False)
 class WorkerState:
     identity: bytes
-    ready: Ready
+    ready: Ready  # this worker's own announcement: its models' backend, device and precision
     last_seen: float
     inflight: set[int] = field(default_factory=set)
+    solo: bool = False  # holds a suspect job, and nothing else until it answers
 
     @property
     def worker_id(self) -> str:
@@ -21,7 +27,7 @@ class WorkerState:
 
     @property
     def free_slots(self) -> int:
-        return self.ready.capacity - len(self.inflight)
+        return 0 if self.solo else self.ready.capacity - len(self.inflight)
 
     def serves(self, model: str) -> bool:
         return any(m.name == model for m in self.ready.models)
@@ -48,17 +54,23 @@ class WorkerRegistry:
     def get(self, identity: bytes) -> WorkerState | None:
         return self.workers.get(identity)
 
+    def namesakes(self, identity: bytes, worker_id: str) -> list[WorkerState]:
+        """Other live workers (other processes) that announced the same `worker_id`."""
+        return [w for w in self.workers.values() if w.worker_id == worker_id and w.identity != identity]
+
     def remove(self, identity: bytes) -> WorkerState | None:
         return self.workers.pop(identity, None)
 
     def expired(self, now: float, timeout_s: float) -> list[WorkerState]:
         return [w for w in self.workers.values() if now - w.last_seen > timeout_s]
 
-    def pick(self, model: str) -> WorkerState | None:
-        """The least-loaded live worker for `model` that has a free slot."""
+    def pick(self, model: str, idle_only: bool = False) -> WorkerState | None:
+        """The least-loaded live worker for `model` that has a free slot (and no job at all, if `idle_only`)."""
         best: WorkerState | None = None
         for w in self.workers.values():
-            if w.serves(model) and w.free_slots > 0 and (best is None or len(w.inflight) < len(best.inflight)):
+            if not w.serves(model) or w.free_slots <= 0 or (idle_only and w.inflight):
+                continue
+            if best is None or len(w.inflight) < len(best.inflight):
                 best = w
         return best
 

@@ -84,6 +84,7 @@ class EmbeddingConfig:
 class WorkerConfig:
     worker_id: str | None = _opt(None, "worker: id on the wire (default host-pid)")
     capacity: int = _opt(2, "worker: jobs it holds at once (one running, the rest waiting)", minimum=1)
+    test_crash_marker: str = _opt("", "worker, tests only: a job with a text containing this fails the model")
 
 
 @dataclass(frozen=True)

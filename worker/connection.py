@@ -7,7 +7,9 @@ a queue; results come back through an inproc PULL socket (ZeroMQ sockets are sin
 
 from __future__ import annotations
 
+import os
 import queue
+import secrets
 import threading
 import time
 from dataclasses import dataclass
@@ -22,6 +24,17 @@ log = structlog.get_logger("worker.connection")
 
 RESULTS_ENDPOINT = "inproc://akidb-results"
 MAX_BACKOFF_S = 32.0
+
+
+def routing_identity(worker_id: str) -> bytes:
+    """This process's ZeroMQ routing identity: the human worker id plus the pid and a random tag.
+
+    Unique per process, so two workers started under one `--worker-id` (two hosts with one host
+    name) are two peers to the gateway instead of stealing one identity from each other; stable
+    across this process's reconnects, so ROUTER_HANDOVER still gives a reconnecting worker its
+    place back.
+    """
+    return f"{worker_id}/{os.getpid()}/{secrets.token_hex(4)}".encode()
 
 
 @dataclass(frozen=True)
@@ -52,6 +65,7 @@ class Connection(threading.Thread):
         self.results.bind(RESULTS_ENDPOINT)
         self.sessions = 0  # READYs sent: 1 + reconnects
         self.failed = False
+        self.identity = routing_identity(ready.worker_id)
         self._sock: zmq.Socket | None = None
 
     def run(self) -> None:
@@ -80,7 +94,7 @@ class Connection(threading.Thread):
     def _open(self) -> None:
         self._close(say_goodbye=False)
         sock = self.ctx.socket(zmq.DEALER)
-        sock.setsockopt(zmq.IDENTITY, self.ready.worker_id.encode())
+        sock.setsockopt(zmq.IDENTITY, self.identity)
         sock.setsockopt(zmq.LINGER, 1000)
         sock.connect(self.endpoint)
         self._sock = sock
@@ -92,6 +106,9 @@ class Connection(threading.Thread):
         if self._sock is None:
             return
         if say_goodbye:
+            # Results finished before the stop (a fatal error's own ERROR among them) go first, so
+            # the callers hear from this worker before its DISCONNECT requeues what it held.
+            self._forward_results()
             self._send(Disconnect(reason="worker shutting down"))
         self._sock.close()
         self._sock = None
@@ -115,11 +132,7 @@ class Connection(threading.Thread):
             timeout_ms = max(0.0, min(next_beat - time.monotonic(), 0.1)) * 1000
             events = dict(poller.poll(timeout_ms))
             if self.results in events:
-                while True:  # forward every finished result before anything else
-                    try:
-                        self._sock.send_multipart(self.results.recv_multipart(zmq.NOBLOCK, copy=False), copy=False)
-                    except zmq.Again:
-                        break
+                self._forward_results()  # every finished result before anything else
             if self._sock in events:
                 liveness, heard, heard_any = self.timing.liveness, True, True
                 self._receive()
@@ -132,6 +145,14 @@ class Connection(threading.Thread):
                         return True, heard_any
                 heard = False
         return False, heard_any
+
+    def _forward_results(self) -> None:
+        assert self._sock is not None
+        while True:
+            try:
+                self._sock.send_multipart(self.results.recv_multipart(zmq.NOBLOCK, copy=False), copy=False)
+            except zmq.Again:
+                return
 
     def _receive(self) -> None:
         assert self._sock is not None

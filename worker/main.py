@@ -132,7 +132,7 @@ def serve(cfg: Config, embedder: Embedder) -> int:
     stopping = conn.stopping
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stopping.set())
-    runner = Runner(ctx, embedder, jobs)
+    runner = Runner(ctx, embedder, jobs, cfg.worker.test_crash_marker)
     conn.start()
     code = 0
     try:

@@ -24,8 +24,10 @@ class FatalWorkerError(Exception):
 class Runner:
     """Owns the model; runs jobs one at a time, in arrival order."""
 
-    def __init__(self, ctx: zmq.Context, embedder: Embedder, jobs: queue.Queue[Job]) -> None:
+    def __init__(self, ctx: zmq.Context, embedder: Embedder, jobs: queue.Queue[Job], crash_marker: str = "") -> None:
         self.embedder = embedder
+        # worker.test_crash_marker: lets integration tests take the real fatal path on demand.
+        self.crash_marker = crash_marker
         self.jobs = jobs
         self.names = {embedder.info.name, *embedder.info.aliases}
         self.out = ctx.socket(zmq.PUSH)
@@ -51,6 +53,8 @@ class Runner:
         if job.deadline_ms <= 0:
             return Error(job.job_id, ErrorCode.DEADLINE_EXCEEDED, "job arrived after its deadline")
         try:
+            if self.crash_marker and any(self.crash_marker in t for t in job.texts):
+                raise RuntimeError(f"worker.test_crash_marker {self.crash_marker!r} is in the job (test only)")
             out = self.embedder.embed(job.texts, job.pooling, job.normalize)
         except ValueError as exc:  # e.g. an unknown pooling name: the job's fault, not the model's
             return Error(job.job_id, ErrorCode.INVALID_JOB, str(exc))

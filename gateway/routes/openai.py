@@ -26,14 +26,14 @@ async def embeddings(request: web.Request) -> web.Response:
 
 @routes.get("/v1/models")
 async def list_models(request: web.Request) -> web.Response:
-    known = request.app[keys.BROKER].registry.known
-    return json_response({"object": "list", "data": [model_entry(known[name]) for name in sorted(known)]})
+    served = request.app[keys.WORKERS].models()
+    return json_response({"object": "list", "data": [model_entry(info) for info in served]})
 
 
 @routes.get("/v1/models/{model:.+}")
 async def get_model(request: web.Request) -> web.Response:
     name = request.match_info["model"]
-    info = request.app[keys.BROKER].model_info(name)
+    info = request.app[keys.WORKERS].model_info(name)
     if info is None:
         raise ModelNotFound(f"model {name!r} is not served here; GET /v1/models lists those that are", param="model")
     return json_response(model_entry(info))

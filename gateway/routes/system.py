@@ -15,8 +15,7 @@ routes = web.RouteTableDef()
 @routes.get("/health")
 async def health(request: web.Request) -> web.Response:
     """Liveness: the gateway process answers. Says how many workers it sees, but never fails on that."""
-    broker = request.app[keys.BROKER]
-    return json_response({"status": "ok", "workers": len(broker.registry.workers)})
+    return json_response({"status": "ok", "workers": request.app[keys.WORKERS].worker_count()})
 
 
 @routes.get("/ready")
@@ -24,7 +23,7 @@ async def ready(request: web.Request) -> web.Response:
     """Readiness: 503 until a worker for the default model is connected."""
     service = request.app[keys.EMBEDDING]
     model = service.default_model
-    count = request.app[keys.BROKER].live_workers(model)
+    count = request.app[keys.WORKERS].live_workers(model)
     if count == 0:
         raise NotReady(f"no worker for the default model {model!r} is connected")
     return json_response({"status": "ready", "model": model, "workers": count})
@@ -33,10 +32,10 @@ async def ready(request: web.Request) -> web.Response:
 @routes.get("/models")
 async def list_models(request: web.Request) -> web.Response:
     """Every model announced since start, with its facts and live worker count."""
-    broker = request.app[keys.BROKER]
+    view = request.app[keys.WORKERS]
     default = request.app[keys.EMBEDDING].default_model
     rows = []
-    for info in sorted(broker.registry.known.values(), key=lambda m: m.name):
+    for info in view.models():
         rows.append(
             {
                 "name": info.name,
@@ -47,7 +46,7 @@ async def list_models(request: web.Request) -> web.Response:
                 "backend": info.backend,
                 "device": info.device,
                 "precision": info.precision,
-                "workers": broker.live_workers(info.name),
+                "workers": view.live_workers(info.name),
                 "default": info.name == default,
             }
         )

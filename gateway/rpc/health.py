@@ -15,7 +15,7 @@ Status = int
 
 
 class ReadinessHealth(health_pb2_grpc.HealthServicer):
-    """Computed on every Check from the broker's registry, so it can never disagree with /ready.
+    """Computed on every Check from the view of live workers, so it can never disagree with /ready.
 
     The reference servicer stores statuses someone must remember to set; this one has nothing
     to keep in sync. Watch polls at the heartbeat interval, the pace at which workers can change.
@@ -31,7 +31,7 @@ class ReadinessHealth(health_pb2_grpc.HealthServicer):
         """SERVING, NOT_SERVING, or SERVICE_UNKNOWN for a name this server does not offer."""
         if name not in self.services:
             return health_pb2.HealthCheckResponse.SERVICE_UNKNOWN
-        if self.shutting_down or self.service.broker.live_workers(self.service.default_model) == 0:
+        if self.shutting_down or self.service.workers.live_workers(self.service.default_model) == 0:
             return health_pb2.HealthCheckResponse.NOT_SERVING
         return health_pb2.HealthCheckResponse.SERVING
 

@@ -22,7 +22,7 @@ async def test_models_shows_the_backend_device_and_precision(gateway: Gateway, b
     assert row["backend"] == backend
     assert row["device"] in DEVICES[backend]
     assert row["precision"] in ("f32", "bf16")
-    info = next(iter(gateway.broker.registry.workers.values())).ready.models[0]
+    (info,) = gateway.workers.workers()  # the one worker's own facts
     assert (info.backend, info.device, info.precision) == (row["backend"], row["device"], row["precision"])
 
 

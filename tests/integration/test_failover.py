@@ -45,7 +45,7 @@ async def test_kill_9_a_worker_mid_load_and_every_request_succeeds(
         # Kill once the victim really holds work.
         victim = two_workers[0]
         for _ in range(500):
-            held = [w for w in gw.broker.registry.workers.values() if w.worker_id == "fo-0" and w.inflight]
+            held = [w for w in gw.workers.workers() if w.worker_id == "fo-0" and w.inflight]
             if held:
                 break
             await asyncio.sleep(0.01)
@@ -54,4 +54,4 @@ async def test_kill_9_a_worker_mid_load_and_every_request_succeeds(
         statuses = await asyncio.gather(*requests)
         assert statuses == [200] * 40
         assert await gw.metric("akidb_jobs_requeued_total") >= 1
-        assert gw.broker.live_workers("all-MiniLM-L6-v2") == 1
+        assert gw.workers.live_workers("all-MiniLM-L6-v2") == 1

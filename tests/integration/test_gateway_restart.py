@@ -24,10 +24,10 @@ async def test_replies_for_a_previous_gateway_are_not_taken_for_new_jobs(
         await first.wait_for_workers(1)
         call = asyncio.ensure_future(first.client.post("/embed", json={"texts": BUSY}))
         for _ in range(2000):  # until the worker holds jobs of this gateway's numbering
-            if first.broker.jobs:
+            if first.dispatcher.jobs:
                 break
             await asyncio.sleep(0.005)
-        assert first.broker.jobs, "no job was dispatched within 10 s"
+        assert first.dispatcher.jobs, "no job was dispatched within 10 s"
         call.cancel()
     # The worker is still computing those jobs when it reconnects to a new gateway.
     async with running_gateway(make_config(zmq_endpoint, str(tmp_path))) as second:

@@ -141,12 +141,12 @@ async def test_client_deadline_is_honoured(gw: Gateway, stub: pb_grpc.EmbeddingS
     for _ in range(40):
         if (
             await gw.metric("akidb_embedding_latency_seconds_count", transport="grpc")
-            and not gw.broker.batcher.queued_texts
+            and not gw.dispatcher.batcher.queued_texts
         ):
             break
         await asyncio.sleep(0.05)
     assert await gw.metric("akidb_embedding_latency_seconds_bucket", transport="grpc", le="1.0") == 1
-    assert gw.broker.batcher.queued_texts == 0
+    assert gw.dispatcher.batcher.queued_texts == 0
 
 
 async def test_health_mirrors_ready(gw: Gateway) -> None:

@@ -1,4 +1,4 @@
-"""A worker that cannot load its model says what to do and exits non-zero; it never hangs or exits 0."""
+"""A worker that cannot load its model, or whose model fails mid-job, says so and exits non-zero; it never hangs."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import references as refs
+from tests.support.gateway import make_config, running_gateway
 from tests.support.processes import WorkerProcess, free_port
 
 EXIT_WAIT_S = 90  # a worker that gets this far without exiting is hanging
@@ -78,3 +79,27 @@ def test_corrupt_tokenizer(tmp_path: Path) -> None:
     code, out = run_to_exit("--model-path", str(folder))
     assert code != 0
     assert "cannot load the tokenizer" in out
+
+
+async def test_a_model_failure_mid_job_reaches_the_caller_as_502_before_the_worker_exits(
+    backend: str, tmp_path: Path
+) -> None:
+    """The worker's own ERROR(internal) arrives before its DISCONNECT: the caller hears 502, not a requeue."""
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    worker = WorkerProcess(endpoint, "--backend", backend, "--set", "worker.test_crash_marker=CRASH-NOW")
+    try:
+        cfg = make_config(endpoint, str(tmp_path), "server.request_timeout_s=20")
+        async with running_gateway(cfg) as gw:
+            try:
+                await gw.wait_for_workers(1)
+            except TimeoutError:
+                pytest.fail(f"worker did not connect; its log:\n{worker.output()[-3000:]}")
+            assert (await gw.client.post("/embed", json={"texts": ["fine"]})).status == 200
+            resp = await gw.client.post("/embed", json={"texts": ["then CRASH-NOW please"]})
+            body = await resp.json()
+            assert resp.status == 502 and body["error"]["code"] == "worker_error", body
+            assert "test_crash_marker" in body["error"]["message"]
+            assert worker.proc.wait(timeout=30) == 1  # and then it exits, for its supervisor to restart
+            assert await gw.metric("akidb_jobs_requeued_total") == 0  # nothing was left to requeue
+    finally:
+        worker.stop()

@@ -12,6 +12,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from gateway import keys
 from gateway.app import create_app
+from gateway.dispatch import Dispatcher
+from gateway.fleet import WorkerView
 from shared.config import Config, load_config
 from tests.support.processes import TEST_HEARTBEAT
 
@@ -28,16 +30,21 @@ class Gateway:
     client: TestClient
 
     @property
-    def broker(self):  # type: ignore[no-untyped-def]
-        return self.app[keys.BROKER]
+    def workers(self) -> WorkerView:
+        return self.app[keys.WORKERS]
+
+    @property
+    def dispatcher(self) -> Dispatcher:
+        """The dispatcher's state, for tests that wait for a job in flight or an empty queue."""
+        return self.app[keys.TRANSPORT].dispatcher
 
     async def wait_for_workers(self, count: int, model: str = "all-MiniLM-L6-v2", timeout: float = 90) -> None:
         """Until `count` workers for `model` are registered (workers take seconds to load)."""
         loop = asyncio.get_running_loop()
         end = loop.time() + timeout
-        while self.broker.live_workers(model) < count:
+        while self.workers.live_workers(model) < count:
             if loop.time() > end:
-                raise TimeoutError(f"{self.broker.live_workers(model)} of {count} workers after {timeout}s")
+                raise TimeoutError(f"{self.workers.live_workers(model)} of {count} workers after {timeout}s")
             await asyncio.sleep(0.05)
 
     async def metric(self, name: str, **labels: str) -> float:

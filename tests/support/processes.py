@@ -83,3 +83,10 @@ class GatewayProcess(ChildProcess):
         sets = [a for kv in (*TEST_HEARTBEAT, "server.grpc_enabled=false") for a in ("--set", kv)]
         addr = ["--host", "127.0.0.1", "--port", str(self.port), "--bind", endpoint, "--data-dir", data_dir]
         super().__init__("gateway", [*addr, *sets, *args])
+
+
+class FakeWorkerProcess(ChildProcess):
+    """`tests.support.fake_worker` as its own process: the real protocol, instant fake vectors, a real death."""
+
+    def __init__(self, endpoint: str, *args: str) -> None:
+        super().__init__("tests.support.fake_worker", ["--gateway", endpoint, *args])

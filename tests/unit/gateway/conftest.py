@@ -1,4 +1,4 @@
-"""Gateway unit tests: the real app and broker, with fake workers that speak the real protocol."""
+"""Gateway unit tests: the real app and transport, with fake workers that speak the real protocol."""
 
 from __future__ import annotations
 

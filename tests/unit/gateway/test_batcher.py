@@ -91,3 +91,21 @@ async def test_models_have_separate_queues() -> None:
     assert sorted(b.models()) == ["m", "other"]
     assert b.take_all("other") == [other]
     assert b.take("m") == [a]
+
+
+async def test_a_suspect_rides_alone_and_joins_no_other_job() -> None:
+    loop = asyncio.get_running_loop()
+    b = Batcher(max_batch_size=32, max_queue_texts=100)
+    suspect, fresh, other = chunk(loop, 1), chunk(loop, 1), chunk(loop, 1)
+    suspect.deaths = 1
+    b.add(suspect)
+    b.add(fresh)
+    assert b.batch_full("m")  # nothing can join it: no reason to wait for the window
+    assert b.take("m") == [suspect]
+    b.add(other)
+    late = chunk(loop, 1)
+    late.deaths = 1
+    b.add(late)
+    assert b.ready_texts("m") == 2 and not b.batch_full("m")
+    assert b.take("m") == [fresh, other]
+    assert b.take("m") == [late]

@@ -1,4 +1,4 @@
-"""The worker registry: least-loaded choice, aliases, expiry."""
+"""The worker registry: least-loaded choice, suspects kept alone, aliases, expiry, namesakes."""
 
 from __future__ import annotations
 
@@ -48,3 +48,25 @@ def test_expired_and_remove() -> None:
     reg.remove(b"old")
     assert reg.count("all-MiniLM-L6-v2") == 1
     assert "all-MiniLM-L6-v2" in reg.known  # still known after its workers leave
+
+
+def test_a_solo_worker_takes_nothing_else_and_idle_only_skips_busy_workers() -> None:
+    reg = WorkerRegistry()
+    reg.register(b"a", ready("a", capacity=4), 0.0)
+    reg.register(b"b", ready("b", capacity=4), 0.0)
+    reg.get(b"a").inflight.add(1)  # type: ignore[union-attr]
+    reg.get(b"a").solo = True  # type: ignore[union-attr]
+    reg.get(b"b").inflight.update({2, 3})  # type: ignore[union-attr]
+    assert reg.pick("all-MiniLM-L6-v2").identity == b"b"  # type: ignore[union-attr]
+    assert reg.pick("all-MiniLM-L6-v2", idle_only=True) is None
+    reg.register(b"c", ready("c"), 0.0)
+    assert reg.pick("all-MiniLM-L6-v2", idle_only=True).identity == b"c"  # type: ignore[union-attr]
+
+
+def test_namesakes_are_other_processes_with_the_same_worker_id() -> None:
+    reg = WorkerRegistry()
+    reg.register(b"w0/1/aa", ready("w0"), 0.0)
+    reg.register(b"w0/2/bb", ready("w0"), 0.0)
+    reg.register(b"w1/3/cc", ready("w1"), 0.0)
+    assert [w.identity for w in reg.namesakes(b"w0/2/bb", "w0")] == [b"w0/1/aa"]
+    assert reg.count("all-MiniLM-L6-v2") == 3

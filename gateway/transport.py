@@ -1,0 +1,177 @@
+"""The gateway's ZeroMQ side: one ROUTER socket on the event loop around the dispatcher.
+
+The only gateway module that imports zmq. It reads frames and hands them to the dispatcher
+with the loop's time, and carries out the actions that come back: send frames, resolve or
+fail callers' futures, arm the one batching-window timer. Every call runs on the event loop
+thread and none awaits, so dispatcher calls never interleave.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import typing
+from collections import deque
+from collections.abc import Iterable
+
+import structlog
+import zmq
+
+from gateway.batcher import Pending
+from gateway.dispatch import Action, Deliver, Dispatcher, Fail, Send, Wake
+from gateway.fleet import WorkerView
+from gateway.metrics import Metrics
+from shared.codec import encode
+from shared.config import Config
+
+log = structlog.get_logger("gateway.transport")
+
+# Frames handled per wake-up before yielding to the loop, so a flood of results cannot
+# starve HTTP handlers.
+DRAIN_BATCH = 256
+# How long closing waits for the goodbye DISCONNECTs to leave.
+CLOSE_LINGER_MS = 100
+
+
+def _fd(sock: zmq.Socket) -> int:
+    return typing.cast(int, sock.getsockopt(zmq.FD))
+
+
+def _readable(sock: zmq.Socket) -> bool:
+    return bool(typing.cast(int, sock.getsockopt(zmq.EVENTS)) & zmq.POLLIN)
+
+
+class Transport:
+    """ROUTER socket + heartbeat ticker + window timer; the dispatcher decides everything else."""
+
+    def __init__(self, cfg: Config, metrics: Metrics) -> None:
+        self.cfg = cfg
+        self.dispatcher = Dispatcher(cfg, metrics, first_job_id=random.getrandbits(48))
+        self.workers = WorkerView(self.dispatcher.registry)
+        self.endpoint = cfg.zmq.bind
+        self._interval = cfg.heartbeat.interval_ms / 1000
+        self._ctx: zmq.Context | None = None
+        self._sock: zmq.Socket | None = None
+        self._ticker: asyncio.Task[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+
+    # ---- lifecycle
+
+    async def start(self) -> None:
+        """Bind the ROUTER socket and start the heartbeat task."""
+        self._loop = asyncio.get_running_loop()
+        self._ctx = zmq.Context()
+        sock = self._ctx.socket(zmq.ROUTER)
+        # MANDATORY: sending to a vanished worker raises instead of silently dropping the job.
+        # HANDOVER: a worker process that reconnects (same routing identity) takes it back.
+        sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        sock.setsockopt(zmq.ROUTER_HANDOVER, 1)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.bind(self.cfg.zmq.bind)
+        self._sock = sock
+        self.endpoint = sock.getsockopt_string(zmq.LAST_ENDPOINT)
+        self._loop.add_reader(_fd(sock), self._drain)
+        self._ticker = asyncio.create_task(self._tick_forever(), name="akidb-transport-tick")
+        log.info("transport_listening", endpoint=self.endpoint)
+        self._drain()
+
+    async def close(self) -> None:
+        """Stop ticking, fail whatever is still waiting, say DISCONNECT to every worker, close."""
+        if self._ticker:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+        if self._timer:
+            self._timer.cancel()
+        if self._sock is not None:
+            self._loop.remove_reader(_fd(self._sock))
+            for action in self.dispatcher.close():
+                if isinstance(action, Send):
+                    self._send(action)  # a goodbye that fails has nobody to reach anyway
+                else:
+                    self._settle(action)
+            self._sock.close(linger=CLOSE_LINGER_MS)
+        if self._ctx is not None:
+            self._ctx.term()
+
+    # ---- what the embedding service calls
+
+    def submit(self, item: Pending) -> None:
+        """Queue a chunk (dispatched at once if a worker is free). Raises `QueueFull`."""
+        self._apply(self.dispatcher.submit(item, self._loop.time()))
+
+    # ---- carrying out actions
+
+    def _apply(self, actions: Iterable[Action]) -> None:
+        todo = deque(actions)
+        while todo:
+            action = todo.popleft()
+            if isinstance(action, Send):
+                if not self._send(action):
+                    todo.extend(self.dispatcher.on_send_failed(action.identity, action.msg, self._loop.time()))
+            elif isinstance(action, Wake):
+                self._wake_at(action.at)
+            else:
+                self._settle(action)
+
+    @staticmethod
+    def _settle(action: Action) -> None:
+        """Resolve or fail callers that are still waiting."""
+        if isinstance(action, Deliver):
+            if not action.item.future.done():
+                action.item.future.set_result(action.result)
+        elif isinstance(action, Fail):
+            for item in action.items:
+                if not item.future.done():
+                    item.future.set_exception(action.error)
+
+    def _wake_at(self, at: float) -> None:
+        """One timer, at the earliest window end asked for; `wake` re-asks for any later one."""
+        if self._timer is not None and not self._timer.cancelled() and self._timer.when() <= at:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = self._loop.call_at(at, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._apply(self.dispatcher.wake(self._loop.time()))
+
+    # ---- socket IO
+
+    def _send(self, action: Send) -> bool:
+        """Send without blocking; False if the peer is gone or not reading."""
+        sock = self._sock
+        assert sock is not None
+        try:
+            sock.send_multipart([action.identity, *encode(action.msg)], flags=zmq.NOBLOCK, copy=False)
+        except zmq.ZMQError as exc:
+            log.warning("send_failed", worker=action.identity.decode(errors="replace"), error=str(exc))
+            return False
+        # The ZeroMQ fd is edge-triggered: a send can consume the readable edge, so look again.
+        if _readable(sock):
+            self._loop.call_soon(self._drain)
+        return True
+
+    def _drain(self) -> None:
+        sock = self._sock
+        if sock is None or sock.closed:
+            return
+        for _ in range(DRAIN_BATCH):
+            if not _readable(sock):
+                return
+            frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
+            self._apply(self.dispatcher.on_frames(frames[0].bytes, frames[1:], self._loop.time()))
+        self._loop.call_soon(self._drain)
+
+    # ---- liveness
+
+    async def _tick_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            try:
+                self._apply(self.dispatcher.tick(self._loop.time()))
+                self._drain()
+            except Exception:  # the heartbeat must survive anything one tick meets
+                log.exception("tick_failed")
