@@ -78,4 +78,4 @@ def progress_bar(progress: bool, total: int | None, desc: str = "import") -> Any
     """A tqdm bar counting documents, with docs/s (and an ETA when the total is known)."""
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, unit="doc", unit_scale=True, desc=desc, disable=not progress, dynamic_ncols=True)
+    return tqdm(total=total, unit="doc", desc=desc, disable=not progress, dynamic_ncols=True)
