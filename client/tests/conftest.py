@@ -8,17 +8,15 @@ from collections.abc import Iterator
 import pytest
 from akidb_client import AkiDB
 
-from tests.server import Server
+from tests.server import Server, shared, stop_shared
 
 
 @pytest.fixture(scope="session")
 def server() -> Iterator[Server]:
-    srv = Server()
     try:
-        srv.wait_ready()
-        yield srv
+        yield shared()
     finally:
-        srv.stop()
+        stop_shared()
 
 
 @pytest.fixture

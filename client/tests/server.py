@@ -86,3 +86,27 @@ class Server:
                 p.kill()
                 p.wait()
         self.data.cleanup()
+
+
+_shared: Server | None = None
+
+
+def shared() -> Server:
+    """The session's server, started (and waited for) on first use."""
+    global _shared
+    if _shared is None:
+        srv = Server()
+        try:
+            srv.wait_ready()
+        except BaseException:
+            srv.stop()
+            raise
+        _shared = srv
+    return _shared
+
+
+def stop_shared() -> None:
+    global _shared
+    if _shared is not None:
+        _shared.stop()
+        _shared = None
