@@ -6,7 +6,7 @@ WORKERS ?= 1
 export AKIDB_WORKERS := $(WORKERS)
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: setup run test lint typecheck unit integration e2e bench proto smoke docs clean
+.PHONY: setup run test lint typecheck unit integration e2e bench proto smoke docs clean client-setup client-test
 
 $(STAMP): pyproject.toml scripts/setup.sh
 	VENV=$(VENV) ./scripts/setup.sh
@@ -22,6 +22,20 @@ run: setup
 ## test: lint, type-check, then the whole suite with coverage of gateway/, worker/, shared/
 test: setup lint typecheck
 	$(BIN)/python -m pytest --cov --cov-report=term $(PYTEST_ARGS)
+	$(MAKE) client-test
+
+## client-setup: the client's own venv (client/.venv) with its extras, none of the server's dependencies
+CLIENT_STAMP := client/.venv/.installed
+$(CLIENT_STAMP): client/pyproject.toml client/scripts/setup.sh
+	./client/scripts/setup.sh
+	touch $(CLIENT_STAMP)
+
+client-setup: $(CLIENT_STAMP)
+
+## client-test: the client, CLI and LangChain tests, against a gateway and worker run by this venv's python
+client-test: setup client-setup
+	cd client && .venv/bin/mypy
+	cd client && AKIDB_SERVER_PYTHON=$(abspath $(BIN))/python .venv/bin/python -m pytest $(PYTEST_ARGS)
 
 lint: setup
 	$(BIN)/ruff check .

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gateway.batcher import Batcher
 from gateway.workers import WorkerRegistry
 from shared.protocol import ModelInfo
 
@@ -30,8 +31,13 @@ class WorkerSummary:
 class WorkerView:
     """Which models are served, their facts, and the live workers behind them."""
 
-    def __init__(self, registry: WorkerRegistry) -> None:
+    def __init__(self, registry: WorkerRegistry, queue: Batcher | None = None) -> None:
         self._registry = registry
+        self._queue = queue
+
+    def queued_texts(self) -> int:
+        """Texts waiting for a worker, all models together."""
+        return self._queue.queued_texts if self._queue is not None else 0
 
     def models(self) -> list[ModelInfo]:
         """Every model announced since start, sorted by name."""

@@ -48,7 +48,7 @@ class Transport:
     def __init__(self, cfg: Config, metrics: Metrics) -> None:
         self.cfg = cfg
         self.dispatcher = Dispatcher(cfg, metrics, first_job_id=random.getrandbits(48))
-        self.workers = WorkerView(self.dispatcher.registry)
+        self.workers = WorkerView(self.dispatcher.registry, self.dispatcher.batcher)
         self.endpoint = cfg.zmq.bind
         self._interval = cfg.heartbeat.interval_ms / 1000
         self._ctx: zmq.Context | None = None

@@ -16,6 +16,15 @@ if [ "$(uname -s)" = Linux ] && [ ! -e /usr/lib/"$(uname -m)"-linux-gnu/openblas
   fi
 fi
 
+# The web console's browser test (tests/e2e/test_console.py) drives Debian's chromium headless.
+if [ "$(uname -s)" = Linux ] && [ ! -x /usr/bin/chromium ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "setup: chromium is missing; run 'sudo apt-get install chromium' for the console's browser test" >&2
+  fi
+fi
+
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
 "$VENV/bin/python" -m pip install -q --upgrade pip
 "$VENV/bin/python" -m pip install -q -e ".[test]"

@@ -1,0 +1,67 @@
+"""AkiDB's Python client: `AkiDB` (sync) and `AsyncAkiDB`, typed results and typed errors."""
+
+from akidb_client._retry import RetryPolicy
+from akidb_client.aio import AsyncAkiDB, AsyncCollectionRef
+from akidb_client.client import AkiDB, CollectionRef
+from akidb_client.errors import (
+    AkiDBError,
+    BadRequest,
+    Conflict,
+    ConnectionFailed,
+    Forbidden,
+    NotFound,
+    PayloadTooLarge,
+    RateLimited,
+    ServerError,
+    Timeout,
+    Unauthorized,
+    Unavailable,
+    UpstreamFailed,
+)
+from akidb_client.types import (
+    Collection,
+    Doc,
+    Document,
+    Embeddings,
+    Failure,
+    Health,
+    Hit,
+    ImportReport,
+    Inserted,
+    Model,
+    Page,
+    SearchResult,
+)
+
+__all__ = [
+    "AkiDB",
+    "AkiDBError",
+    "AsyncAkiDB",
+    "AsyncCollectionRef",
+    "BadRequest",
+    "Collection",
+    "CollectionRef",
+    "Conflict",
+    "ConnectionFailed",
+    "Doc",
+    "Document",
+    "Embeddings",
+    "Failure",
+    "Forbidden",
+    "Health",
+    "Hit",
+    "ImportReport",
+    "Inserted",
+    "Model",
+    "NotFound",
+    "Page",
+    "PayloadTooLarge",
+    "RateLimited",
+    "RetryPolicy",
+    "SearchResult",
+    "ServerError",
+    "Timeout",
+    "Unauthorized",
+    "Unavailable",
+    "UpstreamFailed",
+]

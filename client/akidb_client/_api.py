@@ -1,0 +1,182 @@
+"""The API as data: each call is a `Call` (method, path, body, how to read the answer).
+
+Both clients send these through their own transport, so request shapes and response parsing are
+written once, here, and the sync and async clients differ only in how they wait.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+from urllib.parse import quote
+
+import numpy as np
+
+from akidb_client.types import (
+    Collection,
+    Doc,
+    Document,
+    Embeddings,
+    Health,
+    Inserted,
+    Model,
+    Page,
+    SearchResult,
+)
+
+T = TypeVar("T")
+DocLike = Doc | Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Call(Generic[T]):
+    """One HTTP request and the parser of its JSON answer."""
+
+    method: str
+    path: str
+    parse: Callable[[Any], T]
+    json: Any = None
+    params: Mapping[str, str | int] | None = None
+    idempotent: bool = True  # may be sent twice with the same effect (then 502/504/resets are retried)
+
+
+def _seg(value: str) -> str:
+    """A collection name or document id as one path segment (ids may hold spaces, '?', '#', '%')."""
+    return quote(value, safe="")
+
+
+def _col(collection: str) -> str:
+    return f"/collections/{_seg(collection)}"
+
+
+def to_doc(item: DocLike) -> Doc:
+    """A `Doc` from a `Doc` or a mapping with id/text/vector/metadata."""
+    if isinstance(item, Doc):
+        return item
+    unknown = set(item) - {"id", "text", "vector", "metadata"}
+    if unknown:
+        raise ValueError(f"a document has id, text, vector and metadata; not {sorted(unknown)}")
+    return Doc(text=item.get("text"), id=item.get("id"), vector=item.get("vector"), metadata=item.get("metadata"))
+
+
+def _vector(value: Any) -> list[float]:
+    return np.asarray(value, dtype=np.float32).ravel().tolist() if isinstance(value, np.ndarray) else list(value)
+
+
+# --- embeddings, models, health
+
+
+def embed(texts: str | Sequence[str], model: str | None = None, **options: Any) -> Call[Embeddings]:
+    """POST /embed; `options`: pooling, normalize, truncate (and any later field, passed through)."""
+    body: dict[str, Any] = {"texts": [texts] if isinstance(texts, str) else list(texts), **options}
+    if model is not None:
+        body["model"] = model
+    return Call("POST", "/embed", Embeddings.from_json, json=body)
+
+
+def models() -> Call[list[Model]]:
+    """GET /models."""
+    return Call("GET", "/models", lambda b: [Model.from_json(m) for m in b["models"]])
+
+
+def health() -> Call[Health]:
+    """GET /health."""
+    return Call("GET", "/health", lambda b: Health(b["status"], int(b.get("workers", 0))))
+
+
+# --- collections
+
+
+def create_collection(name: str, **options: Any) -> Call[Collection]:
+    """POST /collections; options: dimension, metric, model, pooling, normalize, index (None: server default)."""
+    body = {"name": name, **{k: v for k, v in options.items() if v is not None}}
+    return Call("POST", "/collections", Collection.from_json, json=body, idempotent=False)
+
+
+def get_collection(collection: str) -> Call[Collection]:
+    """GET /collections/{collection} (by name or id)."""
+    return Call("GET", _col(collection), Collection.from_json)
+
+
+def list_collections() -> Call[list[Collection]]:
+    """GET /collections."""
+    return Call("GET", "/collections", lambda b: [Collection.from_json(c) for c in b["collections"]])
+
+
+def delete_collection(collection: str) -> Call[str]:
+    """DELETE /collections/{collection}: the deleted collection's id."""
+    return Call("DELETE", _col(collection), lambda b: str(b["id"]))
+
+
+# --- documents
+
+
+def insert(collection: str, docs: Iterable[DocLike], *, require_ids: bool = False) -> Call[list[Inserted]]:
+    """POST /collections/{c}/documents as a batch. Idempotent when every document has an id."""
+    wire = [to_doc(d).to_json() for d in docs]
+    if not wire:
+        raise ValueError("no documents to store")
+    with_ids = all("id" in d for d in wire)
+    if require_ids and not with_ids:
+        raise ValueError("upsert needs an id on every document (add() generates missing ones)")
+    return Call(
+        "POST",
+        f"{_col(collection)}/documents",
+        lambda b: [Inserted(d["id"], bool(d["vector_generated"])) for d in b["documents"]],
+        json={"documents": wire},
+        idempotent=with_ids,
+    )
+
+
+def get_document(collection: str, doc_id: str, include_vector: bool = False) -> Call[Document]:
+    """GET /collections/{c}/documents/{id}."""
+    params = {"include_vector": "true"} if include_vector else None
+    return Call("GET", f"{_col(collection)}/documents/{_seg(doc_id)}", Document.from_json, params=params)
+
+
+def list_documents(
+    collection: str, limit: int = 100, after: str | None = None, include_vector: bool = False
+) -> Call[Page]:
+    """GET /collections/{c}/documents: one page, in insertion order."""
+    params: dict[str, str | int] = {"limit": limit}
+    if after is not None:
+        params["after"] = after
+    if include_vector:
+        params["include_vector"] = "true"
+    return Call("GET", f"{_col(collection)}/documents", Page.from_json, params=params)
+
+
+def delete_document(collection: str, doc_id: str) -> Call[str]:
+    """DELETE /collections/{c}/documents/{id}."""
+    return Call("DELETE", f"{_col(collection)}/documents/{_seg(doc_id)}", lambda b: str(b["id"]))
+
+
+def count(collection: str) -> Call[int]:
+    """The collection's document count (its description's `document_count`)."""
+    return Call("GET", _col(collection), lambda b: int(b["document_count"]))
+
+
+def search(
+    collection: str,
+    query: str | None = None,
+    *,
+    vector: Any = None,
+    k: int = 10,
+    filter: Mapping[str, Any] | None = None,
+    include: Sequence[str] | None = None,
+    **extra: Any,
+) -> Call[SearchResult]:
+    """POST /collections/{c}/search by text (`query`) or `vector`; `extra` fields are passed through."""
+    if (query is None) == (vector is None):
+        raise ValueError("give either query (a text) or vector, not both or neither")
+    body: dict[str, Any] = {"k": k, **extra}
+    if query is not None:
+        body["query"] = query
+    else:
+        body["vector"] = _vector(vector)
+    if filter is not None:
+        body["filter"] = dict(filter)
+    if include is not None:
+        body["include"] = list(include)
+    return Call("POST", f"{_col(collection)}/search", SearchResult.from_json, json=body)
