@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from gateway import keys
+from gateway import auth, keys
 from gateway.collections import CollectionService
 from gateway.embedding import EmbeddingService
 from gateway.metrics import LATENCY_BUCKETS, Metrics
@@ -25,8 +25,9 @@ def create_app(cfg: Config, registry: CollectorRegistry | None = None) -> web.Ap
     """Build the application; the transport binds its socket when the app starts."""
     app = web.Application(
         client_max_size=cfg.server.max_body_bytes,
-        middlewares=[request_context, errors],
+        middlewares=[request_context, errors, *auth.middlewares(cfg.auth)],
     )
+    auth.warn_if_open(cfg)
     app[keys.CONFIG] = cfg
     app[keys.REGISTRY] = registry or CollectorRegistry()
     app[keys.METRICS] = Metrics(app[keys.REGISTRY])

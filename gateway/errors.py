@@ -53,6 +53,26 @@ class InvalidFilter(InvalidInput):
     code = "invalid_filter"
 
 
+class Unauthorized(ApiError):
+    """No API key, or one the gateway does not know. Carries the challenge RFC 6750 asks for."""
+
+    code = "unauthorized"
+    http_status = 401
+    grpc_status = grpc.StatusCode.UNAUTHENTICATED
+
+    def __init__(self, message: str, *, invalid_key: bool = False) -> None:
+        challenge = 'Bearer realm="akidb", error="invalid_token"' if invalid_key else 'Bearer realm="akidb"'
+        super().__init__(message, headers={"WWW-Authenticate": challenge})
+
+
+class Forbidden(ApiError):
+    """A known key without the scope the route needs; the message names the scope."""
+
+    code = "forbidden"
+    http_status = 403
+    grpc_status = grpc.StatusCode.PERMISSION_DENIED
+
+
 class NotFound(ApiError):
     code = "not_found"
     http_status = 404

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from gateway.app import create_app
 from gateway.storage.errors import StorageError
+from gateway.tls import ssl_context
 from shared.config import ConfigError, load_config
 from shared.logs import configure_logging
 
@@ -40,12 +41,15 @@ def main(argv: list[str] | None = None) -> int:
     overrides = [f"{k}={v}" for k, v in flags.items() if v is not None] + list(args.set)
     try:
         cfg = load_config(args.config, os.environ, overrides)
+        tls = ssl_context(cfg.server)
     except ConfigError as exc:
         print(f"akidb-gateway: config error: {exc}", file=sys.stderr)
         return 2
     configure_logging(cfg.logging.level, cfg.logging.format, process="gateway")
     try:
-        web.run_app(create_app(cfg), host=cfg.server.host, port=cfg.server.port, access_log=None, print=None)
+        web.run_app(
+            create_app(cfg), host=cfg.server.host, port=cfg.server.port, access_log=None, print=None, ssl_context=tls
+        )
     except StorageError as exc:
         print(f"akidb-gateway: {exc}", file=sys.stderr)
         return 1

@@ -8,6 +8,8 @@ CLI overrides are `section.key=value` strings. Every error names the key and the
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -21,6 +23,9 @@ BACKENDS = ("auto", "mlx", "openvino")
 PRECISIONS = ("auto", "f32", "bf16")
 METRICS = ("cosine", "l2", "ip")
 INDEX_DTYPES = ("f32", "f16", "bf16")
+# What an API key may do; gateway/auth.py maps every route to one of them.
+SCOPES = ("read", "write", "admin")
+KEY_FIELDS = ("name", "sha256", "scopes")
 ENV_PREFIX = "AKIDB_"
 
 
@@ -40,6 +45,8 @@ class ServerConfig:
     grpc_enabled: bool = _opt(True, "serve the gRPC EmbeddingService")
     max_body_bytes: int = _opt(16 * 1024 * 1024, "largest request body; bigger is 413", minimum=1024)
     request_timeout_s: float = _opt(30.0, "a request not answered by then is 504", minimum=0.001)
+    tls_cert_file: str | None = _opt(None, "PEM certificate (chain): serve HTTPS and gRPC over TLS")
+    tls_key_file: str | None = _opt(None, "PEM private key of tls_cert_file")
 
 
 @dataclass(frozen=True)
@@ -111,6 +118,24 @@ class LoggingConfig:
 
 
 @dataclass(frozen=True)
+class ApiKeyEntry:
+    """One API key as the gateway knows it: a name for logs, the key's SHA-256 (never the key), its scopes."""
+
+    name: str
+    sha256: str
+    scopes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    keys: tuple[ApiKeyEntry, ...] = _opt(
+        (), "API keys: a list of {name, sha256, scopes} (`akidb-keys api` makes one); none: auth is off"
+    )
+    keys_file: str | None = _opt(None, "more API keys: a YAML list, or JSON lines, of {name, sha256, scopes}")
+    protect_metrics: bool = _opt(False, "GET /metrics needs a key with the read scope")
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     zmq: ZmqConfig = field(default_factory=ZmqConfig)
@@ -120,6 +145,12 @@ class Config:
     worker: WorkerConfig = field(default_factory=WorkerConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
+
+
+def key_digest(key: str) -> str:
+    """The hex SHA-256 the config holds for an API key."""
+    return hashlib.sha256(key.encode()).hexdigest()
 
 
 def load_config(
@@ -184,6 +215,8 @@ def _set(tree: dict[str, dict[str, Any]], section: str, key: str, value: Any, *,
 
 
 def _coerce(hint: Any, value: Any, key: str, source: str, from_text: bool) -> Any:
+    if hint == tuple[ApiKeyEntry, ...]:
+        return parse_api_keys(_yaml_text(value, key, source) if from_text else value, source)
     args = typing.get_args(hint)
     optional = type(None) in args
     base = next((a for a in args if a is not type(None)), hint) if args else hint
@@ -225,7 +258,80 @@ def _build(tree: dict[str, dict[str, Any]]) -> Config:
             if f.name in values:
                 _validate(f"{section}.{f.name}", values[f.name], f.metadata)
         built[section] = cls(**values)
-    return Config(**built)
+    cfg = Config(**built)
+    server = cfg.server
+    if (server.tls_cert_file is None) != (server.tls_key_file is None):
+        raise ConfigError("server.tls_cert_file and server.tls_key_file go together: set both, or neither")
+    if cfg.auth.keys_file is not None:
+        # The file's keys join the table here, so a bad file stops the gateway at start-up.
+        keys = cfg.auth.keys + read_keys_file(Path(cfg.auth.keys_file))
+        cfg = dataclasses.replace(cfg, auth=dataclasses.replace(cfg.auth, keys=keys))
+    _unique_names(cfg.auth.keys)
+    return cfg
+
+
+def _yaml_text(value: str, key: str, source: str) -> Any:
+    try:
+        return yaml.safe_load(value)
+    except yaml.YAMLError:
+        # Not the text itself: it may hold a key someone pasted by mistake.
+        raise ConfigError(f"{key}: not a YAML/JSON list of {{name, sha256, scopes}} (from {source})") from None
+
+
+def parse_api_keys(data: Any, source: str) -> tuple[ApiKeyEntry, ...]:
+    """A list of `{name, sha256, scopes}` records, checked; the error names the record and the field."""
+    if data is None:
+        return ()
+    if not isinstance(data, list):
+        raise ConfigError(f"auth.keys: expected a list of {{name, sha256, scopes}} in {source}, got {data!r}")
+    return tuple(_api_key(record, f"auth.keys[{i}] in {source}") for i, record in enumerate(data))
+
+
+def _api_key(record: Any, where: str) -> ApiKeyEntry:
+    if not isinstance(record, dict):
+        raise ConfigError(f"{where}: expected a mapping of {', '.join(KEY_FIELDS)}, got {type(record).__name__}")
+    unknown = sorted(set(record) - set(KEY_FIELDS))
+    if unknown:
+        hint = " (never the key itself: `akidb-keys api` prints its sha256)" if "key" in unknown else ""
+        raise ConfigError(f"{where}: unknown field(s) {', '.join(map(str, unknown))}{hint}")
+    name, digest, scopes = record.get("name"), record.get("sha256"), record.get("scopes")
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigError(f"{where}: name is required, a non-empty string")
+    if not isinstance(digest, str) or len(digest) != 64 or any(c not in "0123456789abcdefABCDEF" for c in digest):
+        raise ConfigError(f"{where} ({name}): sha256 must be 64 hex digits (`akidb-keys api` prints it)")
+    if isinstance(scopes, str):
+        scopes = [s.strip() for s in scopes.split(",")]
+    if not isinstance(scopes, list) or not scopes or any(s not in SCOPES for s in scopes):
+        raise ConfigError(f"{where} ({name}): scopes {scopes!r} must be a non-empty list of {', '.join(SCOPES)}")
+    return ApiKeyEntry(name=name.strip(), sha256=digest.lower(), scopes=tuple(dict.fromkeys(scopes)))
+
+
+def read_keys_file(path: Path) -> tuple[ApiKeyEntry, ...]:
+    """auth.keys_file: a YAML list of records, or one JSON record per line."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"auth.keys_file: cannot read {path}: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError:
+        data = None  # JSON lines are not one YAML document
+    if not isinstance(data, list):
+        try:
+            data = [json.loads(line) for line in text.splitlines() if line.strip()]
+        except json.JSONDecodeError as exc:
+            raise ConfigError(
+                f"auth.keys_file: {path} is neither a YAML list nor JSON lines (line {exc.lineno})"
+            ) from None
+    return parse_api_keys(data, str(path))
+
+
+def _unique_names(keys: tuple[ApiKeyEntry, ...]) -> None:
+    seen: set[str] = set()
+    for key in keys:
+        if key.name in seen:
+            raise ConfigError(f"auth.keys: the name {key.name!r} is used twice; logs tell keys apart by name")
+        seen.add(key.name)
 
 
 def _validate(key: str, value: Any, meta: Mapping[str, Any]) -> None:
@@ -245,11 +351,13 @@ def describe() -> list[tuple[str, Any, str, str]]:
     for section, cls in _sections().items():
         hints = typing.get_type_hints(cls)
         for f in dataclasses.fields(cls):
-            default = f.default if f.default is not dataclasses.MISSING else None
+            default = f.default if f.default not in (dataclasses.MISSING, ()) else None
             rows.append((f"{section}.{f.name}", default, _type_name(hints[f.name]), f.metadata.get("help", "")))
     return rows
 
 
 def _type_name(hint: Any) -> str:
+    if typing.get_origin(hint) is tuple:
+        return "list"
     args = [a for a in typing.get_args(hint) if a is not type(None)]
     return (args[0] if args else hint).__name__

@@ -7,9 +7,12 @@ import structlog
 from grpc_health.v1 import health, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from gateway.auth import Rules
 from gateway.embedding import EmbeddingService
+from gateway.rpc.auth import interceptors
 from gateway.rpc.health import ReadinessHealth
 from gateway.rpc.service import EmbeddingServicer
+from gateway.tls import server_credentials
 from shared.config import Config
 from shared.proto import embedding_pb2 as pb
 from shared.proto import embedding_pb2_grpc as pb_grpc
@@ -34,8 +37,9 @@ class GrpcServer:
     async def start(self) -> None:
         """Bind and serve EmbeddingService, health and reflection. Raises OSError naming the key."""
         server = grpc.aio.server(
+            interceptors=interceptors(Rules.from_config(self.cfg.auth)),
             # The same request-size limit as REST; replies are sized by max_texts_per_request.
-            options=[("grpc.max_receive_message_length", self.cfg.server.max_body_bytes)]
+            options=[("grpc.max_receive_message_length", self.cfg.server.max_body_bytes)],
         )
         poll_s = self.cfg.heartbeat.interval_ms / 1000
         self._health = ReadinessHealth(self.service, (SERVICE_NAME,), poll_s)
@@ -43,13 +47,17 @@ class GrpcServer:
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
         address = _address(self.cfg.server.host, self.cfg.server.grpc_port)
+        credentials = server_credentials(self.cfg.server)
         try:
-            self.port = server.add_insecure_port(address)
+            if credentials is None:
+                self.port = server.add_insecure_port(address)
+            else:
+                self.port = server.add_secure_port(address, credentials)
         except RuntimeError as exc:
             raise OSError(f"cannot listen for gRPC on {address} (server.grpc_port): {exc}") from None
         await server.start()
         self._server = server
-        log.info("grpc_listening", address=address, port=self.port)
+        log.info("grpc_listening", address=address, port=self.port, tls=credentials is not None)
 
     async def stop(self) -> None:
         """Report NOT_SERVING, let in-flight calls finish for up to GRACE_S, then close."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -105,6 +106,20 @@ def test_two_workers_start_and_a_killed_worker_is_restarted(supervisor: Supervis
     wait_for(lambda: "RUNNING" in supervisor.ctl("status", "worker:worker-0"))
     logs = sorted(p.name for p in supervisor.conf.parent.joinpath("log").iterdir())
     assert {"gateway.log", "worker-0.log", "worker-1.log"} <= set(logs)
+
+
+@pytest.mark.slow
+def test_the_control_socket_is_private_and_start_logs_no_unexpected_crit(supervisor: Supervisor) -> None:
+    sock = supervisor.conf.parent / "run" / "supervisor.sock"
+    wait_for(sock.exists, timeout=30)
+    assert stat.S_IMODE(sock.stat().st_mode) == 0o700  # no other local user can stop or start processes
+    assert "gateway" in supervisor.ctl("status")  # and its owner still can
+    log = (supervisor.conf.parent / "log" / "supervisord.log").read_text()
+    crit = [line.split(" CRIT ", 1)[1] for line in log.splitlines() if " CRIT " in line]
+    # supervisord's generic notices: no password on the socket (its mode is the gate, see supervisord.conf),
+    # and running as root (only when the tests do).
+    expected = ("Server 'unix_http_server' running without any HTTP authentication", "Supervisor is running as root")
+    assert all(line.startswith(expected) for line in crit), crit
 
 
 @pytest.mark.slow

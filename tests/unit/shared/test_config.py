@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.config import Config, ConfigError, describe, load_config
+from shared.config import ApiKeyEntry, Config, ConfigError, describe, key_digest, load_config
 
 
 def test_defaults_match_the_issue() -> None:
@@ -94,3 +94,61 @@ def test_describe_lists_every_key_with_its_default() -> None:
     assert rows["batching.batch_timeout_ms"] == (10.0, "float")
     assert rows["embedding.max_tokens"] == (None, "int")
     assert all(meaning for *_, meaning in describe()), "every key needs a help text"
+
+
+# ---- auth: API keys from YAML, environment and a keys file ----------------------------------------
+
+DIGEST = key_digest("a-key")
+OTHER = key_digest("b-key")
+
+
+def test_keys_from_yaml_env_and_a_keys_file(tmp_path: Path) -> None:
+    path = tmp_path / "akidb.yaml"
+    path.write_text(f"auth:\n  keys:\n    - name: app\n      sha256: {DIGEST.upper()}\n      scopes: [read, write]\n")
+    cfg = load_config(path)
+    assert cfg.auth.keys == (ApiKeyEntry("app", DIGEST, ("read", "write")),)
+
+    env = {"AKIDB_AUTH__KEYS": f'[{{"name": "ops", "sha256": "{OTHER}", "scopes": "read,admin"}}]'}
+    assert load_config(path, env).auth.keys == (ApiKeyEntry("ops", OTHER, ("read", "admin")),)
+
+    lines = tmp_path / "keys.jsonl"
+    lines.write_text(f'{{"name": "ops", "sha256": "{OTHER}", "scopes": ["admin"]}}\n\n')
+    cfg = load_config(path, {}, [f"auth.keys_file={lines}"])
+    assert [k.name for k in cfg.auth.keys] == ["app", "ops"]
+
+    listed = tmp_path / "keys.yaml"
+    listed.write_text(f"- {{name: ops, sha256: {OTHER}, scopes: [read]}}\n")
+    assert load_config(None, {}, [f"auth.keys_file={listed}"]).auth.keys[0].scopes == ("read",)
+
+
+@pytest.mark.parametrize(
+    ("keys", "message"),
+    [
+        ("{name: app}", "expected a list"),
+        (f"[{{name: app, key: a-key, sha256: {DIGEST}, scopes: [read]}}]", "never the key itself"),
+        ("[{name: app, sha256: abc, scopes: [read]}]", "64 hex digits"),
+        (f"[{{name: app, sha256: {DIGEST}, scopes: [delete]}}]", "read, write, admin"),
+        (f"[{{name: app, sha256: {DIGEST}, scopes: []}}]", "non-empty list"),
+        (f"[{{sha256: {DIGEST}, scopes: [read]}}]", "name is required"),
+        (
+            f"[{{name: a, sha256: {DIGEST}, scopes: [read]}}, {{name: a, sha256: {OTHER}, scopes: [read]}}]",
+            "used twice",
+        ),
+        ("[unclosed", "not a YAML/JSON list"),
+    ],
+)
+def test_bad_keys_name_the_record_and_never_echo_text(keys: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as err:
+        load_config(None, {"AKIDB_AUTH__KEYS": keys})
+    assert "a-key" not in str(err.value)
+
+
+def test_bad_keys_file_and_half_a_tls_pair_are_config_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"auth\.keys_file: cannot read"):
+        load_config(None, {}, [f"auth.keys_file={tmp_path / 'absent'}"])
+    garbage = tmp_path / "keys"
+    garbage.write_text("{not json\n")
+    with pytest.raises(ConfigError, match="neither a YAML list nor JSON lines"):
+        load_config(None, {}, [f"auth.keys_file={garbage}"])
+    with pytest.raises(ConfigError, match="go together"):
+        load_config(None, {}, ["server.tls_cert_file=/x.pem"])
