@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.errors import InvalidFilter
-from gateway.validation import json_type
+from gateway.schemas.common import json_type
 
 MAX_IN_VALUES = 1024
 MAX_DEPTH = 8
