@@ -14,7 +14,7 @@ from gateway.metrics import Metrics
 from gateway.middleware import RENDERER, errors, request_context
 from gateway.openai_format import PREFIX as OPENAI_PREFIX
 from gateway.openai_format import render_error as render_openai_error
-from gateway.routes import collections, documents, embed, openai, search, system
+from gateway.routes import collections, docs, documents, embed, openai, search, system
 from gateway.rpc.server import GrpcServer
 from gateway.storage.metrics import StorageMetrics
 from gateway.storage.service import CollectionService
@@ -34,7 +34,7 @@ def create_app(cfg: Config, registry: CollectorRegistry | None = None) -> web.Ap
     app[keys.BROKER] = broker
     app[keys.EMBEDDING] = EmbeddingService(cfg, broker, app[keys.METRICS])
     app[keys.COLLECTIONS] = CollectionService(cfg, app[keys.EMBEDDING], StorageMetrics(app[keys.REGISTRY]))
-    for module in (system, embed, openai, collections, documents, search):
+    for module in (system, embed, openai, collections, documents, search, docs):
         app.add_routes(module.routes)
     app[RENDERER] = {OPENAI_PREFIX: render_openai_error}
     # Storage first: a data directory another gateway holds stops this one before it binds anything.

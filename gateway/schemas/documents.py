@@ -69,7 +69,8 @@ class InsertBody(msgspec.Struct, forbid_unknown_fields=True):
 def _inputs(bodies: list[DocumentBody], where: Any) -> list[DocumentInput]:
     for i, b in enumerate(bodies):
         if b.text is None and b.vector is None:
-            raise InvalidInput(f"{where(i).rstrip('.') or 'a document'} needs text (to embed) or a vector", param="text")
+            what = where(i).rstrip(".") or "a document"
+            raise InvalidInput(f"{what} needs text (to embed) or a vector", param="text")
         if b.metadata is not None:
             _storable(b.metadata, where(i) + "metadata")
     with_vector = [i for i, b in enumerate(bodies) if b.vector is not None]
