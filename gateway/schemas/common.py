@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
@@ -141,61 +142,79 @@ _GOT = {"int": "number", "float": "number", "str": "string", "bool": "boolean", 
 _GOT.update(array="array", object="object")
 
 
+@dataclass(frozen=True)
+class _Spot:
+    """Where msgspec stopped: the path, its declared type (and Meta extras), and the value found there."""
+
+    tokens: list[str | int]
+    declared: mi.Type
+    meta: dict[str, Any]
+    value: Any
+
+    @property
+    def here(self) -> str:
+        return _name(self.tokens) or "request body"
+
+    @property
+    def param(self) -> str | None:
+        return next((t for t in reversed(self.tokens) if isinstance(t, str)), None)
+
+    def error(self, text: str) -> InvalidInput:
+        return InvalidInput(f"{self.here} {text}", param=self.param)
+
+
 def explain(message: str, cls: type, source: Any) -> InvalidInput:
     """msgspec's ValidationError text as an `InvalidInput` whose message and `param` name the field."""
     m = _WHERE.match(message)
     what, path = (m.group("what"), m.group("path") or "") if m else (message, "")
     tokens: list[str | int] = [name if name else int(index) for name, index in _TOKEN.findall(path)]
-    here = _name(tokens)
-    declared, meta = _type_at(mi.type_info(cls), tokens)
-    param = next((t for t in reversed(tokens) if isinstance(t, str)), None)
-    value = _value_at(source, tokens)
-
+    spot = _Spot(tokens, *_type_at(mi.type_info(cls), tokens), _value_at(source, tokens))
     if found := re.match(r"Object contains unknown field `(.*)`", what):
-        allowed = [f.encode_name for f in declared.fields] if isinstance(declared, mi.StructType) else []
-        given = _keys(value)
-        unknown = sorted(set(given) - set(allowed)) if given else [found.group(1)]
-        where = here or "request body"
-        listed = f"{', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}"
-        return InvalidInput(f"{where} has unknown field(s) {listed}", param=unknown[0])
+        return _unknown_field(spot, found.group(1))
     if found := re.match(r"Object missing required field `(.*)`", what):
         field = found.group(1)
-        ftype, fmeta = _type_at(declared, [field])
-        return InvalidInput(f"{_name([*tokens, field])} is required: {_describe(ftype, fmeta)}", param=field)
-    here = here or "request body"
+        described = _describe(*_type_at(spot.declared, [field]))
+        return InvalidInput(f"{_name([*tokens, field])} is required: {described}", param=field)
     if found := re.match(r"Expected `([^`]*)`, got `([^`]*)`", what):
         got = _GOT.get(found.group(2), found.group(2))
-        parent, _ = _type_at(mi.type_info(cls), tokens[:-1])
-        if tokens and isinstance(tokens[-1], int) and _is_numbers(parent):
-            return InvalidInput(f"{_name(tokens[:-1])} must hold numbers only, found {got}", param=param)
-        return InvalidInput(f"{here} must be {_describe(declared, meta)}, got {got}", param=param)
+        if tokens and isinstance(tokens[-1], int) and _is_numbers(_type_at(mi.type_info(cls), tokens[:-1])[0]):
+            return InvalidInput(f"{_name(tokens[:-1])} must hold numbers only, found {got}", param=spot.param)
+        return spot.error(f"must be {_describe(spot.declared, spot.meta)}, got {got}")
     if found := re.match(r"Expected `(array|str|object)` of length (>=|<=) (\d+)", what):
-        kind, op, n = found.group(1), found.group(2), int(found.group(3))
-        if kind == "str":
-            too = (
-                "is empty"
-                if op == ">=" and n == 1
-                else f"must be {'at least' if op == '>=' else 'at most'} {n} characters"
-            )
-            return InvalidInput(f"{here} {too}", param=param)
-        if isinstance(declared, mi.UnionType):  # e.g. str | list[str]: the list is what has a length
-            declared, meta = next(_unwrap(u) for u in declared.types if isinstance(_unwrap(u)[0], mi.ListType))
-        if op == ">=":
-            noun = meta.get("noun")
-            if noun:
-                return InvalidInput(f"{here} must hold at least one {noun}", param=param)
-            return InvalidInput(f"{here} must be {_describe(declared, meta)}, got an empty array", param=param)
-        size = len(value) if isinstance(value, list) else "more"
-        return InvalidInput(f"{here} holds {size} items, over the limit of {n}", param=param)
-    if what.startswith("Expected `str` matching regex"):
-        return InvalidInput(f"{here} must be {_describe(declared, meta)}, got {value!r}", param=param)
+        return _length(spot, found.group(1), found.group(2), int(found.group(3)))
+    if what.startswith(("Expected `str` matching regex", "Invalid enum value")):
+        return spot.error(f"must be {_describe(spot.declared, spot.meta)}, got {spot.value!r}")
     if re.match(r"Expected `(int|float)` (>=|<=|>|<) ", what):
-        return InvalidInput(f"{here} must be between {_range(declared)}, got {value}", param=param)
-    if what.startswith("Invalid enum value"):
-        return InvalidInput(f"{here} must be {_describe(declared, meta)}, got {value!r}", param=param)
+        return spot.error(f"must be between {_range(spot.declared)}, got {spot.value}")
     if what.startswith("Number out of range"):
-        return InvalidInput(f"{here} is a number beyond float32; numbers beyond float32 are refused", param=param)
-    return InvalidInput(f"{here}: {what}", param=param)
+        return spot.error("is a number beyond float32; numbers beyond float32 are refused")
+    return InvalidInput(f"{spot.here}: {what}", param=spot.param)
+
+
+def _unknown_field(spot: _Spot, first: str) -> InvalidInput:
+    """Every unknown field of the object (msgspec names the first), and the allowed ones."""
+    allowed = [f.encode_name for f in spot.declared.fields] if isinstance(spot.declared, mi.StructType) else []
+    given = _keys(spot.value)
+    unknown = sorted(set(given) - set(allowed)) if given else [first]
+    listed = f"{', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}"
+    return InvalidInput(f"{spot.here} has unknown field(s) {listed}", param=unknown[0])
+
+
+def _length(spot: _Spot, kind: str, op: str, n: int) -> InvalidInput:
+    """A string or an array too short or too long."""
+    if kind == "str":
+        if op == ">=" and n == 1:
+            return spot.error("is empty")
+        return spot.error(f"must be {'at least' if op == '>=' else 'at most'} {n} characters")
+    declared, meta = spot.declared, spot.meta
+    if isinstance(declared, mi.UnionType):  # e.g. str | list[str]: the list is what has a length
+        declared, meta = next(_unwrap(u) for u in declared.types if isinstance(_unwrap(u)[0], mi.ListType))
+    if op == ">=":
+        if noun := meta.get("noun"):
+            return spot.error(f"must hold at least one {noun}")
+        return spot.error(f"must be {_describe(declared, meta)}, got an empty array")
+    size = len(spot.value) if isinstance(spot.value, list) else "more"
+    return spot.error(f"holds {size} items, over the limit of {n}")
 
 
 def json_type(value: Any) -> str:
