@@ -14,7 +14,7 @@ from gateway.metrics import LATENCY_BUCKETS, Metrics
 from gateway.middleware import RENDERER, errors, request_context
 from gateway.openai_format import PREFIX as OPENAI_PREFIX
 from gateway.openai_format import render_error as render_openai_error
-from gateway.routes import collections, console, documents, embed, openai, search, system
+from gateway.routes import collections, console, docs, documents, embed, openai, search, system
 from gateway.rpc.server import GrpcServer
 from gateway.storage.metrics import StorageMetrics
 from gateway.transport import Transport
@@ -37,7 +37,7 @@ def create_app(cfg: Config, registry: CollectorRegistry | None = None) -> web.Ap
     app[keys.EMBEDDING] = EmbeddingService(cfg, transport, app[keys.METRICS])
     storage_metrics = StorageMetrics(app[keys.REGISTRY], LATENCY_BUCKETS)
     app[keys.COLLECTIONS] = CollectionService(cfg, app[keys.EMBEDDING], storage_metrics)
-    for module in (system, embed, openai, collections, documents, search, console):
+    for module in (system, embed, openai, collections, documents, search, console, docs):
         app.add_routes(module.routes)
     app[RENDERER] = {OPENAI_PREFIX: render_openai_error}
     # Storage first: a data directory another gateway holds stops this one before it binds anything.

@@ -26,7 +26,9 @@ log = structlog.get_logger("gateway.auth")
 READ, WRITE, ADMIN = "read", "write", "admin"
 # Answered without a key: liveness, readiness, and the API's own description.
 # The console's own files are open too: the page asks for a key, and every call it makes carries one.
-OPEN_ROUTES = frozenset({"/health", "/ready", "/docs", "/openapi.json", "/ui", "/ui/", "/ui/static"})
+OPEN_ROUTES = frozenset(
+    {"/health", "/ready", "/docs", "/docs/{file}", "/openapi.json", "/ui", "/ui/", "/ui/static/{file}"}
+)
 METRICS_ROUTE = "/metrics"  # open unless auth.protect_metrics
 GRPC = "GRPC"  # the method column of gRPC rows: their routes are `/package.Service/Method`
 # gRPC services answered without a key, as /health and /ready are (health checks, reflection).

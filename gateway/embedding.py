@@ -10,12 +10,12 @@ from typing import Any
 import numpy as np
 
 from gateway.batcher import ChunkResult, Pending
-from gateway.errors import ApiError, InputTooLong, InvalidInput, ModelNotFound, NoWorker, Timeout
+from gateway.errors import ApiError, InputTooLong, ModelNotFound, NoWorker, Timeout
 from gateway.fleet import WorkerView
 from gateway.metrics import Metrics
 from gateway.transport import Transport
 from shared import models
-from shared.config import POOLINGS, Config
+from shared.config import Config
 from shared.protocol import ModelInfo
 
 
@@ -87,6 +87,12 @@ class EmbeddingService:
         self.metrics.tokens.labels(name).inc(outcome.total_tokens)
         return outcome
 
+    def refused(self, error: ApiError, transport: str, started: float, model: str | None = None) -> None:
+        """Count and time a request refused before `embed` (its body, its model check) as `embed` counts
+        its failures, so error-rate dashboards see every request."""
+        self.metrics.requests.labels(self._model_label(model), error.code, transport).inc()
+        self.metrics.latency.labels(transport).observe(time.perf_counter() - started)
+
     def _model_label(self, name: str | None) -> str:
         """The metrics label for a failed request's model: a known model's name, else "unknown", so that
         names clients make up cannot add one time series each to /metrics."""
@@ -99,9 +105,7 @@ class EmbeddingService:
         loop = asyncio.get_running_loop()
         started = loop.time()
         info = self.resolve_model(req.model)
-        pooling = req.pooling or info.pooling
-        if pooling not in POOLINGS:
-            raise InvalidInput(f"pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}", param="pooling")
+        pooling = req.pooling or info.pooling  # checked where requests come in (gateway/schemas)
         normalize = self.cfg.embedding.normalize if req.normalize is None else req.normalize
         deadline = started + timeout_s
         size = self.cfg.batching.max_batch_size

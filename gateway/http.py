@@ -1,19 +1,22 @@
-"""JSON in and out for aiohttp handlers: strict parsing, orjson rendering (numpy arrays included)."""
+"""JSON in and out for aiohttp handlers: bodies decoded straight into the API's Structs, orjson rendering
+(numpy arrays included)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from aiohttp import web
 
 from gateway.errors import InvalidJson, PayloadTooLarge, UnsupportedMediaType
+from gateway.schemas.common import decode
 
+T = TypeVar("T")
 _DUMP_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
 
 
-async def read_json(request: web.Request) -> Any:
-    """The decoded body; 415 unless it is declared JSON, 400 if it does not parse, 413 if too big."""
+async def read_body(request: web.Request) -> bytes:
+    """The raw JSON body; 415 unless it is declared JSON, 413 if too big, 400 if empty."""
     if request.content_type != "application/json":
         raise UnsupportedMediaType(f"Content-Type must be application/json, got {request.content_type or 'none'}")
     try:
@@ -22,10 +25,12 @@ async def read_json(request: web.Request) -> Any:
         raise PayloadTooLarge(f"{exc.text} (server.max_body_bytes)") from None
     if not raw:
         raise InvalidJson("request body is empty; send a JSON object")
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidJson(f"request body is not valid JSON: {exc}") from None
+    return raw
+
+
+async def read_as(request: web.Request, cls: type[T]) -> T:
+    """The body decoded and checked as `cls` (see gateway/schemas)."""
+    return decode(await read_body(request), cls)
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:

@@ -59,7 +59,9 @@ def _from_http(exc: web.HTTPException, request: web.Request) -> ApiError:
     if exc.status == 404:
         return NotFound(f"no route for {request.method} {request.path}")
     if exc.status == 405:
-        return MethodNotAllowed(f"{request.method} is not allowed on {request.path}")
+        # RFC 9110: a 405 says what is allowed.
+        allowed = ", ".join(sorted(getattr(exc, "allowed_methods", ())))
+        return MethodNotAllowed(f"{request.method} is not allowed on {request.path}", headers={"Allow": allowed})
     if exc.status == 413:
         return PayloadTooLarge(f"request body is too large: {exc.text}")
     error = ApiError(exc.text or exc.reason)

@@ -1,78 +1,24 @@
-"""OpenAI's embeddings API shapes: the request, `dimensions`, base64 vectors, and its error body.
+"""OpenAI's embeddings API around the one embedding path: the `dimensions` policy, shortening, base64
+vectors, model entries, and the error body with its renderer for /v1/.
 
-Pure functions; the handlers in gateway/routes/openai.py call them around the one embedding path.
+The request body is declared and checked in gateway/schemas/openai.py; the handlers are in
+gateway/routes/openai.py.
 """
 
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from aiohttp import web
 
-from gateway.embedding import EmbedRequest
 from gateway.errors import ApiError, InvalidInput
 from gateway.http import json_response
-from gateway.validation import (
-    MAX_DIMENSION,
-    check_texts,
-    json_type,
-    optional_int,
-    optional_str,
-    reject_unknown,
-    require_object,
-)
 from shared import models
 from shared.protocol import ModelInfo
 
 PREFIX = "/v1/"
-FIELDS = ("input", "model", "encoding_format", "dimensions", "user")
-ENCODINGS = ("float", "base64")
-
-TOKEN_IDS_REFUSED = (
-    "input holds token ids; this server takes text only, because each model has its own tokenizer and "
-    "OpenAI's token ids mean nothing to it. Send strings (LangChain: OpenAIEmbeddings(..., "
-    "check_embedding_ctx_length=False))"
-)
-
-
-@dataclass(frozen=True)
-class OpenAIEmbeddingRequest:
-    """A checked POST /v1/embeddings body: the shared request plus OpenAI's output options."""
-
-    embed: EmbedRequest
-    encoding_format: str = "float"
-    dimensions: int | None = None
-
-
-def parse_request(body: Any, max_texts: int) -> OpenAIEmbeddingRequest:
-    """Validate a /v1/embeddings body; `input` follows the same text rules as /embed's `texts`."""
-    obj = require_object(body)
-    reject_unknown(obj, FIELDS)
-    model = optional_str(obj, "model")
-    if model is None:
-        raise InvalidInput("model is required: the name of a served model (GET /v1/models lists them)", param="model")
-    texts = input_texts(obj.get("input"), max_texts)
-    encoding = optional_str(obj, "encoding_format", ENCODINGS) or "float"
-    dimensions = optional_int(obj, "dimensions", 0, 1, MAX_DIMENSION) or None
-    optional_str(obj, "user")  # accepted for compatibility; nothing here is per-user
-    # OpenAI's vectors are always unit length, and `dimensions` relies on that.
-    return OpenAIEmbeddingRequest(EmbedRequest(texts, model=model, normalize=True), encoding, dimensions)
-
-
-def input_texts(value: Any, max_texts: int) -> tuple[str, ...]:
-    """`input` as texts: one string, or a list of them. Token ids (ints, lists of ints) are refused."""
-    if value is None:
-        raise InvalidInput("input is required: a string or a list of strings", param="input")
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list):
-        raise InvalidInput(f"input must be a string or a list of strings, got {json_type(value)}", param="input")
-    if any(isinstance(v, list) or (isinstance(v, int) and not isinstance(v, bool)) for v in value):
-        raise InvalidInput(TOKEN_IDS_REFUSED, param="input")
-    return check_texts(value, "input", max_texts)
 
 
 def check_dimensions(dimensions: int | None, info: ModelInfo) -> None:

@@ -9,22 +9,35 @@ from aiohttp import web
 
 from gateway import keys
 from gateway.console import STATIC
+from gateway.errors import NotFound
 from gateway.http import json_response
 
 routes = web.RouteTableDef()
 
 
+# The console's files and their media types: a fixed list, so no path from a URL reaches the disk.
+ASSETS = {"app.js": "text/javascript", "style.css": "text/css"}
+ASSET_TYPES = tuple(dict.fromkeys(ASSETS.values()))
+
+
 @routes.get("/ui")
-async def console_redirect(request: web.Request) -> web.StreamResponse:
-    raise web.HTTPFound("/ui/")
+async def console_page(request: web.Request) -> web.Response:
+    """The console's one page (its assets are linked by absolute paths, so /ui and /ui/ both work)."""
+    return web.Response(
+        body=(STATIC / "index.html").read_bytes(), content_type="text/html", headers={"Cache-Control": "no-cache"}
+    )
 
 
-@routes.get("/ui/")
-async def console_index(request: web.Request) -> web.StreamResponse:
-    return web.FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+routes.get("/ui/")(console_page)
 
 
-routes.static("/ui/static", STATIC)
+@routes.get("/ui/static/{file}")
+async def console_asset(request: web.Request) -> web.Response:
+    name = request.match_info["file"]
+    media = ASSETS.get(name)
+    if media is None:
+        raise NotFound(f"no file {name!r} under /ui/static; the console is GET /ui")
+    return web.Response(body=(STATIC / name).read_bytes(), content_type=media, headers={"Cache-Control": "no-cache"})
 
 
 def worker_rows(app: web.Application) -> tuple[list[dict[str, Any]], int]:

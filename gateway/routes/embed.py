@@ -2,20 +2,31 @@
 
 from __future__ import annotations
 
+import time
+
 from aiohttp import web
 
 from gateway import keys
-from gateway.embed_input import parse_embed
-from gateway.http import json_response, read_json
+from gateway.errors import ApiError
+from gateway.http import json_response, read_body
+from gateway.schemas.common import decode, string_field
+from gateway.schemas.embed import EmbedBody
 
 routes = web.RouteTableDef()
 
 
 @routes.post("/embed")
 async def embed(request: web.Request) -> web.Response:
-    cfg = request.app[keys.CONFIG]
-    req = parse_embed(await read_json(request), cfg.batching.max_texts_per_request)
-    out = await request.app[keys.EMBEDDING].embed(req, transport="http")
+    started = time.perf_counter()
+    service = request.app[keys.EMBEDDING]
+    raw = b""
+    try:
+        raw = await read_body(request)
+        req = decode(raw, EmbedBody).to_request(request.app[keys.CONFIG].batching.max_texts_per_request)
+    except ApiError as exc:
+        service.refused(exc, "http", started, model=string_field(raw, "model"))
+        raise
+    out = await service.embed(req, transport="http")
     return json_response(
         {
             "embeddings": out.vectors,

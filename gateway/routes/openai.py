@@ -2,26 +2,37 @@
 
 from __future__ import annotations
 
+import time
+
 from aiohttp import web
 
 from gateway import keys
-from gateway.errors import ModelNotFound
-from gateway.http import json_response, read_json
-from gateway.openai_format import check_dimensions, embeddings_body, model_entry, parse_request, shorten
+from gateway.errors import ApiError, ModelNotFound
+from gateway.http import json_response, read_body
+from gateway.openai_format import check_dimensions, embeddings_body, model_entry, shorten
+from gateway.schemas import openai as schema
+from gateway.schemas.common import string_field
 
 routes = web.RouteTableDef()
 
 
 @routes.post("/v1/embeddings")
 async def embeddings(request: web.Request) -> web.Response:
-    cfg = request.app[keys.CONFIG]
-    req = parse_request(await read_json(request), cfg.batching.max_texts_per_request)
+    started = time.perf_counter()
     service = request.app[keys.EMBEDDING]
-    # Refuse a bad `dimensions` before any worker spends time on the texts.
-    check_dimensions(req.dimensions, service.resolve_model(req.embed.model))
-    out = await service.embed(req.embed, transport="openai")
-    vectors = shorten(out.vectors, req.dimensions)
-    return json_response(embeddings_body(vectors, out.model.name, out.total_tokens, req.encoding_format))
+    raw = b""
+    try:
+        raw = await read_body(request)
+        body = schema.parse(raw)
+        req = body.to_request(request.app[keys.CONFIG].batching.max_texts_per_request)
+        # Refuse a bad `dimensions` before any worker spends time on the texts.
+        check_dimensions(body.dimensions, service.resolve_model(req.model))
+    except ApiError as exc:
+        service.refused(exc, "openai", started, model=string_field(raw, "model"))
+        raise
+    out = await service.embed(req, transport="openai")
+    vectors = shorten(out.vectors, body.dimensions)
+    return json_response(embeddings_body(vectors, out.model.name, out.total_tokens, body.encoding_format or "float"))
 
 
 @routes.get("/v1/models")

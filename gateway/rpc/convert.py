@@ -1,26 +1,33 @@
-"""Proto messages ⇄ the embedding path's request and outcome. Pure: no IO, no grpc calls."""
+"""Proto messages ⇄ the embedding path's request and outcome. No IO, no grpc calls."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from gateway.embed_input import parse_embed
 from gateway.embedding import EmbedOutcome, EmbedRequest
+from gateway.schemas.common import validate
+from gateway.schemas.embed import EmbedBody
 from shared.proto import embedding_pb2 as pb
 from shared.protocol import ModelInfo
 
 
+class _EmbedFields:
+    """An `EmbeddingRequest` read by proto3's presence rules, for msgspec to check as an `EmbedBody`
+    attribute by attribute (the rules and messages of POST /embed, with no dict in between)."""
+
+    __slots__ = ("model", "normalize", "pooling", "texts", "truncate")
+
+    def __init__(self, msg: pb.EmbeddingRequest) -> None:
+        self.texts = list(msg.texts)
+        # proto3 strings have no presence: empty means "not set", as a JSON null does.
+        self.model = msg.model or None
+        self.pooling = msg.pooling or None
+        # `optional bool` has presence: unset means the default (true), not false.
+        self.normalize = msg.normalize if msg.HasField("normalize") else None
+        self.truncate = None
+
+
 def to_embed_request(msg: pb.EmbeddingRequest, max_texts: int) -> EmbedRequest:
     """Check a proto request by the very rules (and messages) of POST /embed."""
-    body: dict[str, Any] = {
-        "texts": list(msg.texts),
-        # proto3 strings have no presence: empty means "not set", as a JSON null does.
-        "model": msg.model or None,
-        "pooling": msg.pooling or None,
-        # `optional bool` has presence: unset means the default (true), not false.
-        "normalize": msg.normalize if msg.HasField("normalize") else None,
-    }
-    return parse_embed(body, max_texts)
+    return validate(_EmbedFields(msg), EmbedBody).to_request(max_texts)
 
 
 def to_embedding_response(out: EmbedOutcome) -> pb.EmbeddingResponse:

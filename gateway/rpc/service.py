@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Awaitable
 from typing import Any, TypeVar
@@ -44,7 +45,12 @@ class EmbeddingServicer(pb_grpc.EmbeddingServiceServicer):
         return await answer(context, self._model_info(request))
 
     async def _embed(self, request: pb.EmbeddingRequest, context: grpc.aio.ServicerContext) -> pb.EmbeddingResponse:
-        req = to_embed_request(request, self.cfg.batching.max_texts_per_request)
+        started = time.perf_counter()
+        try:
+            req = to_embed_request(request, self.cfg.batching.max_texts_per_request)
+        except ApiError as exc:
+            self.service.refused(exc, "grpc", started, model=request.model or None)
+            raise
         out = await self.service.embed(req, transport="grpc", timeout_s=self._budget(context))
         return to_embedding_response(out)
 

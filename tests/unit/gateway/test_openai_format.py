@@ -1,22 +1,16 @@
-"""OpenAI request parsing, `dimensions` policy and shortening, base64, and the error body."""
+"""OpenAI request parsing (schemas/openai.py), `dimensions` policy and shortening, base64, the error body."""
 
 from __future__ import annotations
 
 import base64
 
 import numpy as np
+import orjson
 import pytest
 
 from gateway.errors import InvalidInput, ModelNotFound, NoWorker
-from gateway.openai_format import (
-    TOKEN_IDS_REFUSED,
-    check_dimensions,
-    embeddings_body,
-    error_body,
-    parse_request,
-    shorten,
-    to_base64,
-)
+from gateway.openai_format import check_dimensions, embeddings_body, error_body, shorten, to_base64
+from gateway.schemas.openai import TOKEN_IDS_REFUSED, EmbeddingsBody, parse
 from shared.protocol import ModelInfo
 
 MINILM = ModelInfo("all-MiniLM-L6-v2", 384, 256, "mean")
@@ -24,13 +18,20 @@ QWEN3 = ModelInfo("qwen3-embedding-0.6b", 1024, 8192, "last")
 CUSTOM = ModelInfo("my-own-model", 768, 512, "mean")
 
 
+def parse_request(body: object, max_texts: int) -> EmbeddingsBody:
+    parsed = parse(orjson.dumps(body))
+    parsed.to_request(max_texts)
+    return parsed
+
+
 def test_one_string_or_a_list() -> None:
-    assert parse_request({"input": "hi", "model": "m"}, 10).embed.texts == ("hi",)
-    req = parse_request({"input": ["a", "b"], "model": "m", "user": "u1"}, 10)
-    assert (req.embed.texts, req.embed.model, req.embed.normalize) == (("a", "b"), "m", True)
-    assert (req.encoding_format, req.dimensions) == ("float", None)
-    req = parse_request({"input": "a", "model": "m", "encoding_format": "base64", "dimensions": 64}, 10)
-    assert (req.encoding_format, req.dimensions) == ("base64", 64)
+    assert parse_request({"input": "hi", "model": "m"}, 10).to_request(10).texts == ("hi",)
+    body = parse_request({"input": ["a", "b"], "model": "m", "user": "u1"}, 10)
+    req = body.to_request(10)
+    assert (req.texts, req.model, req.normalize) == (("a", "b"), "m", True)
+    assert (body.encoding_format or "float", body.dimensions) == ("float", None)
+    body = parse_request({"input": "a", "model": "m", "encoding_format": "base64", "dimensions": 64}, 10)
+    assert (body.encoding_format, body.dimensions) == ("base64", 64)
 
 
 @pytest.mark.parametrize(

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
+import orjson
 import pytest
 
-from gateway.embed_input import parse_embed
 from gateway.embedding import EmbedOutcome
 from gateway.errors import InvalidInput
 from gateway.rpc.convert import to_embed_request, to_embedding_response, to_model_info_response
+from gateway.schemas.common import decode
+from gateway.schemas.embed import EmbedBody
 from shared.proto import embedding_pb2 as pb
 from shared.protocol import ModelInfo
 
@@ -49,7 +51,7 @@ def test_invalid_requests_fail_with_the_same_message_as_rest(msg: pb.EmbeddingRe
     with pytest.raises(InvalidInput) as grpc_error:
         to_embed_request(msg, 2)
     with pytest.raises(InvalidInput) as rest_error:
-        parse_embed(body, 2)
+        decode(orjson.dumps(body), EmbedBody).to_request(2)
     assert grpc_error.value.message == rest_error.value.message
 
 

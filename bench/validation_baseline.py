@@ -1,8 +1,11 @@
-"""Checks for untrusted JSON values, each raising `InvalidInput` that names the field."""
+"""The request checks the gateway had before gateway/schemas (orjson + hand-written), frozen here as
+bench/validation.py's baseline. Not used by the gateway."""
 
+# ruff: noqa
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 from typing import Any, overload
 
 import numpy as np
@@ -10,8 +13,16 @@ import numpy as np
 from gateway.errors import InvalidInput
 from shared.json_types import json_type  # also imported from here by the routes
 
-# The longest vector anything here takes: a collection's dimension, a given vector, OpenAI's `dimensions`.
 MAX_DIMENSION = 1 << 16
+POOLINGS = ("mean", "cls", "last")
+
+
+@dataclass(frozen=True)
+class Doc:
+    doc_id: str | None
+    text: str | None
+    vector: np.ndarray | None
+    metadata: dict[str, Any] | None
 
 
 def require_object(body: Any, what: str = "request body") -> dict[str, Any]:
@@ -141,27 +152,62 @@ def record_id(value: Any, key: str, max_len: int = 256) -> str:
     return value
 
 
-def query_bool(query: Mapping[str, str], key: str, default: bool) -> bool:
-    """A URL query flag: true/false/1/0."""
-    raw = query.get(key)
-    if raw is None:
-        return default
-    if raw.lower() in ("true", "1"):
-        return True
-    if raw.lower() in ("false", "0"):
-        return False
-    raise InvalidInput(f"query parameter {key} must be true or false, got {raw!r}", param=key)
+EMBED_FIELDS = ("texts", "model", "pooling", "normalize", "truncate")
 
 
-def query_int(query: Mapping[str, str], key: str, default: int, lo: int, hi: int) -> int:
-    """A URL query integer within [lo, hi]."""
-    raw = query.get(key)
-    if raw is None:
-        return default
+def parse_embed(body: object, max_texts: int) -> tuple[Any, ...]:
+    """Validate an /embed body (or a proto request as a dict) into an `EmbedRequest`."""
+    obj = require_object(body)
+    reject_unknown(obj, EMBED_FIELDS)
+    if "texts" not in obj:
+        raise InvalidInput("texts is required: a list of strings to embed", param="texts")
+    return (
+        text_list(obj["texts"], "texts", max_texts),
+        optional_str(obj, "model"),
+        optional_str(obj, "pooling", POOLINGS),
+        optional_bool(obj, "normalize", None),
+        optional_bool(obj, "truncate", True),
+    )
+
+
+FIELDS = ("id", "text", "vector", "metadata")
+
+
+def parse_documents(body: object, limit: int) -> tuple[list[Doc], bool]:
+    """One document or `{"documents": [...]}`; returns the documents and whether it was a batch."""
+    obj = require_object(body)
+    if "documents" not in obj:
+        return [parse_document(obj, "")], False
+    reject_unknown(obj, ("documents",))
+    items = obj["documents"]
+    if not isinstance(items, list) or not items:
+        raise InvalidInput(f"documents must be a non-empty array, got {json_type(items)}", param="documents")
+    if len(items) > limit:
+        raise InvalidInput(
+            f"documents holds {len(items)}, over the limit of {limit} per request (storage.max_documents_per_request)",
+            param="documents",
+        )
+    docs = [parse_document(item, f"documents[{i}].") for i, item in enumerate(items)]
+    ids = [d.doc_id for d in docs if d.doc_id is not None]
+    if len(ids) != len(set(ids)):
+        dup = next(i for i in ids if ids.count(i) > 1)
+        raise InvalidInput(f"documents holds id {dup!r} more than once; one request stores each id once", param="id")
+    return docs, True
+
+
+def parse_document(item: Any, where: str) -> Doc:
+    """One document object; `where` prefixes field names in errors (e.g. "documents[3].")."""
+    obj = require_object(item, where.rstrip(".") or "request body")
+    reject_unknown(obj, FIELDS, what=where.rstrip(".") or "request body")
     try:
-        value = int(raw)
-    except ValueError:
-        raise InvalidInput(f"query parameter {key} must be an integer, got {raw!r}", param=key) from None
-    if not lo <= value <= hi:
-        raise InvalidInput(f"query parameter {key} must be between {lo} and {hi}, got {value}", param=key)
-    return value
+        doc = Doc(
+            doc_id=None if obj.get("id") is None else record_id(obj["id"], "id"),
+            text=optional_text(obj, "text"),
+            vector=None if obj.get("vector") is None else vector_value(obj["vector"], "vector"),
+            metadata=optional_object(obj, "metadata"),
+        )
+    except InvalidInput as exc:
+        raise InvalidInput(where + exc.message, param=exc.param) from None
+    if doc.text is None and doc.vector is None:
+        raise InvalidInput(f"{where or 'a document '}needs text (to embed) or a vector", param="text")
+    return doc

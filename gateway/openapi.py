@@ -1,0 +1,185 @@
+"""The OpenAPI 3.1 document, generated from the Structs in gateway/schemas and one table of operations.
+
+Each operation lists every status it can answer; tests/integration/test_openapi_statuses.py produces
+each of them, so the table cannot claim a status nobody sees (nor miss a route the app serves).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+from msgspec import inspect as mi
+
+from gateway.routes import console
+from gateway.schemas import collections, documents, embed, openai, search, system
+from gateway.schemas.common import ErrorBody
+
+# Statuses every route that reads a JSON body can answer before it looks at the body's content.
+BODY = (400, 413, 415)
+# And those of a route that waits for a worker.
+EMBEDS = (404, 502, 503, 504)
+REASONS = {
+    200: "OK",
+    201: "Created",
+    400: "Invalid input: the message names the field",
+    404: "Not found",
+    409: "Conflict",
+    413: "Request body over server.max_body_bytes",
+    415: "Content-Type is not application/json",
+    502: "A worker failed the job",
+    503: "No worker, queue full or not ready; see Retry-After",
+    504: "No worker finished in time",
+}
+
+
+# The files /docs/{file} serves, from the swagger-ui-bundle package (nothing from a CDN: deployments may
+# be offline), and their media types.
+ASSETS = {
+    "swagger-ui.css": "text/css",
+    "swagger-ui-bundle.js": "text/javascript",
+    "favicon-32x32.png": "image/png",
+    "favicon-16x16.png": "image/png",
+}
+ASSET_TYPES = tuple(dict.fromkeys(ASSETS.values()))
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One route: what it takes and every status it answers (the first is its success)."""
+
+    summary: str
+    ok: Any  # the success body's type; or media types (a tuple of str) whose body is not JSON we declare
+    statuses: tuple[int, ...] = ()
+    body: tuple[Any, ...] = ()  # request body types (one of them)
+    query: Any = None  # a Struct whose fields are the query parameters
+    created: bool = False
+    tags: tuple[str, ...] = field(default=())
+
+
+OPERATIONS: dict[tuple[str, str], Operation] = {
+    ("get", "/health"): Operation("Liveness: the gateway answers", system.Health, tags=("system",)),
+    ("get", "/ready"): Operation("Readiness: a worker for the default model", system.Ready, (503,), tags=("system",)),
+    ("get", "/models"): Operation("Announced models and their live workers", system.ModelList, tags=("system",)),
+    ("get", "/metrics"): Operation("Prometheus metrics", ("text/plain",), tags=("system",)),
+    ("get", "/openapi.json"): Operation("This document", ("application/json",), tags=("system",)),
+    ("get", "/docs"): Operation("This document, browsable (Swagger UI)", ("text/html",), tags=("system",)),
+    ("get", "/docs/{file}"): Operation("Swagger UI's files", ASSET_TYPES, (404,), tags=("system",)),
+    ("get", "/workers"): Operation("Live worker processes and the queue depth", system.WorkerList, tags=("system",)),
+    ("get", "/ui"): Operation("The web console", ("text/html",), tags=("console",)),
+    ("get", "/ui/"): Operation("The web console", ("text/html",), tags=("console",)),
+    ("get", "/ui/static/{file}"): Operation("The console's files", console.ASSET_TYPES, (404,), tags=("console",)),
+    ("post", "/embed"): Operation(
+        "Embed texts", embed.EmbedResponse, (*BODY, *EMBEDS), (embed.EmbedBody,), tags=("embeddings",)
+    ),
+    ("post", "/v1/embeddings"): Operation(
+        "Embed texts, OpenAI's API",
+        openai.EmbeddingsResponse,
+        (*BODY, *EMBEDS),
+        (openai.EmbeddingsBody,),
+        tags=("openai",),
+    ),
+    ("get", "/v1/models"): Operation("Served models, OpenAI's API", openai.ModelList, tags=("openai",)),
+    ("get", "/v1/models/{model}"): Operation("One model, OpenAI's API", openai.Model, (404,), tags=("openai",)),
+    ("post", "/collections"): Operation(
+        "Create a collection",
+        collections.CollectionInfo,
+        (*BODY, 404, 409, 503),
+        (collections.CollectionBody,),
+        created=True,
+        tags=("collections",),
+    ),
+    ("get", "/collections"): Operation("List collections", collections.CollectionList, tags=("collections",)),
+    ("get", "/collections/{collection}"): Operation(
+        "Describe a collection (by name or id)", collections.CollectionInfo, (404,), tags=("collections",)
+    ),
+    ("delete", "/collections/{collection}"): Operation(
+        "Delete a collection and its documents", collections.Deleted, (404,), tags=("collections",)
+    ),
+    ("post", "/collections/{collection}/documents"): Operation(
+        "Insert one document or a batch (all or nothing)",
+        documents.Inserted,  # or InsertedBatch; see _insert_responses
+        (*BODY, *EMBEDS),
+        (documents.DocumentBody, documents.DocumentBatch),
+        created=True,
+        tags=("documents",),
+    ),
+    ("get", "/collections/{collection}/documents"): Operation(
+        "A page of documents", documents.DocumentPage, (400, 404), query=documents.ListQuery, tags=("documents",)
+    ),
+    ("get", "/collections/{collection}/documents/{doc_id}"): Operation(
+        "One document", documents.Document, (400, 404), query=documents.GetQuery, tags=("documents",)
+    ),
+    ("delete", "/collections/{collection}/documents/{doc_id}"): Operation(
+        "Delete a document", collections.Deleted, (404,), tags=("documents",)
+    ),
+    ("post", "/collections/{collection}/search"): Operation(
+        "Nearest documents to a text or a vector",
+        search.SearchResponse,
+        (*BODY, *EMBEDS),
+        (search.SearchBody,),
+        tags=("search",),
+    ),
+}
+
+
+def document(version: str) -> dict[str, Any]:
+    """The whole OpenAPI 3.1 document."""
+    types: list[Any] = [ErrorBody, openai.OpenAIError, documents.InsertedBatch]
+    for op in OPERATIONS.values():
+        types += [t for t in (op.ok, *op.body, op.query) if isinstance(t, type)]
+    types = list(dict.fromkeys(types))
+    schemas, components = msgspec.json.schema_components(types, ref_template="#/components/schemas/{name}")
+    ref = dict(zip(types, schemas, strict=True))
+    paths: dict[str, dict[str, Any]] = {}
+    for (method, path), op in OPERATIONS.items():
+        paths.setdefault(path, {})[method] = _operation(method, path, op, ref, components)
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "AkiDB",
+            "version": version,
+            "description": 'A vector database with built-in embeddings. Errors are `{"error": {"code", '
+            '"message"}}` (OpenAI\'s shape under /v1/); `code` is stable, `message` names the field.',
+        },
+        "paths": paths,
+        "components": {"schemas": components},
+    }
+
+
+def _operation(method: str, path: str, op: Operation, ref: dict[Any, Any], components: dict[str, Any]) -> Any:
+    out: dict[str, Any] = {"summary": op.summary, "operationId": _operation_id(method, path), "tags": list(op.tags)}
+    params = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}}
+        for name in re.findall(r"{(\w+)}", path)
+    ]
+    if op.query is not None:
+        props = components[op.query.__name__]["properties"]
+        fields = [f.encode_name for f in mi.type_info(op.query).fields]  # type: ignore[attr-defined]
+        params += [{"name": name, "in": "query", "required": False, "schema": props[name]} for name in fields]
+    if params:
+        out["parameters"] = params
+    if op.body:
+        schema = ref[op.body[0]] if len(op.body) == 1 else {"oneOf": [ref[t] for t in op.body]}
+        out["requestBody"] = {"required": True, "content": {"application/json": {"schema": schema}}}
+    ok = 201 if op.created else 200
+    if isinstance(op.ok, tuple):
+        success: dict[str, Any] = {"content": {media: {"schema": {}} for media in op.ok}}
+    else:
+        schema = ref[op.ok]
+        if op.ok is documents.Inserted:
+            schema = {"oneOf": [ref[documents.Inserted], ref[documents.InsertedBatch]]}
+        success = {"content": {"application/json": {"schema": schema}}}
+    error = ref[openai.OpenAIError] if path.startswith("/v1/") else ref[ErrorBody]
+    responses: dict[str, Any] = {str(ok): {"description": REASONS[ok], **success}}
+    for status in op.statuses:
+        responses[str(status)] = {"description": REASONS[status], "content": {"application/json": {"schema": error}}}
+    out["responses"] = responses
+    return out
+
+
+def _operation_id(method: str, path: str) -> str:
+    words = re.sub(r"[{}]", "", path).strip("/").replace("/", "_").replace(".", "_").replace("-", "_")
+    return f"{method}_{words or 'root'}"

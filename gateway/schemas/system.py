@@ -1,0 +1,52 @@
+"""GET /health, /ready and /models."""
+
+from __future__ import annotations
+
+import msgspec
+
+
+class Health(msgspec.Struct):
+    status: str
+    workers: int
+
+
+class Ready(msgspec.Struct):
+    status: str
+    model: str
+    workers: int
+
+
+class ModelRow(msgspec.Struct):
+    name: str
+    dimension: int
+    max_tokens: int
+    pooling: str
+    aliases: list[str]
+    backend: str
+    device: str
+    precision: str
+    workers: int
+    default: bool
+
+
+class ModelList(msgspec.Struct):
+    models: list[ModelRow]
+
+
+class WorkerRow(msgspec.Struct):
+    """One live worker process, as it announced itself."""
+
+    worker_id: str
+    host: str
+    pid: int
+    models: list[str]
+    backend: str
+    device: str
+    precision: str
+    capacity: int
+    inflight: int
+
+
+class WorkerList(msgspec.Struct):
+    workers: list[WorkerRow]
+    queue_depth: int

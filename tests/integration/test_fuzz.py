@@ -1,0 +1,63 @@
+"""schemathesis against /openapi.json on a real gateway process with a real worker: no 5xx, no hang,
+responses (status, media type, body, headers) as the document says, schema-invalid input refused."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.support.processes import GatewayProcess, WorkerProcess, child_env, free_port
+
+# Bounded so the run takes a minute or two on 2 busy cores; the seed makes a failure reproducible.
+EXAMPLES = 150
+SEED = 9
+CHECKS = ",".join(
+    (
+        "not_a_server_error",
+        "status_code_conformance",
+        "content_type_conformance",
+        "response_schema_conformance",
+        "response_headers_conformance",
+        "negative_data_rejection",
+        "unsupported_method",
+    )
+)
+
+
+def wait_ready(url: str, timeout: float = 90) -> None:
+    end = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url + "/ready", timeout=5) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > end:
+            raise TimeoutError(f"{url}/ready not 200 within {timeout}s")
+        time.sleep(0.2)
+
+
+@pytest.mark.slow
+def test_schemathesis_finds_nothing(tmp_path: Path) -> None:
+    # One run: the backend does not change the HTTP surface. OpenVINO where it is installed (x86).
+    backend = "openvino" if importlib.util.find_spec("openvino") else "mlx"
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    worker = WorkerProcess(endpoint, "--backend", backend)
+    gateway = GatewayProcess(endpoint, str(tmp_path / "data"))
+    try:
+        wait_ready(gateway.url)
+        cmd = [sys.executable, "-m", "schemathesis.cli", "run", f"{gateway.url}/openapi.json"]
+        cmd += ["--checks", CHECKS, "--max-examples", str(EXAMPLES), "--seed", str(SEED), "--workers", "1"]
+        cmd += ["--request-timeout", "30", "--max-response-time", "30", "--no-shrink", "--generation-allow-x00", "true"]
+        done = subprocess.run(cmd, cwd=tmp_path, env=child_env(), capture_output=True, text=True, timeout=600)
+    finally:
+        gateway.stop()
+        worker.stop()
+    assert done.returncode == 0, done.stdout[-12000:] + done.stderr[-3000:] + gateway.output()[-3000:]
