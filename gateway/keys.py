@@ -2,25 +2,20 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from gateway.broker import Broker
 from gateway.embedding import EmbeddingService
 from gateway.metrics import Metrics
+from gateway.rpc.server import GrpcServer
+from gateway.storage.service import CollectionService
 from shared.config import Config
-
-if TYPE_CHECKING:
-    from gateway.rpc.server import GrpcServer
-    from gateway.storage.service import CollectionService
 
 CONFIG = web.AppKey("config", Config)
 REGISTRY = web.AppKey("registry", CollectorRegistry)
 METRICS = web.AppKey("metrics", Metrics)
 BROKER = web.AppKey("broker", Broker)
 EMBEDDING = web.AppKey("embedding", EmbeddingService)
-# Typed for mypy only: importing the gRPC server here would make a cycle through the routes.
-GRPC: web.AppKey[GrpcServer] = web.AppKey("grpc")
-COLLECTIONS: web.AppKey[CollectionService] = web.AppKey("collections")
+GRPC = web.AppKey("grpc", GrpcServer)
+COLLECTIONS = web.AppKey("collections", CollectionService)
