@@ -40,7 +40,7 @@ class Embedded:
 
 
 class Embedder:
-    """Tokenise, group by length, run the encoder, pool, normalise: the `EmbeddingModel`."""
+    """Tokenise, group by length, run the `Encoder` (forward pass and pooling), normalise: what `Runner` serves."""
 
     def __init__(self, source: ModelSource, tokenizer: TextTokenizer, encoder: Encoder, batch_size: int) -> None:
         self.source = source
