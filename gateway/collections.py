@@ -24,7 +24,7 @@ import structlog
 from gateway.collection_inputs import CollectionSpec, DocumentInput, SearchQuery
 from gateway.embedding import EmbeddingService, EmbedRequest
 from gateway.errors import ModelNotFound
-from gateway.storage.collection import Collection, CollectionInfo, Hit
+from gateway.storage.collection import Collection, CollectionInfo, Hit, refused_when_full
 from gateway.storage.datadir import DataDir
 from gateway.storage.db import NewDocument, StoredDocument
 from gateway.storage.errors import (
@@ -60,6 +60,7 @@ class CollectionService:
     async def start(self) -> None:
         """Lock the data directory and open every collection in it (raises `StorageError`)."""
         await asyncio.to_thread(self.data.acquire)
+        self.metrics.watch_free_space(self.data.root)
         try:
             for folder in self.data.existing():
                 col = await asyncio.to_thread(Collection.open, folder, self.cfg.snapshot_every, self.metrics)
@@ -145,8 +146,13 @@ class CollectionService:
         return known.name, int(spec.dimension or 0), known.pooling
 
     def _create_files(self, info: CollectionInfo) -> Collection:
-        staging = self.data.staging(info.id)
-        Collection.initialise(staging, info)
+        with refused_when_full(self.data.collections):
+            staging = self.data.staging(info.id)
+        try:
+            Collection.initialise(staging, info)
+        except BaseException:
+            self.data.remove(staging)  # a full disk leaves no half-made collection behind
+            raise
         folder = self.data.publish(staging, info.id)
         return Collection.open(folder, self.cfg.snapshot_every, self.metrics)
 

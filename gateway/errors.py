@@ -130,6 +130,14 @@ class NotReady(Unavailable):
     code = "not_ready"
 
 
+class InsufficientStorage(ApiError):
+    """The disk holding the data dir is full: the write was refused and nothing of it stored. Reads still work."""
+
+    code = "insufficient_storage"
+    http_status = 507
+    grpc_status = grpc.StatusCode.RESOURCE_EXHAUSTED  # gRPC serves no writes; here for completeness
+
+
 class Timeout(ApiError):
     code = "timeout"
     http_status = 504
@@ -145,6 +153,7 @@ STORAGE_ERRORS: dict[type[storage.StorageError], type[ApiError]] = {
     storage.InvalidFilter: InvalidFilter,
     storage.DimensionMismatch: DimensionMismatch,
     storage.InvalidVector: InvalidInput,
+    storage.StorageFull: InsufficientStorage,
 }
 
 
