@@ -9,7 +9,7 @@ import sys
 from aiohttp import web
 
 from gateway.app import create_app
-from gateway.storage.errors import StorageError
+from gateway.storage.errors import DataDirUnusable, StorageError
 from shared.config import ConfigError, load_config
 from shared.logs import configure_logging
 
@@ -48,5 +48,6 @@ def main(argv: list[str] | None = None) -> int:
         web.run_app(create_app(cfg), host=cfg.server.host, port=cfg.server.port, access_log=None, print=None)
     except StorageError as exc:
         print(f"akidb-gateway: {exc}", file=sys.stderr)
-        return 1
+        # 2: the data directory needs an operator (like a config error); 1: another gateway holds it.
+        return 2 if isinstance(exc, DataDirUnusable) else 1
     return 0

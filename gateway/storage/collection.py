@@ -102,32 +102,31 @@ class Collection:
     def open(cls, folder: Path, snapshot_every: int, metrics: StorageMetrics) -> Collection:
         """Open a stored collection: newest usable index snapshot, then replay what it lacks.
 
-        `DataDirUnusable` names the file when the database cannot be read (corrupt, truncated, unreadable).
+        `DataDirUnusable` names the database file when it cannot be read (corrupt, truncated, empty).
         """
+        store = None
         try:
             store = DocumentStore(folder)
             text = store.get_meta("info")
-        except sqlite3.Error as exc:
-            raise DataDirUnusable(
-                f"cannot open collection database {folder / DB_FILE}: {exc}; restore it from a backup, "
-                "or move its folder out of storage.data_dir to start without that collection"
-            ) from None
-        if text is None:
-            store.close()
-            raise DataDirUnusable(
-                f"{folder} holds no collection description; move it out of storage.data_dir "
-                "(it was not made by AkiDB, or its creation never finished)"
-            )
-        col = cls(folder, CollectionInfo.from_json(text), store, snapshot_every, metrics)
-        try:
+            if text is None:
+                raise DataDirUnusable(
+                    f"{folder} holds no collection description; move it out of storage.data_dir (its database "
+                    f"{folder / DB_FILE} is empty, was not made by AkiDB, or its creation never finished)"
+                )
+            col = cls(folder, CollectionInfo.from_json(text), store, snapshot_every, metrics)
             col._restore_index()
+            return col
         except sqlite3.Error as exc:
-            store.close()
+            if store is not None:
+                store.close()
             raise DataDirUnusable(
                 f"cannot read collection database {folder / DB_FILE}: {exc}; restore it from a backup, "
                 "or move its folder out of storage.data_dir to start without that collection"
             ) from None
-        return col
+        except DataDirUnusable:
+            if store is not None:
+                store.close()
+            raise
 
     def _restore_index(self) -> None:
         started = time.perf_counter()

@@ -86,7 +86,11 @@ class DocumentStore:
     def __init__(self, folder: Path) -> None:
         self.path = folder / DB_FILE
         self._writer = connect(self.path)
-        self._writer.executescript(SCHEMA)
+        try:
+            self._writer.executescript(SCHEMA)
+        except BaseException:
+            self._writer.close()  # a corrupt file: let the caller report it with nothing left open
+            raise
         self._readers: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
         self._closed = threading.Event()
 
