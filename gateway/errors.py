@@ -87,6 +87,14 @@ class CollectionExists(Conflict):
     code = "collection_exists"
 
 
+class RequestTimeout(ApiError):
+    """The client sent its request body too slowly; the connection is closed after this answer."""
+
+    code = "request_timeout"
+    http_status = 408
+    grpc_status = grpc.StatusCode.DEADLINE_EXCEEDED
+
+
 class PayloadTooLarge(ApiError):
     code = "payload_too_large"
     http_status = 413

@@ -40,6 +40,16 @@ class ServerConfig:
     grpc_enabled: bool = _opt(True, "serve the gRPC EmbeddingService")
     max_body_bytes: int = _opt(16 * 1024 * 1024, "largest request body; bigger is 413", minimum=1024)
     request_timeout_s: float = _opt(30.0, "a request not answered by then is 504", minimum=0.001)
+    # Slow or hostile clients (slowloris) must not hold connections open for ever.
+    header_timeout_s: float = _opt(
+        60.0,
+        "a connection without a complete request head this long after it opened (or after its last response) "
+        "is closed; also the idle keep-alive limit",
+        minimum=0.1,
+    )
+    body_timeout_s: float = _opt(
+        60.0, "a request body not fully received this long after its head is answered 408 and closed", minimum=0.1
+    )
 
 
 @dataclass(frozen=True)

@@ -35,12 +35,13 @@ class LiveClient:
         assert got == status, f"{method} {path}: {got} {data}"
         return data
 
-    async def metric(self, name: str) -> float | None:
-        """The value of an unlabelled sample in /metrics, None if absent."""
+    async def metric(self, name: str, **labels: str) -> float | None:
+        """The value of one sample in /metrics (labels given as keywords, in the order exposed); None if absent."""
+        wanted = name + ("{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}" if labels else "") + " "
         async with self.session.get(self.url + "/metrics") as resp:
             for line in (await resp.text()).splitlines():
-                if line.startswith(name + " "):
-                    return float(line.split()[1])
+                if line.startswith(wanted):
+                    return float(line.split()[-1])
         return None
 
 
