@@ -86,6 +86,7 @@ class Collection:
         self.marks = (0, 0)  # the database watermarks the index reflects
         self.changes = 0
         self._saving: Future[None] | None = None  # the background snapshot (writer thread reads this)
+        self._forgettable = 0  # removals a background snapshot saved, for the writer to forget
         self.closed = False
 
     @staticmethod
@@ -204,7 +205,8 @@ class Collection:
         self.metrics.writable.set(1)
 
     def _maybe_snapshot(self) -> None:
-        """Start a background snapshot when one is due and none is running (writer thread only)."""
+        """Forget what the last snapshot made needless; start one when due and none runs (writer thread)."""
+        self._forget_saved_removals()
         if self._saving is not None and not self._saving.done():
             return
         if self.policy.due(self.changes, time.monotonic()):
@@ -217,9 +219,8 @@ class Collection:
             self._snapshot_failed(exc)
             return
         self.policy.succeeded()
-        # Removal records go through the writer's connection, on the writer's thread.
-        with contextlib.suppress(RuntimeError):  # the writer is shut down: the collection is gone
-            self.writer.submit(self._forget_removed, last_removal)
+        with self._applying:  # removal records go through the writer's connection: it forgets them
+            self._forgettable = last_removal
 
     def _snapshot_failed(self, exc: Exception) -> None:
         retry_in = self.policy.failed(time.monotonic())
@@ -259,9 +260,13 @@ class Collection:
         )
         return last_removal
 
+    def _forget_saved_removals(self) -> None:
+        with self._applying:
+            seq, self._forgettable = self._forgettable, 0
+        if seq:
+            self._forget_removed(seq)
+
     def _forget_removed(self, up_to_seq: int) -> None:
-        if self.closed:  # queued by a snapshot that finished as the collection closed
-            return
         try:
             self.store.forget_removed(up_to_seq)
         except sqlite3.Error as exc:  # kept records are only replayed needlessly; the next snapshot retries
@@ -281,6 +286,7 @@ class Collection:
         if self.closed:
             return
         self.snapshotter.shutdown(wait=True)
+        self._forget_saved_removals()
         if save and self.changes:
             try:
                 self.snapshot()

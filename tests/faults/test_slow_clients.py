@@ -11,6 +11,7 @@ import contextlib
 import statistics
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -28,8 +29,8 @@ def timeouts(header_s: float, body_s: float) -> tuple[str, ...]:
 
 
 @contextlib.asynccontextmanager
-async def gateway(endpoint: str, *args: str) -> AsyncIterator[tuple[GatewayProcess, LiveClient]]:
-    proc = GatewayProcess(endpoint, f"/tmp/akidb-slow-{id(args)}", *PATIENT, *args)
+async def gateway(endpoint: str, data_dir: Path, *args: str) -> AsyncIterator[tuple[GatewayProcess, LiveClient]]:
+    proc = GatewayProcess(endpoint, str(data_dir), *PATIENT, *args)
     try:
         async with ready(proc) as client:
             yield proc, client
@@ -65,9 +66,9 @@ async def trickle(proc: GatewayProcess, prefix: bytes, then: bytes, every_s: flo
 
 
 async def test_heads_and_bodies_sent_a_byte_a_second_are_closed_after_their_timeouts(
-    endpoint: str, worker: WorkerProcess
+    endpoint: str, worker: WorkerProcess, tmp_path: Path
 ) -> None:
-    async with gateway(endpoint, *timeouts(2, 2)) as (proc, client):
+    async with gateway(endpoint, tmp_path, *timeouts(2, 2)) as (proc, client):
         head_s, said = await trickle(proc, b"", HEAD, every_s=1.0)
         assert 1.5 < head_s < 8, head_s
         assert said == b""  # no request was ever complete: the connection is just closed
@@ -88,8 +89,10 @@ async def p95_of_embed(client: LiveClient, n: int) -> float:
     return statistics.quantiles(took, n=20)[-1]
 
 
-async def test_fifty_slow_connections_leave_embed_latency_alone(endpoint: str, worker: WorkerProcess) -> None:
-    async with gateway(endpoint, *timeouts(60, 60)) as (proc, client):
+async def test_fifty_slow_connections_leave_embed_latency_alone(
+    endpoint: str, worker: WorkerProcess, tmp_path: Path
+) -> None:
+    async with gateway(endpoint, tmp_path, *timeouts(60, 60)) as (proc, client):
         await p95_of_embed(client, 5)  # warm-up
         alone = await p95_of_embed(client, 40)
         slow = [asyncio.create_task(trickle(proc, b"", HEAD, every_s=0.5)) for _ in range(25)]
@@ -106,10 +109,12 @@ async def test_fifty_slow_connections_leave_embed_latency_alone(endpoint: str, w
     assert crowded < max(4 * alone, alone + 0.25), (alone, crowded)
 
 
-async def test_a_client_that_disconnects_has_its_queued_texts_skipped(endpoint: str, worker: WorkerProcess) -> None:
+async def test_a_client_that_disconnects_has_its_queued_texts_skipped(
+    endpoint: str, worker: WorkerProcess, tmp_path: Path
+) -> None:
     busy = [f"text {i}: " + "a sentence long enough to keep the worker busy for a while " * 6 for i in range(768)]
     model = "all-MiniLM-L6-v2"
-    async with gateway(endpoint, "--set", "batching.max_batch_size=16") as (proc, client):
+    async with gateway(endpoint, tmp_path, "--set", "batching.max_batch_size=16") as (proc, client):
         before = await client.metric("akidb_embedding_abandoned_total") or 0.0
         hogging = asyncio.create_task(client.ok("POST", "/embed", {"texts": busy}))
         await asyncio.sleep(0.3)  # its jobs are queued ahead of the next request's
