@@ -8,7 +8,7 @@ import sys
 from aiohttp import web
 
 from gateway.app import create_app
-from gateway.storage.errors import StorageError
+from gateway.storage.errors import DataDirUnusable, StorageError
 from gateway.tls import ssl_context
 from shared.cli import CommandLine
 from shared.config import ConfigError
@@ -37,9 +37,21 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(cfg.logging.level, cfg.logging.format, process="gateway")
     try:
         web.run_app(
-            create_app(cfg), host=cfg.server.host, port=cfg.server.port, access_log=None, print=None, ssl_context=tls
+            create_app(cfg),
+            host=cfg.server.host,
+            port=cfg.server.port,
+            access_log=None,
+            print=None,
+            ssl_context=tls,
+            # aiohttp closes a connection with no complete request head this long after it opened (or after
+            # its last response): the bound on slow headers. Bodies are bounded in gateway/slow_clients.py.
+            keepalive_timeout=cfg.server.header_timeout_s,
+            # A client that disconnects cancels its handler, so its queued texts are skipped (and counted)
+            # instead of embedded for nobody. Writes are safe: a commit under way finishes on its thread.
+            handler_cancellation=True,
         )
     except StorageError as exc:
         print(f"akidb-gateway: {exc}", file=sys.stderr)
-        return 1
+        # 2: the data directory needs an operator (like a config error); 1: another gateway holds it.
+        return 2 if isinstance(exc, DataDirUnusable) else 1
     return 0

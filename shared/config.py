@@ -47,6 +47,16 @@ class ServerConfig:
     request_timeout_s: float = _opt(30.0, "a request not answered by then is 504", minimum=0.001)
     tls_cert_file: str | None = _opt(None, "PEM certificate (chain): serve HTTPS and gRPC over TLS")
     tls_key_file: str | None = _opt(None, "PEM private key of tls_cert_file")
+    # Slow or hostile clients (slowloris) must not hold connections open for ever.
+    header_timeout_s: float = _opt(
+        60.0,
+        "a connection without a complete request head this long after it opened (or after its last response) "
+        "is closed; also the idle keep-alive limit",
+        minimum=0.1,
+    )
+    body_timeout_s: float = _opt(
+        60.0, "a request body not fully received this long after its head is answered 408 and closed", minimum=0.1
+    )
 
 
 @dataclass(frozen=True)
