@@ -8,12 +8,16 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import numpy as np
+import openai
 import pytest
 from tokenizers import Tokenizer
 
 from shared import models
+from shared.proto import embedding_pb2 as pb
+from shared.proto import embedding_pb2_grpc as pb_grpc
 from tests.support import references as refs
-from tests.support.gateway import Gateway, make_config, running_gateway
+from tests.support.gateway import Gateway, running_gateway
+from tests.support.grpc import channel, grpc_config
 from tests.support.processes import WorkerProcess, free_port
 
 REF = refs.load("tiny_qwen3_reference")
@@ -66,8 +70,8 @@ def qwen3_workers(qwen3_endpoint: str) -> Iterator[dict[str, WorkerProcess]]:
 async def qwen3_gateway(
     qwen3_endpoint: str, qwen3_workers: dict[str, WorkerProcess], tmp_path
 ) -> AsyncIterator[Gateway]:  # type: ignore[no-untyped-def]
-    # f32 index: search scores compare exactly with vectors computed here.
-    async with running_gateway(make_config(qwen3_endpoint, str(tmp_path), "storage.index_dtype=f32")) as gw:
+    # f32 index: search scores compare exactly with vectors computed here. gRPC on for input_type there.
+    async with running_gateway(grpc_config(qwen3_endpoint, str(tmp_path), "storage.index_dtype=f32")) as gw:
         for name, worker in qwen3_workers.items():
             try:
                 await gw.wait_for_workers(1, model=name)
@@ -163,6 +167,24 @@ async def test_document_input_type_and_the_prompts_on_models(qwen3_gateway: Gate
         QUERY_PROMPT,
         DOCUMENT_PROMPT,
     )
+
+
+async def test_grpc_and_openai_take_input_type_too(qwen3_gateway: Gateway) -> None:
+
+    rest = vectors(await embed(qwen3_gateway, "tiny-qwen3", [QUESTION], input_type="query"))
+    async with channel(qwen3_gateway) as ch:
+        stub = pb_grpc.EmbeddingServiceStub(ch)
+        resp = await stub.Embed(pb.EmbeddingRequest(texts=[QUESTION], model="tiny-qwen3", input_type="query"))
+        info = await stub.GetModelInfo(pb.ModelInfoRequest(model="tiny-qwen3"))
+    np.testing.assert_array_equal(np.array([e.values for e in resp.embeddings], dtype=np.float32), rest)
+    assert (info.query_prompt, info.document_prompt) == (QUERY_PROMPT, DOCUMENT_PROMPT)
+    base_url = str(qwen3_gateway.client.make_url("/v1"))
+    async with openai.AsyncOpenAI(base_url=base_url, api_key="not-checked", max_retries=0) as client:
+        out = await client.embeddings.create(
+            model="tiny-qwen3", input=QUESTION, encoding_format="float", extra_body={"input_type": "query"}
+        )
+    np.testing.assert_array_equal(np.array(out.data[0].embedding, dtype=np.float32), rest[0])
+    assert out.usage.total_tokens == int(REF["token_counts"][PROMPTED])
 
 
 async def test_requests_with_other_prompts_at_once_each_get_their_own(qwen3_gateway: Gateway) -> None:
