@@ -42,11 +42,13 @@ class Pending:
     # Workers that died holding this chunk. A suspect (1) rides alone on an idle worker, so a
     # second death convicts the chunk itself, not its neighbours.
     deaths: int = 0
+    # Goes before every text of the job (the model's query or document prompt, or none).
+    prompt: str = ""
 
     @property
-    def options(self) -> tuple[str, bool]:
-        """Chunks share a job only if they ask for the same pooling and normalisation."""
-        return (self.pooling, self.normalize)
+    def options(self) -> tuple[str, bool, str]:
+        """Chunks share a job only if they ask for the same pooling, normalisation and prompt."""
+        return (self.pooling, self.normalize, self.prompt)
 
     @property
     def abandoned(self) -> bool:

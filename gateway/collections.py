@@ -189,7 +189,7 @@ class CollectionService:
         if given:
             vectors[given] = self._prepare(col, given_rows)
         if to_embed:
-            embedded = await self._embed(col, tuple(docs[i].text or "" for i in to_embed))
+            embedded = await self._embed(col, tuple(docs[i].text or "" for i in to_embed), "document")
             vectors[to_embed] = self._prepare(col, list(embedded), what="embedding")
         ready = [
             NewDocument(
@@ -222,9 +222,12 @@ class CollectionService:
                 raise CollectionNotFound(f"collection {col.info.name!r} was deleted", param="collection") from None
             raise
 
-    async def _embed(self, col: Collection, texts: tuple[str, ...]) -> np.ndarray:
+    async def _embed(self, col: Collection, texts: tuple[str, ...], input_type: str) -> np.ndarray:
+        """Documents embed with the model's document prompt, search texts with its query prompt."""
         info = col.info
-        req = EmbedRequest(texts, model=info.model, pooling=info.pooling, normalize=info.normalize)
+        req = EmbedRequest(
+            texts, model=info.model, pooling=info.pooling, normalize=info.normalize, input_type=input_type
+        )
         out = await self.embedding.embed(req, transport="collections")
         return out.vectors
 
@@ -280,7 +283,7 @@ class CollectionService:
         started = time.perf_counter()
         col = self.get(ref)
         if q.text is not None:
-            vector = self._prepare(col, [(await self._embed(col, (q.text,)))[0]], what="embedding")[0]
+            vector = self._prepare(col, [(await self._embed(col, (q.text,), "query"))[0]], what="embedding")[0]
         else:
             assert q.vector is not None
             vector = self._prepare(col, [q.vector])[0]

@@ -28,6 +28,8 @@ class EmbedRequest:
     pooling: str | None = None
     normalize: bool | None = None  # None: embedding.normalize from the config
     truncate: bool = True
+    # "query" or "document": put the model's prompt for it before each text (ModelInfo.prompt_for).
+    input_type: str | None = None
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,7 @@ class EmbeddingService:
         info = self.resolve_model(req.model)
         pooling = req.pooling or info.pooling  # checked where requests come in (gateway/schemas)
         normalize = self.cfg.embedding.normalize if req.normalize is None else req.normalize
+        prompt = info.prompt_for(req.input_type)
         deadline = started + timeout_s
         size = self.cfg.batching.max_batch_size
         futures: list[asyncio.Future[ChunkResult]] = []
@@ -114,7 +117,9 @@ class EmbeddingService:
             for start in range(0, len(req.texts), size):
                 future: asyncio.Future[ChunkResult] = loop.create_future()
                 chunk = req.texts[start : start + size]
-                self.transport.submit(Pending(info.name, chunk, pooling, normalize, deadline, loop.time(), future))
+                self.transport.submit(
+                    Pending(info.name, chunk, pooling, normalize, deadline, loop.time(), future, prompt=prompt)
+                )
                 futures.append(future)
             gathered = asyncio.gather(*futures)
             # If we leave early (timeout, client gone) the gather ends with the children's

@@ -33,6 +33,8 @@ class ModelSource:
     max_tokens: int
     aliases: tuple[str, ...]
     config: dict[str, Any]
+    query_prompt: str = ""
+    document_prompt: str = ""
 
 
 def locate(cfg: EmbeddingConfig) -> ModelSource:
@@ -61,7 +63,10 @@ def locate(cfg: EmbeddingConfig) -> ModelSource:
         raise ModelLoadError(f"embedding.max_tokens: {max_tokens} is over the model's limit of {limit}")
     name = spec.name if spec else cfg.model_name
     aliases = tuple(a for a in ((spec.aliases if spec else ()) + (cfg.model_name,)) if a != name)
-    return ModelSource(name, path, family, pooling, max_tokens, aliases, config)
+    # embedding.query_prompt / document_prompt override the registry's, "" included (no prompt).
+    query_prompt = cfg.query_prompt if cfg.query_prompt is not None else spec.query_prompt if spec else ""
+    document_prompt = cfg.document_prompt if cfg.document_prompt is not None else spec.document_prompt if spec else ""
+    return ModelSource(name, path, family, pooling, max_tokens, aliases, config, query_prompt, document_prompt)
 
 
 def _folder(cfg: EmbeddingConfig, spec: models.ModelSpec | None) -> Path:

@@ -22,7 +22,7 @@ from worker.connection import Connection, HeartbeatTiming
 from worker.embedder import Embedder
 from worker.loader import ModelLoadError, locate
 from worker.runner import FatalWorkerError, Runner
-from worker.tokenize import TextTokenizer
+from worker.tokenize import PromptTooLong, TextTokenizer
 
 log = structlog.get_logger("worker")
 
@@ -75,6 +75,11 @@ def load_embedder(cfg: Config) -> Embedder:
             )
     encoder = build_encoder(backend, source, cfg)
     tokenizer = TextTokenizer.from_folder(source.path, source.max_tokens)
+    for key, prompt in (("query_prompt", source.query_prompt), ("document_prompt", source.document_prompt)):
+        try:
+            tokenizer.prompt_tokens(prompt)
+        except PromptTooLong as exc:
+            raise ModelLoadError(f"embedding.{key}: {exc}") from None
     embedder = Embedder(source, tokenizer, encoder, cfg.embedding.batch_size)
     embedder.warm_up()
     info = embedder.info
@@ -88,6 +93,8 @@ def load_embedder(cfg: Config) -> Embedder:
         dimension=info.dimension,
         max_tokens=info.max_tokens,
         pooling=info.pooling,
+        query_prompt=info.query_prompt,
+        document_prompt=info.document_prompt,
         path=str(source.path),
         seconds=round(time.monotonic() - started, 2),
     )

@@ -112,3 +112,21 @@ async def test_a_suspect_rides_alone_and_joins_no_other_job() -> None:
     assert b.ready_texts("m") == 2 and not b.batch_full("m")
     assert b.take("m") == [fresh, other]
     assert b.take("m") == [late]
+
+
+async def test_chunks_with_another_prompt_never_share_a_job() -> None:
+    """A job carries one prompt for all its texts: a query chunk must not ride with a document chunk."""
+    loop = asyncio.get_running_loop()
+    b = Batcher(max_batch_size=32, max_queue_texts=100)
+    plain, query, plain2, query2 = (
+        chunk(loop, 1),
+        Pending("m", ("q",), "mean", True, 10.0, 0.0, loop.create_future(), prompt="Query: "),
+        chunk(loop, 2),
+        Pending("m", ("q2",), "mean", True, 10.0, 0.0, loop.create_future(), prompt="Query: "),
+    )
+    for item in (plain, query, plain2, query2):
+        b.add(item)
+    assert b.ready_texts("m") == 3
+    assert b.take("m") == [plain, plain2]
+    assert b.take("m") == [query, query2]
+    assert b.queued_texts == 0
