@@ -11,6 +11,7 @@ from aiohttp import web
 from gateway.app import create_app
 from gateway.storage.errors import StorageError
 from shared.config import ConfigError, load_config
+from shared.curve import CurveKeyError
 from shared.logs import configure_logging
 
 
@@ -46,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(cfg.logging.level, cfg.logging.format, process="gateway")
     try:
         web.run_app(create_app(cfg), host=cfg.server.host, port=cfg.server.port, access_log=None, print=None)
-    except StorageError as exc:
+    except (StorageError, CurveKeyError) as exc:
         print(f"akidb-gateway: {exc}", file=sys.stderr)
         return 1
     return 0

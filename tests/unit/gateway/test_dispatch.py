@@ -544,5 +544,6 @@ def test_the_view_keeps_each_workers_own_facts() -> None:
     )
     assert (b.backend, b.device, b.precision, b.models) == ("mlx", "metal", "bf16", (MODEL,))
     assert [m.name for m in f.view.models()] == [MODEL]
-    assert f.view.resolve("MiniLM") == MODEL and f.view.model_info("minilm") == metal
+    # The model's facts are its first announcement's: a later READY does not rewrite them (issue 10).
+    assert f.view.resolve("MiniLM") == MODEL and f.view.model_info("minilm") == INFO
     assert f.view.model_info("nope") is None and f.view.live_workers(MODEL) == 2
