@@ -68,7 +68,7 @@ class Metrics:
         )
         self.worker_auth_refused = Counter(
             "akidb_worker_auth_refused_total",
-            "Peers refused at the ZeroMQ handshake, by reason (unknown_key, no_curve, handshake_failed)",
+            "Peers refused at the ZeroMQ handshake: unknown_key (ZAP), handshake_failed (no CURVE, wrong gateway key)",
             ["reason"],
             registry=registry,
         )

@@ -29,9 +29,11 @@ log = structlog.get_logger("gateway.worker_auth")
 DOMAIN = "*"
 # (reason label, peer address) → the caller logs and counts it.
 OnRefused = Callable[[str, str], None]
-# A refusal reason (label value) per handshake failure the socket monitor reports.
+# A refusal reason (label value) per handshake failure the socket monitor reports: a peer without
+# CURVE, with the wrong gateway key, or speaking garbage (libzmq reports a mechanism mismatch as
+# either event, depending on timing).
 _MONITOR_REASONS: dict[int, str] = {
-    zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL: "no_curve",
+    zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL: "handshake_failed",
     zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL: "handshake_failed",
 }
 _MONITOR_EVENTS = zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL

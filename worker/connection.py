@@ -6,7 +6,8 @@ a queue; results come back through an inproc PULL socket (ZeroMQ sockets are sin
 
 With CURVE keys (the default) the DEALER is a CURVE client: the gateway's handshake admits it
 only if its public key is in the gateway's accepted folder. A refused handshake is logged with
-what to do; the session then dies of silence and reconnects with backoff, like any other loss.
+what to do and ends the session (libzmq does not retry it, and a DEALER without a peer would
+block on its next send); the worker reconnects with backoff, like after any other loss.
 """
 
 from __future__ import annotations
@@ -160,8 +161,8 @@ class Connection(threading.Thread):
             events = dict(poller.poll(timeout_ms))
             if self.results in events:
                 self._forward_results()  # every finished result before anything else
-            if self._monitor is not None and self._monitor in events:
-                self._log_handshake()
+            if self._monitor is not None and self._monitor in events and self._handshake_failed():
+                return True, heard_any
             if self._sock in events:
                 liveness, heard, heard_any = self.timing.liveness, True, True
                 self._receive()
@@ -175,10 +176,13 @@ class Connection(threading.Thread):
                 heard = False
         return False, heard_any
 
-    def _log_handshake(self) -> None:
+    def _handshake_failed(self) -> bool:
+        """Read the monitor: True (and a log line saying what to do) if the gateway refused the handshake."""
         assert self._monitor is not None
+        failed = False
         while self._monitor.poll(0):
             event = recv_monitor_message(self._monitor)["event"]
+            failed = True
             log.error(
                 "gateway_refused_handshake",
                 endpoint=self.endpoint,
@@ -186,6 +190,7 @@ class Connection(threading.Thread):
                 hint="copy this worker's public key (zmq.worker_key, .key file) into the gateway's zmq.workers_dir, "
                 "and set zmq.server_public_key to the gateway's public key",
             )
+        return failed
 
     def _forward_results(self) -> None:
         assert self._sock is not None
