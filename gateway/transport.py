@@ -1,7 +1,7 @@
 """The gateway's ZeroMQ side: one ROUTER socket on the event loop around the dispatcher.
 
-The only gateway module that imports zmq. It reads frames and hands them to the dispatcher
-with the loop's time, and carries out the actions that come back: send frames, resolve or
+With `worker_auth.py` (CURVE), the only gateway module that imports zmq. It reads frames and
+hands them to the dispatcher with the loop's time, and carries out the actions that come back: send frames, resolve or
 fail callers' futures, arm the one batching-window timer. Every call runs on the event loop
 thread and none awaits, so dispatcher calls never interleave.
 
