@@ -79,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--instant", action="store_true", help="use bench/instant_worker.py: transports alone, no model")
     p.add_argument("--together", action="store_true", help="run REST and gRPC at once (each at --rate), not in turns")
+    p.add_argument("--no-curve", action="store_true", help="run the worker link with zmq.allow_insecure (no CURVE)")
     p.add_argument("--out", type=Path, help="also write the JSON summary here")
     args = p.parse_args(argv)
 
@@ -88,10 +89,13 @@ def main(argv: list[str] | None = None) -> int:
         http_port=free_port(),
         zmq_port=free_port(),
         gateway_args=("--set", f"server.grpc_port={grpc_port}", "--set", "server.grpc_enabled=true"),
+        curve=not args.no_curve,
     )
     # The stand-in dials first; ZeroMQ connects it once the gateway binds, and the stack is ready.
     instant = (
-        subprocess.Popen([sys.executable, "-m", "bench.instant_worker", "--gateway", stack.zmq], env=stack.env)
+        subprocess.Popen(
+            [sys.executable, "-m", "bench.instant_worker", "--gateway", stack.zmq, *stack.security_args], env=stack.env
+        )
         if args.instant
         else None
     )

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -60,7 +62,13 @@ class RssSampler(threading.Thread):
 
 
 class Stack:
-    """`akidb-gateway` + N `akidb-worker`s on loopback ports, torn down on exit."""
+    """`akidb-gateway` + N `akidb-worker`s on loopback ports, torn down on exit.
+
+    `curve=True` (the product's default): the gateway makes its keys in a throwaway
+    `zmq.keys_dir` that the workers share, as on one machine. `curve=False` runs both sides
+    with `zmq.allow_insecure`, to measure what CURVE costs. `security_args` are the flags a
+    stand-in worker (`bench.instant_worker`) needs to match.
+    """
 
     def __init__(
         self,
@@ -70,13 +78,18 @@ class Stack:
         http_port: int = 18080,
         zmq_port: int = 15555,
         env: dict[str, str] | None = None,
+        curve: bool = True,
     ) -> None:
         self.url = f"http://127.0.0.1:{http_port}"
         self.zmq = f"tcp://127.0.0.1:{zmq_port}"
         self.env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT), **(env or {})}
         self.n_workers = workers
-        self.worker_args = worker_args
-        self.gateway_args = ("--port", str(http_port), "--bind", self.zmq, "--host", "127.0.0.1", *gateway_args)
+        self.keys_dir = tempfile.mkdtemp(prefix="akidb-bench-keys-")
+        security = ("--set", f"zmq.keys_dir={self.keys_dir}") if curve else ("--set", "zmq.allow_insecure=true")
+        self.security_args: tuple[str, ...] = ("--keys-dir", self.keys_dir) if curve else ("--insecure",)
+        self.worker_args = (*security, *worker_args)
+        gateway_addr = ("--port", str(http_port), "--bind", self.zmq, "--host", "127.0.0.1")
+        self.gateway_args = (*gateway_addr, *security, *gateway_args)
         self.procs: list[subprocess.Popen[bytes]] = []
 
     def __enter__(self) -> Stack:
@@ -95,7 +108,11 @@ class Stack:
                     stderr=log,
                 )
             )
-        self.wait_ready(self.n_workers)
+        try:
+            self.wait_ready(self.n_workers)
+        except BaseException:
+            self.__exit__()  # no orphan gateway holding the data directory's lock
+            raise
         return self
 
     def wait_ready(self, workers: int, timeout: float = 120) -> None:
@@ -125,3 +142,4 @@ class Stack:
                 p.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 p.kill()
+        shutil.rmtree(self.keys_dir, ignore_errors=True)

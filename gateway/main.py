@@ -12,6 +12,7 @@ from gateway.storage.errors import DataDirUnusable, StorageError
 from gateway.tls import ssl_context
 from shared.cli import CommandLine
 from shared.config import ConfigError
+from shared.curve import CurveKeyError
 from shared.logs import configure_logging
 
 
@@ -50,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
             # instead of embedded for nobody. Writes are safe: a commit under way finishes on its thread.
             handler_cancellation=True,
         )
-    except StorageError as exc:
+    except (StorageError, CurveKeyError) as exc:
         print(f"akidb-gateway: {exc}", file=sys.stderr)
         # 2: the data directory needs an operator (like a config error); 1: another gateway holds it.
         return 2 if isinstance(exc, DataDirUnusable) else 1

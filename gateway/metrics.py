@@ -66,6 +66,17 @@ class Metrics:
             "Registered workers sent DISCONNECT and forgotten for breaking the protocol",
             registry=registry,
         )
+        self.worker_auth_refused = Counter(
+            "akidb_worker_auth_refused_total",
+            "Peers refused at the ZeroMQ handshake: unknown_key (ZAP), handshake_failed (no CURVE, wrong gateway key)",
+            ["reason"],
+            registry=registry,
+        )
+        self.workers_refused = Counter(
+            "akidb_workers_refused_total",
+            "READYs turned away because they announced a known model with another dimension",
+            registry=registry,
+        )
         self.poison_jobs = Counter(
             "akidb_poison_jobs_total",
             "Jobs failed with worker_failed because the workers that took them died twice in a row",

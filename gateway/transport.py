@@ -1,9 +1,14 @@
 """The gateway's ZeroMQ side: one ROUTER socket on the event loop around the dispatcher.
 
-The only gateway module that imports zmq. It reads frames and hands them to the dispatcher
-with the loop's time, and carries out the actions that come back: send frames, resolve or
+With `worker_auth.py` (CURVE), the only gateway module that imports zmq. It reads frames and
+hands them to the dispatcher with the loop's time, and carries out the actions that come back: send frames, resolve or
 fail callers' futures, arm the one batching-window timer. Every call runs on the event loop
 thread and none awaits, so dispatcher calls never interleave.
+
+Unless `zmq.allow_insecure` is set, the ROUTER is a CURVE server and `gateway.worker_auth`
+decides at the handshake who may connect; a peer whose key is later removed from the
+accepted folder is forgotten at the next tick and its frames are dropped from then on, so its
+session dies and its reconnect meets the handshake's refusal.
 """
 
 from __future__ import annotations
@@ -22,8 +27,10 @@ from gateway.batcher import Pending
 from gateway.dispatch import Action, Deliver, Dispatcher, Fail, Send, Wake
 from gateway.fleet import WorkerView
 from gateway.metrics import Metrics
+from gateway.worker_auth import HandshakeMonitor, WorkerAuthenticator
 from shared.codec import encode
 from shared.config import Config
+from shared.curve import ensure_gateway_keys, key_paths
 
 log = structlog.get_logger("gateway.transport")
 
@@ -55,6 +62,10 @@ class Transport:
         self._sock: zmq.Socket | None = None
         self._ticker: asyncio.Task[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self.metrics = metrics
+        self._auth: WorkerAuthenticator | None = None
+        self._monitor: HandshakeMonitor | None = None
+        self._accepted: frozenset[str] = frozenset()  # z85 keys of the workers allowed now
 
     # ---- lifecycle
 
@@ -68,13 +79,54 @@ class Transport:
         sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
         sock.setsockopt(zmq.ROUTER_HANDOVER, 1)
         sock.setsockopt(zmq.LINGER, 0)
+        self._secure(sock)
         sock.bind(self.cfg.zmq.bind)
         self._sock = sock
         self.endpoint = sock.getsockopt_string(zmq.LAST_ENDPOINT)
+        if self._auth is not None:
+            self._monitor = HandshakeMonitor(sock, self._refused)
+            self._loop.add_reader(self._monitor.fd, self._monitor.drain)
+            self._monitor.drain()
         self._loop.add_reader(_fd(sock), self._drain)
         self._ticker = asyncio.create_task(self._tick_forever(), name="akidb-transport-tick")
-        log.info("transport_listening", endpoint=self.endpoint)
+        log.info("transport_listening", endpoint=self.endpoint, curve=self._auth is not None)
         self._drain()
+
+    def _secure(self, sock: zmq.Socket) -> None:
+        """Make the socket a CURVE server with pyzmq's authenticator, unless `zmq.allow_insecure`."""
+        if self.cfg.zmq.allow_insecure:
+            log.warning(
+                "curve_off",
+                endpoint=self.cfg.zmq.bind,
+                hint="zmq.allow_insecure is true: any peer that reaches this port can join as a worker "
+                "and read the texts it is sent; set it to false (the default) to require CURVE keys",
+            )
+            return
+        paths = key_paths(self.cfg)
+        server = ensure_gateway_keys(paths)
+        assert self._ctx is not None
+        # The authenticator binds the context's ZAP endpoint; it must exist before the first accept.
+        self._auth = WorkerAuthenticator(self._ctx, paths.workers_dir, self._refused)
+        self._auth.start()
+        self._reload_keys()
+        sock.curve_server = True
+        sock.curve_secretkey = server.secret
+        sock.curve_publickey = server.public
+
+    def _refused(self, reason: str, peer: str) -> None:
+        self.metrics.worker_auth_refused.labels(reason).inc()
+        log.warning(
+            "worker_refused",
+            peer=peer,
+            reason=reason,
+            hint="a worker needs its own key pair, the gateway's public key, and its public key in zmq.workers_dir",
+        )
+
+    def _reload_keys(self) -> None:
+        """Re-read the accepted keys if their folder changed (a worker whose key went is cut at its next frame)."""
+        assert self._auth is not None
+        if self._auth.reload_if_changed():
+            self._accepted = self._auth.accepted_keys()
 
     async def close(self) -> None:
         """Stop ticking, fail whatever is still waiting, say DISCONNECT to every worker, close."""
@@ -84,6 +136,11 @@ class Transport:
                 await self._ticker
         if self._timer:
             self._timer.cancel()
+        if self._monitor is not None:
+            self._loop.remove_reader(self._monitor.fd)
+            self._monitor.close()
+        if self._auth is not None:
+            self._auth.stop()
         if self._sock is not None:
             self._loop.remove_reader(_fd(self._sock))
             for action in self.dispatcher.close():
@@ -162,8 +219,22 @@ class Transport:
             if not _readable(sock):
                 return
             frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
-            self._apply(self.dispatcher.on_frames(frames[0].bytes, frames[1:], self._loop.time()))
+            identity = frames[0].bytes
+            if self._auth is not None and not self._still_accepted(identity, frames[-1]):
+                continue
+            self._apply(self.dispatcher.on_frames(identity, frames[1:], self._loop.time()))
         self._loop.call_soon(self._drain)
+
+    def _still_accepted(self, identity: bytes, frame: zmq.Frame) -> bool:
+        """False for a peer whose key was removed since its handshake: it is forgotten, its frames go nowhere.
+
+        Its session then dies of silence (no heartbeat reaches it) and its reconnect meets the
+        handshake's refusal. The ZAP user id of each frame is the key its connection proved.
+        """
+        if frame.get("User-Id") in self._accepted:
+            return True
+        self._apply(self.dispatcher.revoke(identity, self._loop.time()))
+        return False
 
     # ---- liveness
 
@@ -171,6 +242,8 @@ class Transport:
         while True:
             await asyncio.sleep(self._interval)
             try:
+                if self._auth is not None:
+                    self._reload_keys()
                 self._apply(self.dispatcher.tick(self._loop.time()))
                 self._drain()
             except Exception:  # the heartbeat must survive anything one tick meets

@@ -38,7 +38,10 @@ class WorkerRegistry:
 
     def __init__(self) -> None:
         self.workers: dict[bytes, WorkerState] = {}
-        self.known: dict[str, ModelInfo] = {}  # canonical name → latest announcement
+        # canonical name → its first announcement: a later READY never rewrites a model's facts
+        # (the dispatcher refuses one with another dimension; backend, device and precision are
+        # each worker's own, in its WorkerState.ready).
+        self.known: dict[str, ModelInfo] = {}
         self._aliases: dict[str, str] = {}
 
     def register(self, identity: bytes, ready: Ready, now: float) -> set[int]:
@@ -46,9 +49,11 @@ class WorkerRegistry:
         previous = self.workers.get(identity)
         self.workers[identity] = WorkerState(identity, ready, now)
         for info in ready.models:
-            self.known[info.name] = info
-            for alias in (info.name, *info.aliases):
-                self._aliases[alias.lower()] = info.name
+            self.known.setdefault(info.name, info)
+            self._aliases[info.name.lower()] = info.name
+            for alias in info.aliases:
+                # First come keeps an alias: a newcomer cannot point another model's name at its own.
+                self._aliases.setdefault(alias.lower(), info.name)
         return previous.inflight if previous else set()
 
     def get(self, identity: bytes) -> WorkerState | None:

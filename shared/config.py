@@ -72,6 +72,14 @@ class ServerConfig:
 class ZmqConfig:
     bind: str = _opt("tcp://0.0.0.0:5555", "gateway: ZeroMQ ROUTER endpoint workers connect to")
     connect: str = _opt("tcp://127.0.0.1:5555", "worker: the gateway endpoint to dial")
+    allow_insecure: bool = _opt(False, "turn CURVE off: any peer that reaches zmq.bind may join as a worker")
+    keys_dir: str | None = _opt(None, "CURVE key folder (default <storage.data_dir>/keys)")
+    server_key: str | None = _opt(
+        None, "gateway: its CURVE pair, made on first start (default <keys_dir>/gateway.key_secret)"
+    )
+    workers_dir: str | None = _opt(None, "gateway: public keys of the workers it accepts (default <keys_dir>/workers)")
+    worker_key: str | None = _opt(None, "worker: its CURVE pair (default <keys_dir>/local-worker.key_secret)")
+    server_public_key: str | None = _opt(None, "worker: the gateway's public key (default <keys_dir>/gateway.key)")
 
 
 @dataclass(frozen=True)
@@ -123,7 +131,7 @@ class WorkerConfig:
 
 @dataclass(frozen=True)
 class StorageConfig:
-    data_dir: str = _opt("./data", "gateway: where collections are stored")
+    data_dir: str = _opt("./data", "gateway: where collections are stored; both: the default home of zmq.keys_dir")
     max_documents_per_request: int = _opt(1000, "most documents in one insert request", minimum=1)
     # Defaults for new collections' HNSW indexes (each collection may set its own at creation),
     # measured on 100k real MiniLM vectors: docs/collections.md, Index parameters.

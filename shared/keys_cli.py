@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import secrets
 import sys
@@ -51,22 +50,10 @@ def make_api_key(name: str, scopes: list[str]) -> tuple[str, dict[str, object]]:
 
 
 def make_curve_pair(name: str, folder: Path) -> tuple[Path, Path]:
-    """NAME.key (public, 0644) and NAME.key_secret (0600) in `folder`; FileExistsError rather than overwrite."""
-    import zmq.auth  # here, so `akidb-keys api` does not load libzmq
+    """NAME.key (public) and NAME.key_secret (0600) in `folder`; FileExistsError rather than overwrite."""
+    from shared.curve import create_pair  # here, so `akidb-keys api` does not load libzmq
 
-    public, secret = folder / f"{name}.key", folder / f"{name}.key_secret"
-    for path in (public, secret):
-        if path.exists():
-            raise FileExistsError(f"{path} exists; keys are never overwritten (remove it first, or pick --name)")
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    # pyzmq writes with the process umask: closing it first means the secret is never readable by others.
-    old = os.umask(0o077)
-    try:
-        zmq.auth.create_certificates(folder, name)
-    finally:
-        os.umask(old)
-    public.chmod(0o644)
-    return public, secret
+    return create_pair(folder, name)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -130,6 +130,10 @@ class Disconnect:
     reason: str = ""
 
 
+# A gateway DISCONNECT whose reason starts with this turns the worker away for good (its READY
+# clashes with what the gateway serves): the worker stops instead of sending READY again.
+REFUSED = "refused: "
+
 Message = Ready | Heartbeat | Job | Result | Error | Disconnect
 
 MESSAGE_TYPES: dict[MsgType, type] = {

@@ -7,6 +7,7 @@ import queue
 import signal
 import socket
 import sys
+import threading
 import time
 
 import structlog
@@ -14,6 +15,7 @@ import zmq
 
 from shared.cli import CommandLine
 from shared.config import BACKENDS, PRECISIONS, Config
+from shared.curve import CurveKeyError, WorkerKeys, key_paths, load_worker_keys, missing_worker_keys
 from shared.logs import configure_logging
 from shared.protocol import Job, Ready
 from worker import blas
@@ -28,6 +30,8 @@ log = structlog.get_logger("worker")
 
 EXIT_FATAL = 1
 EXIT_CONFIG = 2
+KEYS_POLL_S = 0.5
+KEYS_LOG_EVERY_S = 10.0
 
 
 def command_line() -> CommandLine:
@@ -112,13 +116,20 @@ def serve(cfg: Config, embedder: Embedder) -> int:
         host=socket.gethostname(),
         pid=os.getpid(),
     )
+    stopping = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stopping.set())
+    try:
+        curve = curve_keys(cfg, stopping)
+    except CurveKeyError as exc:
+        log.error("curve_keys_unusable", error=str(exc))
+        return EXIT_CONFIG
+    if stopping.is_set():
+        return 0
     ctx = zmq.Context()
     jobs: queue.Queue[Job] = queue.Queue()
     timing = HeartbeatTiming(cfg.heartbeat.interval_ms / 1000, cfg.heartbeat.liveness)
-    conn = Connection(ctx, cfg.zmq.connect, ready, timing, jobs)
-    stopping = conn.stopping
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stopping.set())
+    conn = Connection(ctx, cfg.zmq.connect, ready, timing, jobs, curve, stopping)
     runner = Runner(ctx, embedder, jobs, cfg.worker.test_crash_marker)
     conn.start()
     code = 0
@@ -135,5 +146,37 @@ def serve(cfg: Config, embedder: Embedder) -> int:
         ctx.term() if not conn.is_alive() else ctx.destroy(linger=0)
     if conn.failed:
         code = EXIT_FATAL
+    elif conn.refused:
+        code = EXIT_CONFIG
     log.info("worker_stopped", worker_id=worker_id, exit_code=code)
     return code
+
+
+def curve_keys(cfg: Config, stopping: threading.Event) -> WorkerKeys | None:
+    """This worker's CURVE keys (None with `zmq.allow_insecure`), waiting for the local ones.
+
+    Under `make run` the gateway makes the local pair on its first start, maybe after this
+    worker started: missing default files are waited for. Files named in the config must exist.
+    """
+    if cfg.zmq.allow_insecure:
+        log.warning("curve_off", hint="zmq.allow_insecure is true: this worker's link to the gateway is not encrypted")
+        return None
+    paths = key_paths(cfg)
+    explicit = cfg.zmq.worker_key is not None or cfg.zmq.server_public_key is not None
+    last_log = -KEYS_LOG_EVERY_S
+    while missing := missing_worker_keys(paths):
+        if explicit:
+            raise CurveKeyError(
+                f"{', '.join(map(str, missing))} does not exist (zmq.worker_key, zmq.server_public_key)"
+            )
+        if time.monotonic() - last_log >= KEYS_LOG_EVERY_S:
+            last_log = time.monotonic()
+            log.warning(
+                "curve_keys_missing",
+                missing=[str(p) for p in missing],
+                hint="the gateway makes them on its first start with the same storage.data_dir (or zmq.keys_dir); "
+                "for a worker on another machine set zmq.worker_key and zmq.server_public_key (README)",
+            )
+        if stopping.wait(KEYS_POLL_S):
+            return None
+    return load_worker_keys(paths)

@@ -31,11 +31,17 @@ async def ready(request: web.Request) -> web.Response:
 
 @routes.get("/models")
 async def list_models(request: web.Request) -> web.Response:
-    """Every model announced since start, with its facts and live worker count."""
+    """Every model announced since start, with its facts, live worker count and each live worker's own facts.
+
+    `backend`, `device` and `precision` at the model's level are those of its first live worker
+    (else of its first announcement); `workers_detail` gives every worker's own.
+    """
     view = request.app[keys.WORKERS]
     default = request.app[keys.EMBEDDING].default_model
     rows = []
     for info in view.models():
+        detail = view.serving(info.name)
+        lead = detail[0] if detail else info
         rows.append(
             {
                 "name": info.name,
@@ -43,13 +49,24 @@ async def list_models(request: web.Request) -> web.Response:
                 "max_tokens": info.max_tokens,
                 "pooling": info.pooling,
                 "aliases": list(info.aliases),
-                "backend": info.backend,
-                "device": info.device,
-                "precision": info.precision,
+                "backend": lead.backend,
+                "device": lead.device,
+                "precision": lead.precision,
                 "workers": view.live_workers(info.name),
                 "default": info.name == default,
                 "query_prompt": info.query_prompt,
                 "document_prompt": info.document_prompt,
+                "workers_detail": [
+                    {
+                        "worker_id": w.worker_id,
+                        "host": w.host,
+                        "pid": w.pid,
+                        "backend": w.backend,
+                        "device": w.device,
+                        "precision": w.precision,
+                    }
+                    for w in detail
+                ],
             }
         )
     return json_response({"models": rows})

@@ -16,6 +16,17 @@ class Ready(msgspec.Struct):
     workers: int
 
 
+class WorkerDetail(msgspec.Struct):
+    """One live worker behind a model, with its own facts (never another worker's)."""
+
+    worker_id: str
+    host: str
+    pid: int
+    backend: str
+    device: str
+    precision: str
+
+
 class ModelRow(msgspec.Struct):
     name: str
     dimension: int
@@ -29,6 +40,7 @@ class ModelRow(msgspec.Struct):
     default: bool
     query_prompt: str  # before texts of `input_type: query` requests and text searches
     document_prompt: str  # before texts of `input_type: document` requests and inserted documents
+    workers_detail: list[WorkerDetail]
 
 
 class ModelList(msgspec.Struct):

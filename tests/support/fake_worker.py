@@ -18,13 +18,16 @@ import contextlib
 import os
 import signal
 import socket
+from pathlib import Path
 
 import numpy as np
 import zmq
 import zmq.asyncio
 
 from shared.codec import decode, encode
+from shared.curve import WorkerKeys, load_worker_keys
 from shared.protocol import Disconnect, Heartbeat, Job, Message, ModelInfo, Ready, Result
+from tests.support.keys import local_worker_keys, paths_in
 from worker.connection import routing_identity
 
 DIM = 4
@@ -49,6 +52,8 @@ class FakeWorker:
         model: ModelInfo = MODEL,
         heartbeat_s: float = 0.05,
         exit_on: str = "",
+        curve: WorkerKeys | None = None,
+        insecure: bool = False,
     ) -> None:
         self.endpoint = endpoint
         self.ready = Ready(
@@ -70,6 +75,12 @@ class FakeWorker:
         self._sock = self._ctx.socket(zmq.DEALER)
         self._sock.setsockopt(zmq.IDENTITY, self.identity)
         self._sock.setsockopt(zmq.LINGER, 0)
+        if not insecure:
+            # The secure default: the local workers' pair, unless the test brings its own keys.
+            keys = curve or local_worker_keys()
+            self._sock.curve_secretkey = keys.pair.secret
+            self._sock.curve_publickey = keys.pair.public
+            self._sock.curve_serverkey = keys.server_public
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> FakeWorker:
@@ -122,8 +133,15 @@ class FakeWorker:
 
 
 async def _serve(args: argparse.Namespace) -> None:
+    keys = load_worker_keys(paths_in(Path(args.keys_dir))) if args.keys_dir else None
     worker = await FakeWorker(
-        args.gateway, args.worker_id, capacity=args.capacity, delay=args.delay, exit_on=args.exit_on
+        args.gateway,
+        args.worker_id,
+        capacity=args.capacity,
+        delay=args.delay,
+        exit_on=args.exit_on,
+        curve=keys,
+        insecure=keys is None,
     ).start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -140,6 +158,7 @@ def main() -> None:
     p.add_argument("--capacity", type=int, default=2)
     p.add_argument("--delay", type=float, default=0.0)
     p.add_argument("--exit-on", default="", help="exit at once (code 3) on a job with this in a text")
+    p.add_argument("--keys-dir", default="", help="CURVE: the gateway's zmq.keys_dir (none: no CURVE)")
     asyncio.run(_serve(p.parse_args()))
 
 

@@ -15,12 +15,14 @@ from gateway.app import create_app
 from gateway.dispatch import Dispatcher
 from gateway.fleet import WorkerView
 from shared.config import Config, load_config
+from tests.support.keys import keys_setting
 from tests.support.processes import TEST_HEARTBEAT
 
 
 def make_config(zmq_endpoint: str, data_dir: str, *overrides: str) -> Config:
-    """Test defaults (fast heartbeats, loopback) plus `section.key=value` overrides."""
+    """Test defaults (fast heartbeats, loopback, CURVE with the session's keys) plus `section.key=value` overrides."""
     base = [f"zmq.bind={zmq_endpoint}", f"zmq.connect={zmq_endpoint}", f"storage.data_dir={data_dir}", *TEST_HEARTBEAT]
+    base.append(keys_setting())
     return load_config(None, {}, [*base, "server.grpc_enabled=false", *overrides])
 
 

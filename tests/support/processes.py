@@ -11,6 +11,7 @@ from pathlib import Path
 
 # One definition for tests and benchmarks; bench.procs imports only the standard library.
 from bench.procs import free_port as free_port
+from tests.support.keys import keys_dir, keys_setting
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -63,10 +64,10 @@ class ChildProcess:
 
 
 class WorkerProcess(ChildProcess):
-    """One `akidb-worker` (`python -m worker`)."""
+    """One `akidb-worker` (`python -m worker`), with the session's CURVE keys (later `--set`s win)."""
 
     def __init__(self, endpoint: str, *args: str, env: dict[str, str] | None = None) -> None:
-        sets = [a for kv in TEST_HEARTBEAT for a in ("--set", kv)]
+        sets = [a for kv in (*TEST_HEARTBEAT, keys_setting()) for a in ("--set", kv)]
         super().__init__("worker", ["--gateway", endpoint, *sets, *args], env)
 
 
@@ -76,7 +77,7 @@ class GatewayProcess(ChildProcess):
     def __init__(self, endpoint: str, data_dir: str, *args: str, port: int | None = None) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        sets = [a for kv in (*TEST_HEARTBEAT, "server.grpc_enabled=false") for a in ("--set", kv)]
+        sets = [a for kv in (*TEST_HEARTBEAT, "server.grpc_enabled=false", keys_setting()) for a in ("--set", kv)]
         addr = ["--host", "127.0.0.1", "--port", str(self.port), "--bind", endpoint, "--data-dir", data_dir]
         super().__init__("gateway", [*addr, *sets, *args])
 
@@ -85,4 +86,4 @@ class FakeWorkerProcess(ChildProcess):
     """`tests.support.fake_worker` as its own process: the real protocol, instant fake vectors, a real death."""
 
     def __init__(self, endpoint: str, *args: str) -> None:
-        super().__init__("tests.support.fake_worker", ["--gateway", endpoint, *args])
+        super().__init__("tests.support.fake_worker", ["--gateway", endpoint, "--keys-dir", str(keys_dir()), *args])

@@ -544,5 +544,59 @@ def test_the_view_keeps_each_workers_own_facts() -> None:
     )
     assert (b.backend, b.device, b.precision, b.models) == ("mlx", "metal", "bf16", (MODEL,))
     assert [m.name for m in f.view.models()] == [MODEL]
-    assert f.view.resolve("MiniLM") == MODEL and f.view.model_info("minilm") == metal
+    # The model's facts are its first announcement's: a later READY does not rewrite them (issue 10).
+    assert f.view.resolve("MiniLM") == MODEL and f.view.model_info("minilm") == INFO
     assert f.view.model_info("nope") is None and f.view.live_workers(MODEL) == 2
+
+
+# ---- one worker cannot rewrite another's model (issue 10)
+
+
+@pytest.mark.parametrize(
+    ("dimension", "backend", "refused"),
+    [
+        (4, "mlx", False),  # same model, same dimension, another engine: serves beside the first
+        (384, "fake", True),  # same name, another dimension: would corrupt collections
+    ],
+)
+def test_a_ready_with_a_known_model_is_taken_only_with_its_dimension(
+    dimension: int, backend: str, refused: bool
+) -> None:
+    f = Fleet()
+    f.ready(b"first")
+    other = ModelInfo(MODEL, dimension, 16, "mean", ("minilm",), backend, "metal", "bf16")
+    with capture_logs() as logs:
+        out = f.d.on_message(b"second", Ready("second", (other,), "metal", 2, "host-b", 22), 1.0)
+    assert f.view.model_info(MODEL) == INFO  # the first announcement's facts stand either way
+    if refused:
+        (bye,) = sent(out, b"second")
+        assert isinstance(bye, Disconnect) and bye.reason.startswith("refused: ")
+        assert "dimension 4" in bye.reason and "384" in bye.reason
+        assert [e["event"] for e in logs if e["log_level"] == "error"] == ["worker_refused_model"]
+        assert f.view.live_workers(MODEL) == 1 and f.metric("akidb_workers_refused_total") == 1
+        # It answers the DISCONNECT with READY (an older worker would): dropped, not a loop.
+        assert f.d.on_message(b"second", Ready("second", (other,), "metal", 2), 2.0) == []
+    else:
+        assert sent(out, b"second") == []
+        assert [(w.worker_id, w.backend) for w in f.view.serving(MODEL)] == [("first", "fake"), ("second", "mlx")]
+
+
+def test_a_newcomer_cannot_take_another_models_name_as_its_alias() -> None:
+    f = Fleet()
+    f.ready(b"first")
+    squatter = ModelInfo("other-model", 8, 16, "mean", (MODEL, "minilm"), "fake", "cpu", "f32")
+    f.d.on_message(b"rogue", Ready("rogue", (squatter,), "cpu", 2), 0.0)
+    assert f.view.resolve("minilm") == MODEL and f.view.resolve(MODEL) == MODEL
+    assert f.view.resolve("other-model") == "other-model"
+
+
+def test_a_revoked_worker_is_forgotten_and_its_jobs_go_to_another() -> None:
+    f = Fleet()
+    f.ready(b"a")
+    item, out = f.submit(1)
+    job_to(out, b"a")
+    f.ready(b"b")
+    out = f.d.revoke(b"a", 1.0)
+    assert f.view.live_workers(MODEL) == 1
+    assert job_to(out, b"b").texts == item.texts  # requeued without blame, sent to the other
+    assert f.d.revoke(b"a", 2.0) == []  # twice is nothing

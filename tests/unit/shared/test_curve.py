@@ -1,0 +1,58 @@
+"""CURVE key files: made 0600, never overwritten, read back by pyzmq, errors that name the knob."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+import zmq.auth
+
+from shared.config import load_config
+from shared.curve import CurveKeyError, create_pair, ensure_gateway_keys, key_paths, load_pair, load_worker_keys
+
+
+def paths(tmp_path: Path, *overrides: str):  # type: ignore[no-untyped-def]
+    return key_paths(load_config(None, {}, [f"storage.data_dir={tmp_path}", *overrides]))
+
+
+def test_defaults_live_under_the_data_dir_and_each_can_be_set(tmp_path: Path) -> None:
+    p = paths(tmp_path)
+    assert p.server_key == tmp_path / "keys" / "gateway.key_secret"
+    assert p.server_public_key == tmp_path / "keys" / "gateway.key"
+    assert p.workers_dir == tmp_path / "keys" / "workers"
+    assert p.worker_key == p.local_worker_key == tmp_path / "keys" / "local-worker.key_secret"
+    q = paths(tmp_path, "zmq.keys_dir=/k", "zmq.worker_key=/w/m.key_secret", "zmq.server_public_key=/w/g.key")
+    assert (q.server_key, q.worker_key, q.server_public_key) == (
+        Path("/k/gateway.key_secret"),
+        Path("/w/m.key_secret"),
+        Path("/w/g.key"),
+    )
+
+
+def test_first_start_makes_both_pairs_0600_and_accepts_the_local_one_and_never_overwrites(tmp_path: Path) -> None:
+    p = paths(tmp_path)
+    server = ensure_gateway_keys(p)
+    for f in (p.server_key, p.server_public_key, p.local_worker_key, p.workers_dir / "local-worker.key"):
+        assert stat.S_IMODE(f.stat().st_mode) == 0o600, f
+    assert stat.S_IMODE(p.keys_dir.stat().st_mode) == 0o700
+    worker = load_worker_keys(p)
+    assert worker.server_public == server.public
+    assert list(zmq.auth.load_certificates(p.workers_dir)) == [worker.pair.public]  # pyzmq reads our files
+    (p.workers_dir / "local-worker.key").unlink()  # the operator removed it: a restart does not bring it back
+    assert ensure_gateway_keys(p) == server
+    assert not (p.workers_dir / "local-worker.key").exists()
+    with pytest.raises(FileExistsError):
+        create_pair(p.keys_dir, "gateway")
+    assert load_pair(p.server_key, "zmq.server_key") == server
+
+
+def test_unusable_files_name_the_knob(tmp_path: Path) -> None:
+    public_file, _ = create_pair(tmp_path, "w")
+    with pytest.raises(CurveKeyError, match=r"zmq.worker_key: .*holds no secret key"):
+        load_pair(public_file, "zmq.worker_key")
+    with pytest.raises(CurveKeyError, match=r"zmq.worker_key: .*cannot be read"):
+        load_pair(tmp_path / "nope.key_secret", "zmq.worker_key")
+    (tmp_path / "junk.key_secret").write_text("hello\n")
+    with pytest.raises(CurveKeyError, match="not a CURVE key file"):
+        load_pair(tmp_path / "junk.key_secret", "zmq.worker_key")
