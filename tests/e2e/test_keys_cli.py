@@ -63,7 +63,7 @@ def test_curve_makes_a_private_pair_and_never_overwrites(tmp_path: Path) -> None
     assert out.returncode == 0, out.stderr
     public, secret = folder / "mac-studio-2.key", folder / "mac-studio-2.key_secret"
     assert stat.S_IMODE(secret.stat().st_mode) == 0o600
-    assert stat.S_IMODE(public.stat().st_mode) == 0o644
+    assert stat.S_IMODE(public.stat().st_mode) == 0o600  # every key file is private, as the gateway makes them
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
     pub, sec = zmq.auth.load_certificate(secret)
     assert sec is not None and zmq.auth.load_certificate(public) == (pub, None)
