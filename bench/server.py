@@ -33,9 +33,11 @@ def stack(backend: str, workers: int, threads: int, cache: Path, curve: bool = T
     return Stack(workers=workers, worker_args=args, http_port=free_port(), zmq_port=free_port(), curve=curve)
 
 
-async def throughput(url: str, texts: list[str], concurrency: int, seconds: float) -> float:
+async def throughput(
+    url: str, texts: list[str], concurrency: int, seconds: float, headers: dict[str, str] | None = None
+) -> float:
     """Texts/s with 32-text requests, `concurrency` callers back to back."""
-    async with aiohttp.ClientSession() as session:
+    async with aiohttp.ClientSession(headers=headers) as session:
 
         async def call(i: int) -> None:
             batch = [texts[(i * 32 + j) % len(texts)] for j in range(32)]
@@ -49,9 +51,11 @@ async def throughput(url: str, texts: list[str], concurrency: int, seconds: floa
     return round(done * 32 / elapsed, 1)
 
 
-async def latency(url: str, texts: list[str], rate: float, seconds: float) -> dict[str, Any]:
+async def latency(
+    url: str, texts: list[str], rate: float, seconds: float, headers: dict[str, str] | None = None
+) -> dict[str, Any]:
     """Open loop: 1 or 2 short texts per request at `rate` requests/s."""
-    async with aiohttp.ClientSession() as session:
+    async with aiohttp.ClientSession(headers=headers) as session:
 
         async def call(i: int) -> None:
             batch = texts[i % len(texts) : i % len(texts) + 1 + i % 2]
