@@ -47,6 +47,7 @@ class ServerConfig:
     request_timeout_s: float = _opt(30.0, "a request not answered by then is 504", minimum=0.001)
     tls_cert_file: str | None = _opt(None, "PEM certificate (chain): serve HTTPS and gRPC over TLS")
     tls_key_file: str | None = _opt(None, "PEM private key of tls_cert_file")
+    uvloop: bool = _opt(True, "gateway: run the event loop on uvloop where it is installed (Linux, macOS)")
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,15 @@ class EmbeddingConfig:
     cache_dir: str | None = _opt(None, "worker: Hugging Face / compiled-model cache folder")
     compile_cache: bool = _opt(
         True, "worker: keep OpenVINO compiled models in cache_dir/openvino (else storage.data_dir/cache/openvino)"
+    )
+
+
+@dataclass(frozen=True)
+class CacheConfig:
+    max_bytes: int = _opt(
+        64 * 1024 * 1024,
+        "gateway: bytes of computed vectors kept for repeated texts (LRU, every embedding path); 0 turns it off",
+        minimum=0,
     )
 
 
@@ -142,6 +152,7 @@ class Config:
     heartbeat: HeartbeatConfig = field(default_factory=HeartbeatConfig)
     batching: BatchingConfig = field(default_factory=BatchingConfig)
     embedding: EmbeddingConfig = field(default_factory=EmbeddingConfig)
+    cache: CacheConfig = field(default_factory=CacheConfig)
     worker: WorkerConfig = field(default_factory=WorkerConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
