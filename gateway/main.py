@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import sys
 
+import structlog
 from aiohttp import web
 
 from gateway.app import create_app
@@ -13,6 +15,8 @@ from gateway.storage.errors import StorageError
 from gateway.tls import ssl_context
 from shared.config import ConfigError, load_config
 from shared.logs import configure_logging
+
+log = structlog.get_logger("gateway.main")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -28,6 +32,21 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--data-dir", metavar="DIR", help="where collections are stored (default ./data)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any config key")
     return p.parse_args(argv)
+
+
+def event_loop(use_uvloop: bool) -> asyncio.AbstractEventLoop:
+    """The gateway's loop: uvloop's (libuv) when asked for and installed, else asyncio's own."""
+    name = "asyncio"
+    loop: asyncio.AbstractEventLoop | None = None
+    if use_uvloop:
+        try:
+            import uvloop
+        except ImportError:  # not a dependency on Windows: fall back, and say so
+            name = "asyncio (uvloop is not installed)"
+        else:
+            loop, name = uvloop.new_event_loop(), "uvloop"
+    log.info("event_loop", loop=name)
+    return loop or asyncio.new_event_loop()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,7 +67,13 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(cfg.logging.level, cfg.logging.format, process="gateway")
     try:
         web.run_app(
-            create_app(cfg), host=cfg.server.host, port=cfg.server.port, access_log=None, print=None, ssl_context=tls
+            create_app(cfg),
+            host=cfg.server.host,
+            port=cfg.server.port,
+            access_log=None,
+            print=None,
+            ssl_context=tls,
+            loop=event_loop(cfg.server.uvloop),
         )
     except StorageError as exc:
         print(f"akidb-gateway: {exc}", file=sys.stderr)
