@@ -53,8 +53,10 @@ def py_spy() -> str:
 def start_sampler(pid: int, out: Path, args: argparse.Namespace) -> subprocess.Popen[bytes]:
     cmd = [py_spy(), "record", "--pid", str(pid), "--format", "raw", "--output", str(out),
            "--duration", str(int(args.duration)), "--rate", str(args.sample_rate)]  # fmt: skip
+    # Non-blocking by default: a paused process shows every thread stopped, so py-spy cannot tell idle
+    # threads (a pool thread waiting on its queue, the loop in epoll) and counts their waits as work.
     cmd += [flag for flag, on in (("--native", args.native), ("--idle", args.idle),
-                                  ("--nonblocking", args.nonblocking)) if on]  # fmt: skip
+                                  ("--nonblocking", not args.blocking)) if on]  # fmt: skip
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
@@ -98,14 +100,17 @@ def report(args: argparse.Namespace, stamp: str) -> dict[str, Any]:
         stacks = read_collapsed(raw.read_text())
         picture = raw.with_suffix(".svg")
         picture.write_text(svg(stacks, f"{name} under {args.what} at {args.rate:g}/s ({stamp})"))
-        out[name] = {"samples": sum(stacks.values()), "svg": str(picture.relative_to(ROOT)),
+        samples = sum(stacks.values())
+        out[name] = {"samples": samples, "svg": str(picture.relative_to(ROOT)),
+                     # samples in a non-idle thread per sampling tick: ~CPU cores busy, as a percentage
+                     "busy_pct_of_a_core": round(100 * samples / (args.duration * args.sample_rate), 1),
                      "stacks": str(raw.relative_to(ROOT)), "top": top_frames(stacks, args.top)}  # fmt: skip
     return out
 
 
 def print_top(profiles: dict[str, Any]) -> None:
     for name, p in profiles.items():
-        print(f"\n{name}: {p['samples']} samples -> {p['svg']}", file=sys.stderr)
+        print(f"\n{name}: {p['samples']} samples ({p['busy_pct_of_a_core']}% of a core) -> {p['svg']}", file=sys.stderr)
         print(f"{'own %':>6} {'total %':>8}  function", file=sys.stderr)
         for row in p["top"]:
             print(f"{row['own_pct']:>6} {row['total_pct']:>8}  {row['function']}", file=sys.stderr)
@@ -122,7 +127,8 @@ def main() -> None:
     p.add_argument("--sample-rate", type=int, default=200, help="py-spy samples per second")
     p.add_argument("--native", action="store_true", help="include C/C++ frames (numpy, OpenVINO, USearch)")
     p.add_argument("--idle", action="store_true", help="include idle threads (waiting in epoll, on a queue)")
-    p.add_argument("--nonblocking", action="store_true", help="do not pause the process per sample")
+    p.add_argument("--blocking", action="store_true", help="pause the process per sample (exact stacks, but "
+                   "waits then count as work)")  # fmt: skip
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="gateway config, e.g. "
                    "server.uvloop=false or cache.max_bytes=0")  # fmt: skip
     p.add_argument("--worker-set", action="append", default=[], metavar="KEY=VALUE", help="worker config")
