@@ -4,9 +4,8 @@
     python -m bench.profile --what vector_search --docs 100000 --rate 100 --target gateway
     python -m bench.profile --what text_search --set cache.max_bytes=0 --set server.uvloop=false
 
---what  embed1: POST /embed with one text (a different one each time, so the cache does not answer);
-        vector_search: random vectors, k 10, include [] on a collection of --docs random vectors;
-        text_search: a different text query each time on that collection.
+--what  one of bench/query_loads.py's loads: embed1 (POST /embed, one new text each time), vector_search,
+        text_search (a new text each time), text_search_zipf (repeating queries), on --docs random vectors.
 Writes, per profiled process, a flame graph (bench/results/profile-<what>-<process>-<time>.svg) and the
 collapsed stacks it was drawn from (.txt, for speedscope or flamegraph.pl), then prints the load's
 latencies and the top --top functions by own time. py-spy needs ptrace rights: root, or
@@ -24,21 +23,17 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import numpy as np
 
-from bench.collection_corpus import texts as corpus_texts
-from bench.collections import call
 from bench.flamegraph import read_collapsed, svg, top_frames
 from bench.loadgen import open_loop
 from bench.procs import ROOT, Stack
+from bench.query_loads import LOADS, prepare
 
 RESULTS = ROOT / "bench" / "results"
-LOADS = ("embed1", "vector_search", "text_search")
 
 
 def py_spy() -> str:
@@ -60,33 +55,14 @@ def start_sampler(pid: int, out: Path, args: argparse.Namespace) -> subprocess.P
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
-async def prepare(url: str, args: argparse.Namespace) -> Callable[[aiohttp.ClientSession, int], Awaitable[None]]:
-    """Load the collection the search loads need; the request to send as call(session, i)."""
-    texts = corpus_texts(args.docs + 20_000, kind="mixed")[-20_000:]  # queries: texts not in the collection
+async def load(url: str, args: argparse.Namespace) -> dict[str, Any]:
+    work = await prepare(url, args.what, args.docs, int(args.rate * args.duration))
     async with aiohttp.ClientSession() as s:
-        if args.what != "embed1":
-            await call(s, url + "/collections", {"name": "p"}, 201)
-            vectors = np.random.default_rng(0).standard_normal((args.docs, 384)).astype(np.float32)
-            for start in range(0, args.docs, 1000):
-                docs = [{"id": f"d{start + i}", "vector": v} for i, v in enumerate(vectors[start : start + 1000])]
-                await call(s, url + "/collections/p/documents", {"documents": docs}, 201)
-    queries = np.random.default_rng(1).standard_normal((1000, 384)).astype(np.float32)
-    search = url + "/collections/p/search"
-    if args.what == "embed1":
-        return lambda s, i: call(s, url + "/embed", {"texts": [texts[i % len(texts)]]})
-    if args.what == "vector_search":
-        return lambda s, i: call(s, search, {"vector": queries[i % 1000], "k": 10, "include": []})
-    return lambda s, i: call(s, search, {"query": texts[i % len(texts)], "k": 10})
-
-
-async def load(url: str, request: Callable[[aiohttp.ClientSession, int], Awaitable[None]],
-               args: argparse.Namespace) -> dict[str, Any]:  # fmt: skip
-    async with aiohttp.ClientSession() as s:
-        for i in range(20):  # warm-up, with texts the measured load does not reuse
-            await request(s, 10_000 + i)
+        for i in range(20):  # warm-up, with texts the measured load does not send
+            await work.warmup(s, i)
         samplers = {name: start_sampler(pid, out, args) for name, (pid, out) in args.targets.items()}
         await asyncio.sleep(0.3)  # py-spy attaches
-        result = await open_loop(lambda i: request(s, i), args.rate, args.duration)
+        result = await open_loop(lambda i: work.request(s, i), args.rate, args.duration)
     for name, proc in samplers.items():
         output = proc.communicate(timeout=args.duration + 60)[0].decode(errors="replace")
         if proc.returncode != 0 or not args.targets[name][1].exists():
@@ -147,8 +123,7 @@ def main() -> None:
             pids = {"gateway": stack.procs[0].pid, "worker": stack.procs[1].pid}
             chosen = list(pids) if args.target == "both" else [args.target]
             args.targets = {n: (pids[n], RESULTS / f"profile-{args.what}-{n}-{stamp}.txt") for n in chosen}
-            request = asyncio.run(prepare(stack.url, args))
-            latency = asyncio.run(load(stack.url, request, args))
+            latency = asyncio.run(load(stack.url, args))
     profiles = report(args, stamp)
     print_top(profiles)
     summary = {"what": args.what, "rate": args.rate, "duration_s": args.duration, "set": args.set,
