@@ -102,6 +102,6 @@ class SearchResponse(msgspec.Struct):
     took_ms: float
 
 
-class BatchSearchResponse(msgspec.Struct):
+class BatchSearchResponse(msgspec.Struct, forbid_unknown_fields=True):  # disjoint from SearchResponse for oneOf
     results: Annotated[list[list[Hit]], msgspec.Meta(description="one list of hits per member of queries, in order")]
     took_ms: float
