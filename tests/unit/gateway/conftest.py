@@ -37,11 +37,9 @@ async def gw(start_gateway: GatewayFactory) -> AsyncIterator[Gateway]:
         yield gateway
 
 
-def pytest_asyncio_loop_factories(
-    config: pytest.Config, item: pytest.Item
-) -> Mapping[str, Callable[[], object]] | None:
+def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> Mapping[str, Callable[[], object]]:
     """The transport's tests run on both loops the gateway may use (server.uvloop): asyncio's and uvloop's,
-    whose add_reader on the ZeroMQ FD is what the transport's reading rests on."""
+    whose add_reader on the ZeroMQ FD is what the transport's reading rests on. The rest: asyncio's only."""
     if item.path.name == "test_transport.py":
         return {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
-    return None
+    return {"asyncio": asyncio.new_event_loop}
