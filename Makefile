@@ -20,6 +20,7 @@ run: setup
 	$(BIN)/supervisord -n -c supervisord.conf
 
 ## test: lint, type-check, then the whole suite with coverage of gateway/, worker/, shared/
+## (fails below fail_under in pyproject.toml's [tool.coverage.report]: pytest-cov reads it)
 test: setup lint typecheck
 	$(BIN)/python -m pytest --cov --cov-report=term $(PYTEST_ARGS)
 	$(MAKE) client-test

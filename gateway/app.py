@@ -16,6 +16,7 @@ from gateway.openai_format import PREFIX as OPENAI_PREFIX
 from gateway.openai_format import render_error as render_openai_error
 from gateway.routes import collections, console, docs, documents, embed, openai, search, system
 from gateway.rpc.server import GrpcServer
+from gateway.slow_clients import body_deadline
 from gateway.storage.metrics import StorageMetrics
 from gateway.transport import Transport
 from shared.config import Config
@@ -23,13 +24,19 @@ from shared.config import Config
 
 def create_app(cfg: Config, registry: CollectorRegistry | None = None) -> web.Application:
     """Build the application; the transport binds its socket when the app starts."""
+    registry = registry or CollectorRegistry()
     app = web.Application(
         client_max_size=cfg.server.max_body_bytes,
-        middlewares=[request_context, errors, *auth.middlewares(cfg.auth)],
+        middlewares=[
+            request_context,
+            errors,
+            *auth.middlewares(cfg.auth),
+            body_deadline(cfg.server.body_timeout_s, registry),
+        ],
     )
     auth.warn_if_open(cfg)
     app[keys.CONFIG] = cfg
-    app[keys.REGISTRY] = registry or CollectorRegistry()
+    app[keys.REGISTRY] = registry
     app[keys.METRICS] = Metrics(app[keys.REGISTRY])
     transport = Transport(cfg, app[keys.METRICS])
     app[keys.TRANSPORT] = transport

@@ -42,11 +42,13 @@ class Pending:
     # Workers that died holding this chunk. A suspect (1) rides alone on an idle worker, so a
     # second death convicts the chunk itself, not its neighbours.
     deaths: int = 0
+    # Goes before every text of the job (the model's query or document prompt, or none).
+    prompt: str = ""
 
     @property
-    def options(self) -> tuple[str, bool]:
-        """Chunks share a job only if they ask for the same pooling and normalisation."""
-        return (self.pooling, self.normalize)
+    def options(self) -> tuple[str, bool, str]:
+        """Chunks share a job only if they ask for the same pooling, normalisation and prompt."""
+        return (self.pooling, self.normalize, self.prompt)
 
     @property
     def abandoned(self) -> bool:
@@ -84,23 +86,21 @@ class Batcher:
         return [m for m, q in self._queues.items() if q]
 
     def purge(self, model: str) -> int:
-        """Drop chunks whose callers have gone from the head of the queue; returns texts dropped."""
+        """Drop every chunk of `model` whose caller has gone, wherever it waits; returns texts dropped.
+
+        All of them, not just the head's: `take` would otherwise drop those behind the head uncounted."""
         queue = self._queues.get(model)
-        dropped = 0
-        while queue and queue[0].abandoned:
-            dropped += len(queue.popleft().texts)
+        if not queue or not any(i.abandoned for i in queue):
+            return 0
+        kept = deque(i for i in queue if not i.abandoned)
+        dropped = sum(len(i.texts) for i in queue) - sum(len(i.texts) for i in kept)
+        self._queues[model] = kept
         self.queued_texts -= dropped
         return dropped
 
     def purge_all(self) -> int:
         """Drop every abandoned chunk anywhere in the queues; returns texts dropped."""
-        dropped = 0
-        for model, queue in self._queues.items():
-            kept = deque(i for i in queue if not i.abandoned)
-            dropped += sum(len(i.texts) for i in queue) - sum(len(i.texts) for i in kept)
-            self._queues[model] = kept
-        self.queued_texts -= dropped
-        return dropped
+        return sum(self.purge(model) for model in list(self._queues))
 
     def head(self, model: str) -> Pending | None:
         """The oldest live chunk for `model` (call `purge` first to skip abandoned ones)."""
@@ -124,8 +124,8 @@ class Batcher:
     def take(self, model: str) -> list[Pending]:
         """Chunks for one job: the head, plus later chunks with its options, up to max_batch_size texts.
 
-        A suspect head goes alone, and no suspect joins another head's job."""
-        self.purge(model)
+        A suspect head goes alone, and no suspect joins another head's job. Call `purge` first: what it
+        leaves behind is dropped here uncounted."""
         queue = self._queues.get(model)
         if not queue:
             return []

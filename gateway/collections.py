@@ -24,7 +24,7 @@ import structlog
 from gateway.collection_inputs import CollectionSpec, DocumentInput, SearchQuery
 from gateway.embedding import EmbeddingService, EmbedRequest
 from gateway.errors import ModelNotFound
-from gateway.storage.collection import Collection, CollectionInfo, Hit
+from gateway.storage.collection import Collection, CollectionInfo, Hit, refused_when_full
 from gateway.storage.datadir import DataDir
 from gateway.storage.db import NewDocument, StoredDocument
 from gateway.storage.errors import (
@@ -60,6 +60,7 @@ class CollectionService:
     async def start(self) -> None:
         """Lock the data directory and open every collection in it (raises `StorageError`)."""
         await asyncio.to_thread(self.data.acquire)
+        self.metrics.watch_free_space(self.data.root)
         try:
             for folder in self.data.existing():
                 col = await asyncio.to_thread(Collection.open, folder, self.cfg.snapshot_every, self.metrics)
@@ -96,6 +97,11 @@ class CollectionService:
 
     async def create(self, spec: CollectionSpec) -> dict[str, Any]:
         """Make a collection; its dimension comes from the model unless given (and then must agree)."""
+        # Shielded: a client that disconnects (its handler is cancelled) must not leave a collection on
+        # disk that the service does not know, which a retry would then create a second time.
+        return await asyncio.shield(self._create(spec))
+
+    async def _create(self, spec: CollectionSpec) -> dict[str, Any]:
         async with self._create_lock:
             if any(c.info.name == spec.name for c in self._by_id.values()):
                 raise CollectionExists(f"a collection named {spec.name!r} already exists", param="name")
@@ -145,8 +151,13 @@ class CollectionService:
         return known.name, int(spec.dimension or 0), known.pooling
 
     def _create_files(self, info: CollectionInfo) -> Collection:
-        staging = self.data.staging(info.id)
-        Collection.initialise(staging, info)
+        with refused_when_full(self.data.collections):
+            staging = self.data.staging(info.id)
+        try:
+            Collection.initialise(staging, info)
+        except BaseException:
+            self.data.remove(staging)  # a full disk leaves no half-made collection behind
+            raise
         folder = self.data.publish(staging, info.id)
         return Collection.open(folder, self.cfg.snapshot_every, self.metrics)
 
@@ -178,7 +189,7 @@ class CollectionService:
         if given:
             vectors[given] = self._prepare(col, given_rows)
         if to_embed:
-            embedded = await self._embed(col, tuple(docs[i].text or "" for i in to_embed))
+            embedded = await self._embed(col, tuple(docs[i].text or "" for i in to_embed), "document")
             vectors[to_embed] = self._prepare(col, list(embedded), what="embedding")
         ready = [
             NewDocument(
@@ -190,12 +201,17 @@ class CollectionService:
             )
             for d, v in zip(docs, vectors, strict=True)
         ]
+        # Shielded: once handed to the writer the documents are stored even if the client leaves,
+        # so the metrics must follow them.
+        await asyncio.shield(self._store(col, ready, len(to_embed), started))
+        return [{"id": d.doc_id, "vector_generated": d.generated} for d in ready]
+
+    async def _store(self, col: Collection, ready: list[NewDocument], embedded: int, started: float) -> None:
         await self._write(col, col.upsert, ready)
-        self.metrics.inserted.labels("embedded").inc(len(to_embed))
-        self.metrics.inserted.labels("vector").inc(len(docs) - len(to_embed))
+        self.metrics.inserted.labels("embedded").inc(embedded)
+        self.metrics.inserted.labels("vector").inc(len(ready) - embedded)
         self.metrics.documents.labels(col.info.name).set(len(col.index))
         self.metrics.insert_latency.observe(time.perf_counter() - started)
-        return [{"id": d.doc_id, "vector_generated": d.generated} for d in ready]
 
     async def _write(self, col: Collection, fn: Callable[..., T], *args: Any) -> T:
         """Run a change on the collection's writer thread (one at a time, in order)."""
@@ -206,9 +222,12 @@ class CollectionService:
                 raise CollectionNotFound(f"collection {col.info.name!r} was deleted", param="collection") from None
             raise
 
-    async def _embed(self, col: Collection, texts: tuple[str, ...]) -> np.ndarray:
+    async def _embed(self, col: Collection, texts: tuple[str, ...], input_type: str) -> np.ndarray:
+        """Documents embed with the model's document prompt, search texts with its query prompt."""
         info = col.info
-        req = EmbedRequest(texts, model=info.model, pooling=info.pooling, normalize=info.normalize)
+        req = EmbedRequest(
+            texts, model=info.model, pooling=info.pooling, normalize=info.normalize, input_type=input_type
+        )
         out = await self.embedding.embed(req, transport="collections")
         return out.vectors
 
@@ -242,11 +261,15 @@ class CollectionService:
 
     async def delete_document(self, ref: str, doc_id: str) -> None:
         col = self.get(ref)
-        found = await self._write(col, col.delete, doc_id)
-        if not found:
+        if not await asyncio.shield(self._delete_document(col, doc_id)):
             raise DocumentNotFound(f"no document {doc_id!r} in collection {col.info.name!r}", param="doc_id")
-        self.metrics.deleted.inc()
-        self.metrics.documents.labels(col.info.name).set(len(col.index))
+
+    async def _delete_document(self, col: Collection, doc_id: str) -> bool:
+        found = await self._write(col, col.delete, doc_id)
+        if found:
+            self.metrics.deleted.inc()
+            self.metrics.documents.labels(col.info.name).set(len(col.index))
+        return found
 
     async def list_documents(
         self, ref: str, after_key: int, limit: int, with_vector: bool
@@ -285,7 +308,7 @@ class CollectionService:
             for (i, _), v in zip(given, self._prepare(col, [v for _, v in given]), strict=True):
                 out[i] = v
         if texts:
-            embedded = await self._embed(col, tuple(queries[i].text or "" for i in texts))
+            embedded = await self._embed(col, tuple(queries[i].text or "" for i in texts), "query")
             for i, v in zip(texts, self._prepare(col, list(embedded), what="embedding"), strict=True):
                 out[i] = v
         return out

@@ -223,7 +223,8 @@ class Dispatcher:
         self._next_job_id += 1
         texts = tuple(t for item in items for t in item.texts)
         deadline_ms = int((max(i.deadline for i in items) - now) * 1000)
-        job = Job(job_id, model, texts, items[0].pooling, items[0].normalize, deadline_ms)
+        head = items[0]  # every chunk of a job shares its options (Pending.options)
+        job = Job(job_id, model, texts, head.pooling, head.normalize, deadline_ms, head.prompt)
         worker.inflight.add(job_id)
         worker.solo = items[0].suspect
         self.jobs[job_id] = InFlight(job_id, worker.identity, model, items, len(texts))

@@ -29,6 +29,8 @@ class EmbedRequest:
     pooling: str | None = None
     normalize: bool | None = None  # None: embedding.normalize from the config
     truncate: bool = True
+    # "query" or "document": put the model's prompt for it before each text (ModelInfo.prompt_for).
+    input_type: str | None = None
 
 
 @dataclass(frozen=True)
@@ -109,7 +111,8 @@ class EmbeddingService:
         info = self.resolve_model(req.model)
         pooling = req.pooling or info.pooling  # checked where requests come in (gateway/schemas)
         normalize = self.cfg.embedding.normalize if req.normalize is None else req.normalize
-        keys = self._cache_keys(info.name, pooling, normalize, req)
+        prompt = info.prompt_for(req.input_type)
+        keys = self._cache_keys(info.name, pooling, normalize, prompt, req)
         found: list[CachedEmbedding | None] = self.cache.get_many(keys) if keys else [None] * len(req.texts)
         # Only the texts the cache lacks go to a worker, each once however often the request repeats it.
         slot: dict[bytes | int, int] = {}
@@ -122,7 +125,7 @@ class EmbeddingService:
         computed = None
         if order:
             texts = tuple(req.texts[i] for i in order)
-            computed = await self._compute(info, texts, pooling, normalize, timeout_s, limit_from_caller)
+            computed = await self._compute(info, texts, pooling, normalize, prompt, timeout_s, limit_from_caller)
             if keys:
                 self.cache.put_many(
                     [(keys[i], entry(computed[0][j], computed[1][j], computed[2][j])) for j, i in enumerate(order)]
@@ -134,15 +137,15 @@ class EmbeddingService:
         self._check_truncation(info, req.truncate, counts, input_tokens)
         return EmbedOutcome(vectors, counts, info, round((loop.time() - started) * 1000))
 
-    def _cache_keys(self, model: str, pooling: str, normalize: bool, req: EmbedRequest) -> list[bytes]:
-        """One key per text ([] when the cache is off). The prompt is "" until requests carry one."""
+    def _cache_keys(self, model: str, pooling: str, normalize: bool, prompt: str, req: EmbedRequest) -> list[bytes]:
+        """One key per text ([] when the cache is off); the prompt (query/document, or "") is part of it."""
         if not self.cache.enabled:
             return []
-        return [cache_key(model, pooling, normalize, req.truncate, "", text) for text in req.texts]
+        return [cache_key(model, pooling, normalize, req.truncate, prompt, text) for text in req.texts]
 
     async def _compute(
-        self, info: ModelInfo, texts: tuple[str, ...], pooling: str, normalize: bool, timeout_s: float,
-        limit_from_caller: bool,
+        self, info: ModelInfo, texts: tuple[str, ...], pooling: str, normalize: bool, prompt: str,
+        timeout_s: float, limit_from_caller: bool,
     ) -> tuple[np.ndarray, list[int], list[int]]:  # fmt: skip
         """Queue the texts in chunks of max_batch_size; (vectors, token counts, input tokens) in order."""
         loop = asyncio.get_running_loop()
@@ -153,7 +156,9 @@ class EmbeddingService:
             for start in range(0, len(texts), size):
                 future: asyncio.Future[ChunkResult] = loop.create_future()
                 chunk = texts[start : start + size]
-                self.transport.submit(Pending(info.name, chunk, pooling, normalize, deadline, loop.time(), future))
+                self.transport.submit(
+                    Pending(info.name, chunk, pooling, normalize, deadline, loop.time(), future, prompt=prompt)
+                )
                 futures.append(future)
             gathered = asyncio.gather(*futures)
             # If we leave early (timeout, client gone) the gather ends with the children's

@@ -107,6 +107,14 @@ class CollectionExists(Conflict):
     code = "collection_exists"
 
 
+class RequestTimeout(ApiError):
+    """The client sent its request body too slowly; the connection is closed after this answer."""
+
+    code = "request_timeout"
+    http_status = 408
+    grpc_status = grpc.StatusCode.DEADLINE_EXCEEDED
+
+
 class PayloadTooLarge(ApiError):
     code = "payload_too_large"
     http_status = 413
@@ -156,6 +164,14 @@ class NotReady(Unavailable):
     code = "not_ready"
 
 
+class InsufficientStorage(ApiError):
+    """The disk holding the data dir is full: the write was refused and nothing of it stored. Reads still work."""
+
+    code = "insufficient_storage"
+    http_status = 507
+    grpc_status = grpc.StatusCode.RESOURCE_EXHAUSTED  # gRPC serves no writes; here for completeness
+
+
 class Timeout(ApiError):
     code = "timeout"
     http_status = 504
@@ -171,6 +187,7 @@ STORAGE_ERRORS: dict[type[storage.StorageError], type[ApiError]] = {
     storage.InvalidFilter: InvalidFilter,
     storage.DimensionMismatch: DimensionMismatch,
     storage.InvalidVector: InvalidInput,
+    storage.StorageFull: InsufficientStorage,
 }
 
 

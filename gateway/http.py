@@ -8,17 +8,24 @@ from typing import Any, TypeVar
 import orjson
 from aiohttp import web
 
-from gateway.errors import InvalidJson, PayloadTooLarge, UnsupportedMediaType
+from gateway.errors import ApiError, InvalidJson, PayloadTooLarge, UnsupportedMediaType
 from gateway.schemas.common import decode
 
 T = TypeVar("T")
 _DUMP_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
 
 
+# A body refused while gateway/slow_clients.py read it ahead waits here for `read_body` to raise it.
+BODY_REFUSED = web.RequestKey("akidb_body_refused", ApiError)
+
+
 async def read_body(request: web.Request) -> bytes:
     """The raw JSON body; 415 unless it is declared JSON, 413 if too big, 400 if empty."""
     if request.content_type != "application/json":
         raise UnsupportedMediaType(f"Content-Type must be application/json, got {request.content_type or 'none'}")
+    refused = request.get(BODY_REFUSED)
+    if refused is not None:
+        raise refused
     try:
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge as exc:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import sys
@@ -11,27 +10,25 @@ import structlog
 from aiohttp import web
 
 from gateway.app import create_app
-from gateway.storage.errors import StorageError
+from gateway.storage.errors import DataDirUnusable, StorageError
 from gateway.tls import ssl_context
-from shared.config import ConfigError, load_config
+from shared.cli import CommandLine
+from shared.config import ConfigError
 from shared.logs import configure_logging
 
 log = structlog.get_logger("gateway.main")
 
 
-def parse_args(argv: list[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        prog="akidb-gateway",
-        description="AkiDB gateway: HTTP/gRPC APIs, batching, workers over ZeroMQ, vector storage.",
-        epilog="Every config key can also be set as AKIDB_<SECTION>__<KEY> or with --set section.key=value.",
+def command_line() -> CommandLine:
+    """`akidb-gateway`'s arguments: --config, --set, and shortcuts for the listen addresses and data."""
+    cli = CommandLine("akidb-gateway", "AkiDB gateway: HTTP/gRPC APIs, batching, workers over ZeroMQ, vector storage.")
+    cli.shortcut("--host", "server.host", help="HTTP listen address (default 0.0.0.0)")
+    cli.shortcut("--port", "server.port", type=int, help="HTTP port (default 8080)")
+    cli.shortcut(
+        "--bind", "zmq.bind", metavar="ENDPOINT", help="ZeroMQ endpoint workers connect to (default tcp://0.0.0.0:5555)"
     )
-    p.add_argument("--config", metavar="FILE", help="YAML config file (see README: Configuration)")
-    p.add_argument("--host", help="HTTP listen address (default 0.0.0.0)")
-    p.add_argument("--port", type=int, help="HTTP port (default 8080)")
-    p.add_argument("--bind", metavar="ENDPOINT", help="ZeroMQ endpoint workers connect to (default tcp://0.0.0.0:5555)")
-    p.add_argument("--data-dir", metavar="DIR", help="where collections are stored (default ./data)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any config key")
-    return p.parse_args(argv)
+    cli.shortcut("--data-dir", "storage.data_dir", metavar="DIR", help="where collections are stored (default ./data)")
+    return cli
 
 
 def event_loop(use_uvloop: bool) -> asyncio.AbstractEventLoop:
@@ -50,16 +47,8 @@ def event_loop(use_uvloop: bool) -> asyncio.AbstractEventLoop:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
-    flags = {
-        "server.host": args.host,
-        "server.port": args.port,
-        "zmq.bind": args.bind,
-        "storage.data_dir": args.data_dir,
-    }
-    overrides = [f"{k}={v}" for k, v in flags.items() if v is not None] + list(args.set)
+    cfg = command_line().config(sys.argv[1:] if argv is None else argv, os.environ)
     try:
-        cfg = load_config(args.config, os.environ, overrides)
         tls = ssl_context(cfg.server)
     except ConfigError as exc:
         print(f"akidb-gateway: config error: {exc}", file=sys.stderr)
@@ -73,9 +62,16 @@ def main(argv: list[str] | None = None) -> int:
             access_log=None,
             print=None,
             ssl_context=tls,
+            # aiohttp closes a connection with no complete request head this long after it opened (or after
+            # its last response): the bound on slow headers. Bodies are bounded in gateway/slow_clients.py.
+            keepalive_timeout=cfg.server.header_timeout_s,
+            # A client that disconnects cancels its handler, so its queued texts are skipped (and counted)
+            # instead of embedded for nobody. Writes are safe: a commit under way finishes on its thread.
+            handler_cancellation=True,
             loop=event_loop(cfg.server.uvloop),
         )
     except StorageError as exc:
         print(f"akidb-gateway: {exc}", file=sys.stderr)
-        return 1
+        # 2: the data directory needs an operator (like a config error); 1: another gateway holds it.
+        return 2 if isinstance(exc, DataDirUnusable) else 1
     return 0

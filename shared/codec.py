@@ -102,7 +102,13 @@ def _decode_result(body: dict[str, Any], extra: Sequence[Any]) -> Result:
 
 def _to_plain(obj: Any) -> Any:
     if dataclasses.is_dataclass(obj):
-        return {f.name: _to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        # A field at its default stays off the wire (the decoder fills it in), so a field added
+        # later with a default reaches an older peer only when it is used: see protocol.md, Versioning.
+        return {
+            f.name: _to_plain(value)
+            for f in dataclasses.fields(obj)
+            if (value := getattr(obj, f.name)) != f.default  # a required field's default is MISSING
+        }
     if isinstance(obj, tuple):
         return [_to_plain(v) for v in obj]
     return obj

@@ -33,8 +33,17 @@ class ConfigError(ValueError):
     """A configuration value that cannot be used; the message names the key."""
 
 
-def _opt(default: Any, help: str, *, choices: tuple[str, ...] | None = None, minimum: float | None = None) -> Any:
-    return field(default=default, metadata={"choices": choices, "min": minimum, "help": help})
+def _opt(
+    default: Any,
+    help: str,
+    *,
+    choices: tuple[str, ...] | None = None,
+    minimum: float | None = None,
+    keep_empty: bool = False,
+) -> Any:
+    # keep_empty: an empty value from the environment or the command line is the empty string,
+    # not "unset" (a prompt set to "" turns the registry's prompt off).
+    return field(default=default, metadata={"choices": choices, "min": minimum, "help": help, "keep_empty": keep_empty})
 
 
 @dataclass(frozen=True)
@@ -47,6 +56,16 @@ class ServerConfig:
     request_timeout_s: float = _opt(30.0, "a request not answered by then is 504", minimum=0.001)
     tls_cert_file: str | None = _opt(None, "PEM certificate (chain): serve HTTPS and gRPC over TLS")
     tls_key_file: str | None = _opt(None, "PEM private key of tls_cert_file")
+    # Slow or hostile clients (slowloris) must not hold connections open for ever.
+    header_timeout_s: float = _opt(
+        60.0,
+        "a connection without a complete request head this long after it opened (or after its last response) "
+        "is closed; also the idle keep-alive limit",
+        minimum=0.1,
+    )
+    body_timeout_s: float = _opt(
+        60.0, "a request body not fully received this long after its head is answered 408 and closed", minimum=0.1
+    )
     uvloop: bool = _opt(True, "gateway: run the event loop on uvloop where it is installed (Linux, macOS)")
 
 
@@ -85,6 +104,14 @@ class EmbeddingConfig:
     cache_dir: str | None = _opt(None, "worker: Hugging Face / compiled-model cache folder")
     compile_cache: bool = _opt(
         True, "worker: keep OpenVINO compiled models in cache_dir/openvino (else storage.data_dir/cache/openvino)"
+    )
+    query_prompt: str | None = _opt(
+        None, 'worker: text put before `input_type: query` texts (else the model\'s own; "" for none)', keep_empty=True
+    )
+    document_prompt: str | None = _opt(
+        None,
+        'worker: text put before `input_type: document` texts (else the model\'s own; "" for none)',
+        keep_empty=True,
     )
 
 
@@ -222,6 +249,10 @@ def _set(tree: dict[str, dict[str, Any]], section: str, key: str, value: Any, *,
     if key not in names:
         raise ConfigError(f"unknown config key {section}.{key} (from {source}); known: {', '.join(sorted(names))}")
     hint = typing.get_type_hints(cls)[key]
+    keep_empty = next(f for f in dataclasses.fields(cls) if f.name == key).metadata.get("keep_empty", False)
+    if keep_empty and from_text and value == "":
+        tree.setdefault(section, {})[key] = ""
+        return
     tree.setdefault(section, {})[key] = _coerce(hint, value, f"{section}.{key}", source, from_text)
 
 

@@ -23,6 +23,14 @@ class ModelSpec:
     # Matryoshka-trained (MRL): the first k dimensions, renormalised, are themselves a good
     # embedding for any k from this up to the full dimension. None: only the full vector is.
     matryoshka_min_dim: int | None = None
+    # Asymmetric models embed queries and documents differently: these go in front of texts
+    # whose request says `input_type: query` / `document`. Empty: the text as it is.
+    query_prompt: str = ""
+    document_prompt: str = ""
+
+
+# Qwen3-Embedding's model card: queries carry a one-line task instruction, documents nothing.
+QWEN3_QUERY_PROMPT = "Instruct: Given a web search query, retrieve relevant passages that answer the query\nQuery: "
 
 
 REGISTRY: tuple[ModelSpec, ...] = (
@@ -45,6 +53,7 @@ REGISTRY: tuple[ModelSpec, ...] = (
         max_tokens=8192,
         aliases=("mlx-community/Qwen3-Embedding-0.6B-4bit-DWQ",),
         matryoshka_min_dim=32,  # the Qwen3-Embedding model card: MRL, output dimensions 32 to 1024
+        query_prompt=QWEN3_QUERY_PROMPT,
     ),
     ModelSpec(
         name="qwen3-embedding-0.6b",
@@ -54,6 +63,7 @@ REGISTRY: tuple[ModelSpec, ...] = (
         max_tokens=8192,
         aliases=("Qwen/Qwen3-Embedding-0.6B",),
         matryoshka_min_dim=32,
+        query_prompt=QWEN3_QUERY_PROMPT,
     ),
 )
 

@@ -48,6 +48,18 @@ class ModelInfo:
     backend: str = ""
     device: str = ""
     precision: str = ""
+    # Prepended to texts of requests that say `input_type: query` / `document` (asymmetric
+    # models: e5, bge, Qwen3-Embedding). Empty: that input type embeds the text as it is.
+    query_prompt: str = ""
+    document_prompt: str = ""
+
+    def prompt_for(self, input_type: str | None) -> str:
+        """The prompt for a request's `input_type` (`query`, `document`, or None: no prompt)."""
+        if input_type == "query":
+            return self.query_prompt
+        if input_type == "document":
+            return self.document_prompt
+        return ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +84,9 @@ class Job:
     """Gateway → worker: embed these texts.
 
     `deadline_ms` is the time left when the job was sent, not a wall-clock instant, so a
-    worker on another machine does not need a synchronised clock.
+    worker on another machine does not need a synchronised clock. `prompt` goes in front of
+    every text (all texts of a job share it); it travels apart from the texts so the worker
+    can make sure truncation cuts only the text, never the prompt.
     """
 
     job_id: int
@@ -81,6 +95,7 @@ class Job:
     pooling: str
     normalize: bool
     deadline_ms: int
+    prompt: str = ""
 
 
 @dataclass(frozen=True, slots=True, eq=False)

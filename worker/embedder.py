@@ -40,7 +40,7 @@ class Embedded:
 
 
 class Embedder:
-    """Tokenise, group by length, run the encoder, pool, normalise: the `EmbeddingModel`."""
+    """Tokenise, group by length, run the `Encoder` (forward pass and pooling), normalise: what `Runner` serves."""
 
     def __init__(self, source: ModelSource, tokenizer: TextTokenizer, encoder: Encoder, batch_size: int) -> None:
         self.source = source
@@ -60,11 +60,15 @@ class Embedder:
             backend=self.encoder.backend,
             device=self.encoder.device,
             precision=self.encoder.precision,
+            query_prompt=self.source.query_prompt,
+            document_prompt=self.source.document_prompt,
         )
 
-    def embed(self, texts: Sequence[str], pooling: str | None = None, normalize: bool = True) -> Embedded:
-        """One row per text, in the order given."""
-        tokens = self.tokenizer.encode(texts)
+    def embed(
+        self, texts: Sequence[str], pooling: str | None = None, normalize: bool = True, prompt: str = ""
+    ) -> Embedded:
+        """One row per text, in the order given; `prompt` goes before each text (`PromptTooLong` if it does not fit)."""
+        tokens = self.tokenizer.encode(texts, prompt)
         lengths = tokens.token_counts
         out = np.empty((len(texts), self.encoder.dimension), dtype=np.float32)
         for group in length_groups(lengths, self.batch_size, TOKEN_BUDGET):

@@ -13,8 +13,9 @@ from typing import Any
 from shared import models
 from shared.config import EmbeddingConfig
 
-FAMILIES = {"bert": "bert", "qwen3": "qwen3"}
+# The config.json model_type values this worker has model code for, each with its default pooling.
 FAMILY_POOLING = {"bert": "mean", "qwen3": "last"}
+FAMILIES = tuple(FAMILY_POOLING)
 
 
 class ModelLoadError(Exception):
@@ -32,6 +33,8 @@ class ModelSource:
     max_tokens: int
     aliases: tuple[str, ...]
     config: dict[str, Any]
+    query_prompt: str = ""
+    document_prompt: str = ""
 
 
 def locate(cfg: EmbeddingConfig) -> ModelSource:
@@ -41,12 +44,13 @@ def locate(cfg: EmbeddingConfig) -> ModelSource:
     config = _read_json(path / "config.json")
     if config is None:
         raise ModelLoadError(f"{path} has no config.json; is it a Hugging Face model folder?")
-    if spec and cfg.model_path and FAMILIES.get(str(config.get("model_type", ""))) != spec.family:
+    model_type = str(config.get("model_type", ""))
+    if spec and cfg.model_path and model_type != spec.family:
         # `--model-path` with the default model_name: the folder holds some other model, so
         # the registry entry (family, pooling, limits) does not describe it. Name it by its folder.
         spec, cfg = None, replace(cfg, model_name=path.resolve().name)
-    family = spec.family if spec else FAMILIES.get(str(config.get("model_type", "")))
-    if family is None:
+    family = spec.family if spec else model_type
+    if family not in FAMILIES:
         raise ModelLoadError(
             f"model_type {config.get('model_type')!r} in {path}/config.json is not supported; "
             f"supported: {', '.join(FAMILIES)}"
@@ -59,7 +63,10 @@ def locate(cfg: EmbeddingConfig) -> ModelSource:
         raise ModelLoadError(f"embedding.max_tokens: {max_tokens} is over the model's limit of {limit}")
     name = spec.name if spec else cfg.model_name
     aliases = tuple(a for a in ((spec.aliases if spec else ()) + (cfg.model_name,)) if a != name)
-    return ModelSource(name, path, family, pooling, max_tokens, aliases, config)
+    # embedding.query_prompt / document_prompt override the registry's, "" included (no prompt).
+    query_prompt = cfg.query_prompt if cfg.query_prompt is not None else spec.query_prompt if spec else ""
+    document_prompt = cfg.document_prompt if cfg.document_prompt is not None else spec.document_prompt if spec else ""
+    return ModelSource(name, path, family, pooling, max_tokens, aliases, config, query_prompt, document_prompt)
 
 
 def _folder(cfg: EmbeddingConfig, spec: models.ModelSpec | None) -> Path:

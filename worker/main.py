@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 import queue
 import signal
@@ -13,7 +12,8 @@ import time
 import structlog
 import zmq
 
-from shared.config import BACKENDS, PRECISIONS, Config, ConfigError, load_config
+from shared.cli import CommandLine
+from shared.config import BACKENDS, PRECISIONS, Config
 from shared.logs import configure_logging
 from shared.protocol import Job, Ready
 from worker import blas
@@ -22,7 +22,7 @@ from worker.connection import Connection, HeartbeatTiming
 from worker.embedder import Embedder
 from worker.loader import ModelLoadError, locate
 from worker.runner import FatalWorkerError, Runner
-from worker.tokenize import TextTokenizer
+from worker.tokenize import PromptTooLong, TextTokenizer
 
 log = structlog.get_logger("worker")
 
@@ -30,45 +30,25 @@ EXIT_FATAL = 1
 EXIT_CONFIG = 2
 
 
-def parse_args(argv: list[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        prog="akidb-worker",
-        description="Serve one embedding model to an AkiDB gateway over ZeroMQ.",
-        epilog="Every config key can also be set as AKIDB_<SECTION>__<KEY> or with --set section.key=value.",
+def command_line() -> CommandLine:
+    """`akidb-worker`'s arguments: --config, --set, and shortcuts for the gateway, model and engine."""
+    cli = CommandLine("akidb-worker", "Serve one embedding model to an AkiDB gateway over ZeroMQ.")
+    cli.shortcut(
+        "--gateway", "zmq.connect", metavar="ENDPOINT", help="gateway ZeroMQ endpoint, e.g. tcp://10.0.0.5:5555"
     )
-    p.add_argument("--config", metavar="FILE", help="YAML config file (see README: Configuration)")
-    p.add_argument("--gateway", metavar="ENDPOINT", help="gateway ZeroMQ endpoint, e.g. tcp://10.0.0.5:5555")
-    p.add_argument("--model", metavar="NAME", help="model name, alias or Hugging Face repo id")
-    p.add_argument("--model-path", metavar="DIR", help="serve the model in this local folder")
-    p.add_argument("--backend", choices=BACKENDS, help="inference backend (default: auto)")
-    p.add_argument("--precision", choices=PRECISIONS, help="inference precision (default: auto)")
-    p.add_argument("--threads", type=int, metavar="N", help="inference threads (0: the engine's default)")
-    p.add_argument("--worker-id", metavar="ID", help="this worker's id (default: host-pid)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any config key")
-    return p.parse_args(argv)
-
-
-def config_from_args(args: argparse.Namespace) -> Config:
-    flags = {
-        "zmq.connect": args.gateway,
-        "embedding.model_name": args.model,
-        "embedding.model_path": args.model_path,
-        "embedding.backend": args.backend,
-        "embedding.precision": args.precision,
-        "embedding.num_threads": args.threads,
-        "worker.worker_id": args.worker_id,
-    }
-    overrides = [f"{k}={v}" for k, v in flags.items() if v is not None] + list(args.set)
-    return load_config(args.config, os.environ, overrides)
+    cli.shortcut("--model", "embedding.model_name", metavar="NAME", help="model name, alias or Hugging Face repo id")
+    cli.shortcut("--model-path", "embedding.model_path", metavar="DIR", help="serve the model in this local folder")
+    cli.shortcut("--backend", "embedding.backend", choices=BACKENDS, help="inference backend (default: auto)")
+    cli.shortcut("--precision", "embedding.precision", choices=PRECISIONS, help="inference precision (default: auto)")
+    cli.shortcut(
+        "--threads", "embedding.num_threads", type=int, metavar="N", help="inference threads (0: the engine's default)"
+    )
+    cli.shortcut("--worker-id", "worker.worker_id", metavar="ID", help="this worker's id (default: host-pid)")
+    return cli
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
-    try:
-        cfg = config_from_args(args)
-    except ConfigError as exc:
-        print(f"akidb-worker: config error: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+    cfg = command_line().config(sys.argv[1:] if argv is None else argv, os.environ)
     configure_logging(cfg.logging.level, cfg.logging.format, process="worker")
     try:
         embedder = load_embedder(cfg)
@@ -95,6 +75,11 @@ def load_embedder(cfg: Config) -> Embedder:
             )
     encoder = build_encoder(backend, source, cfg)
     tokenizer = TextTokenizer.from_folder(source.path, source.max_tokens)
+    for key, prompt in (("query_prompt", source.query_prompt), ("document_prompt", source.document_prompt)):
+        try:
+            tokenizer.prompt_tokens(prompt)
+        except PromptTooLong as exc:
+            raise ModelLoadError(f"embedding.{key}: {exc}") from None
     embedder = Embedder(source, tokenizer, encoder, cfg.embedding.batch_size)
     embedder.warm_up()
     info = embedder.info
@@ -108,6 +93,8 @@ def load_embedder(cfg: Config) -> Embedder:
         dimension=info.dimension,
         max_tokens=info.max_tokens,
         pooling=info.pooling,
+        query_prompt=info.query_prompt,
+        document_prompt=info.document_prompt,
         path=str(source.path),
         seconds=round(time.monotonic() - started, 2),
     )

@@ -55,8 +55,8 @@ class Runner:
         try:
             if self.crash_marker and any(self.crash_marker in t for t in job.texts):
                 raise RuntimeError(f"worker.test_crash_marker {self.crash_marker!r} is in the job (test only)")
-            out = self.embedder.embed(job.texts, job.pooling, job.normalize)
-        except ValueError as exc:  # e.g. an unknown pooling name: the job's fault, not the model's
+            out = self.embedder.embed(job.texts, job.pooling, job.normalize, job.prompt)
+        except ValueError as exc:  # an unknown pooling, a prompt too long: the job's fault, not the model's
             return Error(job.job_id, ErrorCode.INVALID_JOB, str(exc))
         except Exception as exc:
             log.exception("model_failed", job_id=job.job_id)

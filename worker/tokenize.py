@@ -29,6 +29,10 @@ class Tokenized:
         return [len(i) for i in self.ids]
 
 
+class PromptTooLong(ValueError):
+    """A prompt that leaves no room for text within `max_tokens`."""
+
+
 class TextTokenizer:
     """The model's fast tokenizer (the Rust `tokenizers` library behind transformers' fast tokenizers)."""
 
@@ -39,6 +43,9 @@ class TextTokenizer:
         # 128); we pad per length group and truncate at max_tokens ourselves.
         self._tok.no_padding()
         self._tok.no_truncation()
+        # Tokens the post-processor adds to every text ([CLS] [SEP], <|endoftext|>).
+        self.special_tokens = len(self._tok.encode("").ids)
+        self._prompt_tokens: dict[str, int] = {}
 
     @classmethod
     def from_folder(cls, folder: Path, max_tokens: int) -> TextTokenizer:
@@ -57,8 +64,30 @@ class TextTokenizer:
                 "tokenizer.json (or a slow tokenizer's files): download the model again or fix embedding.model_path"
             ) from None
 
-    def encode(self, texts: Sequence[str]) -> Tokenized:
-        """Tokenise with special tokens; texts over `max_tokens` are re-encoded truncated."""
+    def prompt_tokens(self, prompt: str) -> int:
+        """Tokens of `prompt` alone; raises `PromptTooLong` if it leaves no token for text."""
+        if prompt not in self._prompt_tokens:
+            n = len(self._tok.encode(prompt, add_special_tokens=False).ids)
+            if n + self.special_tokens >= self.max_tokens:
+                raise PromptTooLong(
+                    f"the prompt {prompt[:40]!r}... takes {n} tokens (+{self.special_tokens} special), leaving no "
+                    f"room for text within max_tokens {self.max_tokens}; shorten embedding.query_prompt / "
+                    "document_prompt or raise embedding.max_tokens"
+                )
+            self._prompt_tokens[prompt] = n
+        return self._prompt_tokens[prompt]
+
+    def encode(self, texts: Sequence[str], prompt: str = "") -> Tokenized:
+        """Tokenise `prompt + text` with special tokens; texts over `max_tokens` are re-encoded truncated.
+
+        The prompt joins each text as a string, as the models' cards prescribe, so the tokens where
+        the two meet are the ones the model was trained on (tokenising them apart can split a word
+        differently). Truncation keeps the first tokens, and the prompt is checked to leave room
+        for text, so only the text is ever cut. Counts include the prompt's tokens.
+        """
+        if prompt:
+            self.prompt_tokens(prompt)
+            texts = [prompt + t for t in texts]
         encodings = self._tok.encode_batch(list(texts))
         ids = [e.ids for e in encodings]
         input_tokens = [len(i) for i in ids]

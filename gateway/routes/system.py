@@ -48,6 +48,8 @@ async def list_models(request: web.Request) -> web.Response:
                 "precision": info.precision,
                 "workers": view.live_workers(info.name),
                 "default": info.name == default,
+                "query_prompt": info.query_prompt,
+                "document_prompt": info.document_prompt,
             }
         )
     return json_response({"models": rows})

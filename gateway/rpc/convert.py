@@ -13,7 +13,7 @@ class _EmbedFields:
     """An `EmbeddingRequest` read by proto3's presence rules, for msgspec to check as an `EmbedBody`
     attribute by attribute (the rules and messages of POST /embed, with no dict in between)."""
 
-    __slots__ = ("model", "normalize", "pooling", "texts", "truncate")
+    __slots__ = ("input_type", "model", "normalize", "pooling", "texts", "truncate")
 
     def __init__(self, msg: pb.EmbeddingRequest) -> None:
         self.texts = list(msg.texts)
@@ -23,6 +23,7 @@ class _EmbedFields:
         # `optional bool` has presence: unset means the default (true), not false.
         self.normalize = msg.normalize if msg.HasField("normalize") else None
         self.truncate = None
+        self.input_type = msg.input_type or None
 
 
 def to_embed_request(msg: pb.EmbeddingRequest, max_texts: int) -> EmbedRequest:
@@ -44,4 +45,10 @@ def to_embedding_response(out: EmbedOutcome) -> pb.EmbeddingResponse:
 
 def to_model_info_response(info: ModelInfo) -> pb.ModelInfoResponse:
     """The facts a client needs to size its storage and its inputs."""
-    return pb.ModelInfoResponse(model=info.name, dimension=info.dimension, max_tokens=info.max_tokens)
+    return pb.ModelInfoResponse(
+        model=info.name,
+        dimension=info.dimension,
+        max_tokens=info.max_tokens,
+        query_prompt=info.query_prompt,
+        document_prompt=info.document_prompt,
+    )

@@ -38,6 +38,12 @@ def choices(*values: str) -> msgspec.Meta:
 
 
 Pooling = Annotated[Literal["mean", "cls", "last"], choices(*POOLINGS)]
+# Cohere's and Voyage's field: which of the model's prompts goes before the texts (GET /models shows them).
+InputType = Annotated[
+    Literal["query", "document"],
+    choices("query", "document"),
+    msgspec.Meta(description="put the model's query or document prompt before each text; default: no prompt"),
+]
 
 
 class ErrorDetail(msgspec.Struct):

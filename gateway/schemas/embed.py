@@ -7,7 +7,7 @@ from typing import Annotated
 import msgspec
 
 from gateway.embedding import EmbedRequest
-from gateway.schemas.common import Pooling, Text, check_count
+from gateway.schemas.common import InputType, Pooling, Text, check_count
 
 Texts = Annotated[list[Text], msgspec.Meta(min_length=1, description="the texts to embed", extra={"noun": "text"})]
 
@@ -24,6 +24,7 @@ class EmbedBody(msgspec.Struct, forbid_unknown_fields=True):
     truncate: Annotated[bool | None, msgspec.Meta(description="cut texts at the model's max_tokens (default true)")] = (
         None
     )
+    input_type: InputType | None = None
 
     def to_request(self, max_texts: int) -> EmbedRequest:
         """The embedding service's input, after the limit the config sets."""
@@ -34,6 +35,7 @@ class EmbedBody(msgspec.Struct, forbid_unknown_fields=True):
             pooling=self.pooling,
             normalize=self.normalize,
             truncate=True if self.truncate is None else self.truncate,
+            input_type=self.input_type,
         )
 
 

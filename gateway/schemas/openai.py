@@ -8,7 +8,7 @@ import msgspec
 
 from gateway.embedding import EmbedRequest
 from gateway.errors import InvalidInput
-from gateway.schemas.common import MAX_DIMENSION, Text, check_count, choices, decode, loads
+from gateway.schemas.common import MAX_DIMENSION, InputType, Text, check_count, choices, decode, loads
 
 TOKEN_IDS_REFUSED = (
     "input holds token ids; this server takes text only, because each model has its own tokenizer and "
@@ -30,6 +30,7 @@ class EmbeddingsBody(msgspec.Struct, forbid_unknown_fields=True):
     encoding_format: Annotated[Literal["float", "base64"], choices("float", "base64")] | None = None
     dimensions: Annotated[int, msgspec.Meta(ge=1, le=MAX_DIMENSION)] | None = None
     user: Annotated[str | None, msgspec.Meta(description="accepted for compatibility; unused")] = None
+    input_type: InputType | None = None  # an extension (OpenAI has no such field), as Cohere and Voyage name it
 
     @property
     def texts(self) -> tuple[str, ...]:
@@ -38,7 +39,7 @@ class EmbeddingsBody(msgspec.Struct, forbid_unknown_fields=True):
     def to_request(self, max_texts: int) -> EmbedRequest:
         """The embedding service's input (always normalised), after the limit the config sets."""
         check_count(self.texts, "input", max_texts, "batching.max_texts_per_request")
-        return EmbedRequest(self.texts, model=self.model, normalize=True)
+        return EmbedRequest(self.texts, model=self.model, normalize=True, input_type=self.input_type)
 
 
 def parse(raw: bytes) -> EmbeddingsBody:

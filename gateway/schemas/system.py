@@ -27,6 +27,8 @@ class ModelRow(msgspec.Struct):
     precision: str
     workers: int
     default: bool
+    query_prompt: str  # before texts of `input_type: query` requests and text searches
+    document_prompt: str  # before texts of `input_type: document` requests and inserted documents
 
 
 class ModelList(msgspec.Struct):

@@ -2,15 +2,20 @@
 
 Every method here blocks (disk, SQLite, USearch) and runs on a thread, never on the event loop:
 writes on the collection's own single writer thread (so they are serialised and the index follows
-the database in commit order), reads on the service's shared reader pool.
+the database in commit order), reads on the service's shared reader pool, and index snapshots on
+the collection's own snapshot thread, so no write request ever waits for one to reach the disk.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import sqlite3
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -18,11 +23,13 @@ from typing import Any
 import numpy as np
 import structlog
 
-from gateway.storage.db import DocumentStore, NewDocument, StoredDocument
-from gateway.storage.errors import CollectionNotFound, StorageError
+from gateway.storage.datadir import data_dir_of, free_bytes, is_disk_full, no_space
+from gateway.storage.db import DB_FILE, DocumentStore, NewDocument, StoredDocument
+from gateway.storage.errors import CollectionNotFound, DataDirUnusable, StorageFull
 from gateway.storage.filters import Filter
 from gateway.storage.index import IndexParams, VectorIndex, discard_partial, snapshots
 from gateway.storage.metrics import StorageMetrics
+from gateway.storage.snapshot_policy import SnapshotPolicy
 
 log = structlog.get_logger("gateway.storage")
 
@@ -60,7 +67,7 @@ class Hit:
 
 
 class Collection:
-    """A collection opened from its folder; `changes` counts writes since the last index snapshot."""
+    """A collection opened from its folder; `changes` counts writes the newest index snapshot lacks."""
 
     def __init__(
         self, folder: Path, info: CollectionInfo, store: DocumentStore, snapshot_every: int, metrics: StorageMetrics
@@ -68,34 +75,59 @@ class Collection:
         self.folder = folder
         self.info = info
         self.store = store
-        self.snapshot_every = snapshot_every
         self.metrics = metrics
         self.index = VectorIndex(info.dimension, info.metric, info.index)
         self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"akidb-write-{info.id}")
+        self.snapshotter = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"akidb-snap-{info.id}")
+        self.policy = SnapshotPolicy(snapshot_every)
+        # Held while the index follows a commit, and while a snapshot copies the index with the
+        # watermark it reflects: a snapshot never holds half a batch, nor claims rows it lacks.
+        self._applying = threading.Lock()
+        self.marks = (0, 0)  # the database watermarks the index reflects
         self.changes = 0
+        self._saving: Future[None] | None = None  # the background snapshot (writer thread reads this)
+        self._forgettable = 0  # removals a background snapshot saved, for the writer to forget
         self.closed = False
 
     @staticmethod
     def initialise(folder: Path, info: CollectionInfo) -> None:
         """Make the database in an empty `folder` and record the collection's description in it."""
-        store = DocumentStore(folder)
-        store.set_meta("info", info.to_json())
-        store.close()
+        with refused_when_full(folder):
+            store = DocumentStore(folder)
+            try:
+                store.set_meta("info", info.to_json())
+            finally:
+                store.close()
 
     @classmethod
     def open(cls, folder: Path, snapshot_every: int, metrics: StorageMetrics) -> Collection:
-        """Open a stored collection: newest usable index snapshot, then replay what it lacks."""
-        store = DocumentStore(folder)
-        text = store.get_meta("info")
-        if text is None:
-            store.close()
-            raise StorageError(
-                f"{folder} holds no collection description; move it out of storage.data_dir "
-                "(it was not made by AkiDB, or its creation never finished)"
-            )
-        col = cls(folder, CollectionInfo.from_json(text), store, snapshot_every, metrics)
-        col._restore_index()
-        return col
+        """Open a stored collection: newest usable index snapshot, then replay what it lacks.
+
+        `DataDirUnusable` names the database file when it cannot be read (corrupt, truncated, empty).
+        """
+        store = None
+        try:
+            store = DocumentStore(folder)
+            text = store.get_meta("info")
+            if text is None:
+                raise DataDirUnusable(
+                    f"{folder} holds no collection description; move it out of storage.data_dir (its database "
+                    f"{folder / DB_FILE} is empty, was not made by AkiDB, or its creation never finished)"
+                )
+            col = cls(folder, CollectionInfo.from_json(text), store, snapshot_every, metrics)
+            col._restore_index()
+            return col
+        except sqlite3.Error as exc:
+            if store is not None:
+                store.close()
+            raise DataDirUnusable(
+                f"cannot read collection database {folder / DB_FILE}: {exc}; restore it from a backup, "
+                "or move its folder out of storage.data_dir to start without that collection"
+            ) from None
+        except DataDirUnusable:
+            if store is not None:
+                store.close()
+            raise
 
     def _restore_index(self) -> None:
         started = time.perf_counter()
@@ -112,6 +144,7 @@ class Collection:
             self.index.add(keys, self._matrix(blobs))
             replayed += len(keys)
         self.changes = replayed + len(removed)
+        self.marks = self.store.watermarks()
         log.info(
             "collection_opened",
             collection=self.info.name,
@@ -131,35 +164,93 @@ class Collection:
 
     # -- writes: the writer thread ------------------------------------------------------------
     def upsert(self, docs: list[NewDocument]) -> None:
-        """Store all documents (one durable transaction), then index them."""
+        """Store all documents (one durable transaction), then index them.
+
+        A write the disk has no room for raises `StorageFull` with nothing stored and the index untouched.
+        """
         self._check_open()
-        result = self.store.upsert(docs)
-        self.index.remove(result.removed_keys)
-        self.index.add(result.added_keys, np.stack([d.vector for d in docs]))
-        self._changed(len(docs) + len(result.removed_keys))
+        with self._refusing_when_full():
+            result = self.store.upsert(docs)
+        # Committed: only now does the index change, so a refused write leaves it as the database is.
+        with self._applying:
+            self.index.remove(result.removed_keys)
+            self.index.add(result.added_keys, np.stack([d.vector for d in docs]))
+            self.marks = result.marks
+            self.changes += len(docs) + len(result.removed_keys)
+        self._maybe_snapshot()
 
     def delete(self, doc_id: str) -> bool:
         """Delete one document; False if it did not exist."""
         self._check_open()
-        key = self.store.delete(doc_id)
+        with self._refusing_when_full():
+            key = self.store.delete(doc_id)
         if key is None:
             return False
-        self.index.remove([key])
-        self._changed(1)
+        with self._applying:
+            self.index.remove([key])
+            self.marks = self.store.watermarks()
+            self.changes += 1
+        self._maybe_snapshot()
         return True
 
-    def _changed(self, n: int) -> None:
-        self.changes += n
-        if self.changes >= self.snapshot_every:
-            self.snapshot()
+    @contextlib.contextmanager
+    def _refusing_when_full(self) -> Iterator[None]:
+        """A write the disk cannot hold becomes `StorageFull`; the writable gauge follows every write."""
+        try:
+            with refused_when_full(self.folder):
+                yield
+        except StorageFull:
+            self.metrics.writable.set(0)
+            raise
+        self.metrics.writable.set(1)
+
+    def _maybe_snapshot(self) -> None:
+        """Forget what the last snapshot made needless; start one when due and none runs (writer thread)."""
+        self._forget_saved_removals()
+        if self._saving is not None and not self._saving.done():
+            return
+        if self.policy.due(self.changes, time.monotonic()):
+            self._saving = self.snapshotter.submit(self._snapshot_in_background)
+
+    def _snapshot_in_background(self) -> None:
+        try:
+            last_removal = self._save()
+        except Exception as exc:
+            self._snapshot_failed(exc)
+            return
+        self.policy.succeeded()
+        with self._applying:  # removal records go through the writer's connection: it forgets them
+            self._forgettable = last_removal
+
+    def _snapshot_failed(self, exc: Exception) -> None:
+        retry_in = self.policy.failed(time.monotonic())
+        self.metrics.snapshot_failures.inc()
+        log.warning(
+            "index_snapshot_failed",
+            collection=self.info.name,
+            error=f"{type(exc).__name__}: {exc}",
+            consecutive_failures=self.policy.failures,
+            retry_in_s=retry_in,
+            unsaved_changes=self.changes,
+            free_bytes=free_bytes(self.folder),
+        )
 
     def snapshot(self) -> None:
-        """Save the index as of the last commit, and forget removals it now reflects."""
+        """Save the index as of the last commit, and forget removals it now reflects (writer thread)."""
+        self._forget_removed(self._save())
+
+    def _save(self) -> int:
+        """Write a snapshot of the index and the watermark it reflects; returns that last removal seq.
+
+        The writer waits only while the index is copied to memory; the disk write runs without locks.
+        """
         started = time.perf_counter()
-        last_key, last_removal = self.store.watermarks()
-        self.index.save(self.folder, last_key, last_removal)
-        self.store.forget_removed(last_removal)
-        self.changes = 0
+        with self._applying:
+            (last_key, last_removal), changes = self.marks, self.changes
+            data = self.index.serialize()
+        self.index.write_snapshot(self.folder, data, last_key, last_removal)
+        with self._applying:
+            self.changes -= changes
         self.metrics.snapshots.observe(time.perf_counter() - started)
         log.info(
             "index_snapshot_saved",
@@ -167,13 +258,40 @@ class Collection:
             documents=len(self.index),
             seconds=round(time.perf_counter() - started, 3),
         )
+        return last_removal
+
+    def _forget_saved_removals(self) -> None:
+        with self._applying:
+            seq, self._forgettable = self._forgettable, 0
+        if seq:
+            self._forget_removed(seq)
+
+    def _forget_removed(self, up_to_seq: int) -> None:
+        try:
+            self.store.forget_removed(up_to_seq)
+        except sqlite3.Error as exc:  # kept records are only replayed needlessly; the next snapshot retries
+            log.warning("removals_not_forgotten", collection=self.info.name, error=str(exc))
+
+    def wait_for_snapshot(self) -> None:
+        """Block until a background snapshot in progress has finished (for tests and shutdown)."""
+        saving = self._saving
+        if saving is not None:
+            saving.result()
 
     def close(self, save: bool) -> None:
-        """Snapshot if asked and anything changed, then release the index and the database."""
+        """Let a running snapshot finish; snapshot if asked and anything changed; release index and database.
+
+        A failed final snapshot is logged and counted, never raised: the database holds every write.
+        """
         if self.closed:
             return
+        self.snapshotter.shutdown(wait=True)
+        self._forget_saved_removals()
         if save and self.changes:
-            self.snapshot()
+            try:
+                self.snapshot()
+            except Exception as exc:
+                self._snapshot_failed(exc)
         self.closed = True
         self.index.close()  # waits for running readers; later ones see `closed`
         self.store.close()
@@ -242,3 +360,16 @@ class Collection:
             "document_count": len(self.index),
             "created_at": info.created_at,
         }
+
+
+@contextlib.contextmanager
+def refused_when_full(folder: Path) -> Iterator[None]:
+    """Turn an SQLite or OS error meaning "no space left" into `StorageFull`, naming the data dir."""
+    try:
+        yield
+    except (sqlite3.Error, OSError) as exc:
+        if not is_disk_full(exc):
+            raise
+        data_dir = data_dir_of(folder)
+        log.warning("write_refused_disk_full", data_dir=str(data_dir), free_bytes=free_bytes(data_dir), error=str(exc))
+        raise no_space(data_dir) from exc

@@ -9,14 +9,16 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import shutil
+import sqlite3
 from pathlib import Path
 
 import structlog
 
-from gateway.storage.errors import StorageError
+from gateway.storage.errors import DataDirUnusable, StorageError, StorageFull
 
 log = structlog.get_logger("gateway.storage")
 
@@ -30,12 +32,16 @@ class DataDir:
         self._lock_fd: int | None = None
 
     def acquire(self) -> None:
-        """Create the directory if needed and lock it; `StorageError` if another gateway holds it."""
+        """Create the directory if needed and lock it: `DataDirUnusable` if it cannot be created or
+        written, `StorageError` if another gateway holds it."""
         try:
             self.collections.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.root / "LOCK", os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
-            raise StorageError(f"cannot use data directory {self.root} (storage.data_dir): {exc}") from None
+            raise DataDirUnusable(
+                f"cannot use data directory {self.root} (storage.data_dir): {_os_reason(exc)}; "
+                "make it writable by this user or point storage.data_dir (--data-dir) elsewhere"
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -85,6 +91,52 @@ class DataDir:
             os.replace(folder, gone)
             fsync_path(self.collections)
         shutil.rmtree(gone, ignore_errors=True)
+
+
+def _os_reason(exc: OSError) -> str:
+    where = f": {exc.filename}" if exc.filename else ""
+    return f"{exc.strerror or exc}{where}"
+
+
+def data_dir_of(folder: Path) -> Path:
+    """The data directory a collection folder (`<data_dir>/collections/<id>`) or `collections` lives in."""
+    if folder.name == "collections":
+        return folder.parent
+    return folder.parent.parent if folder.parent.name == "collections" else folder
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether an SQLite or OS error means the disk (or the quota) has no room left."""
+    if isinstance(exc, sqlite3.Error):
+        return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "disk is full" in str(exc)
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+def free_bytes(path: Path) -> int | None:
+    """Bytes free for this user on the file system holding `path` (None if it cannot be read)."""
+    try:
+        return shutil.disk_usage(path).free
+    except OSError:
+        return None
+
+
+def no_space(data_dir: Path) -> StorageFull:
+    """The error for a write the disk had no room for, naming the data dir and its free space."""
+    free = free_bytes(data_dir)
+    left = "unknown" if free is None else _size(free)
+    return StorageFull(
+        f"no space left to store this write under storage.data_dir {data_dir} ({left} free); nothing of it "
+        "was stored. Free space on that disk (or move storage.data_dir) and retry; reads and searches still work"
+    )
+
+
+def _size(n: int) -> str:
+    size = float(n)
+    for unit in ("bytes", "KiB", "MiB"):
+        if size < 1024:
+            return f"{n} bytes" if unit == "bytes" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GiB"
 
 
 def fsync_path(path: Path) -> None:

@@ -67,6 +67,7 @@ class WriteResult:
 
     added_keys: np.ndarray  # uint64, in input order
     removed_keys: list[int]
+    marks: tuple[int, int]  # `watermarks()` just after this commit: what an index that follows it reflects
 
 
 def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
@@ -85,7 +86,11 @@ class DocumentStore:
     def __init__(self, folder: Path) -> None:
         self.path = folder / DB_FILE
         self._writer = connect(self.path)
-        self._writer.executescript(SCHEMA)
+        try:
+            self._writer.executescript(SCHEMA)
+        except BaseException:
+            self._writer.close()  # a corrupt file: let the caller report it with nothing left open
+            raise
         self._readers: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
         self._closed = threading.Event()
 
@@ -124,11 +129,12 @@ class DocumentStore:
                     "INSERT INTO vectors (key, vector) VALUES (?, ?)",
                     (int(added[i]), doc.vector.astype(np.float32).tobytes()),
                 )
+            marks = self._watermarks(conn)
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            _rollback(conn)
             raise
-        return WriteResult(added, removed)
+        return WriteResult(added, removed, marks)
 
     def delete(self, doc_id: str) -> int | None:
         """Delete one document; returns its key, or None if there was none."""
@@ -140,7 +146,7 @@ class DocumentStore:
                 self._remove_key(conn, row[0])
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            _rollback(conn)
             raise
         return None if row is None else int(row[0])
 
@@ -156,7 +162,11 @@ class DocumentStore:
 
     def watermarks(self) -> tuple[int, int]:
         """(last key ever assigned, last removal seq): the state an index snapshot reflects."""
-        rows = dict(self._writer.execute("SELECT name, seq FROM sqlite_sequence").fetchall())
+        return self._watermarks(self._writer)
+
+    @staticmethod
+    def _watermarks(conn: sqlite3.Connection) -> tuple[int, int]:
+        rows = dict(conn.execute("SELECT name, seq FROM sqlite_sequence").fetchall())
         return int(rows.get("documents", 0)), int(rows.get("removed", 0))
 
     # -- replay -------------------------------------------------------------------------------
@@ -249,6 +259,13 @@ class DocumentStore:
                 self._readers.get_nowait().close()
             except queue.Empty:
                 break
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    """Undo the open transaction. SQLite may have rolled it back itself (a full disk, an I/O error), and a
+    second ROLLBACK would then raise and hide the error that matters."""
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
 
 
 def _document(row: tuple[Any, ...]) -> StoredDocument:

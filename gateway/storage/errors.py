@@ -9,7 +9,7 @@ from __future__ import annotations
 class StorageError(Exception):
     """Base: storage cannot do what was asked; the message says why and what to change.
 
-    Raised as is, it means the data directory cannot be used (the gateway refuses to start).
+    Raised as is, it means the data directory cannot be used now (another gateway holds it).
     """
 
     def __init__(self, message: str, *, param: str | None = None) -> None:
@@ -40,3 +40,14 @@ class DimensionMismatch(StorageError):
 
 class InvalidVector(StorageError):
     """A vector the collection's metric cannot use: zero or non-finite for cosine."""
+
+
+class DataDirUnusable(StorageError):
+    """The data directory, or a file in it, cannot be used at start-up: unwritable, uncreatable or corrupt.
+
+    The message names the path and what to change; the gateway exits with status 2.
+    """
+
+
+class StorageFull(StorageError):
+    """A write the disk has no room for: nothing of it was stored. The message names the data dir and its free space."""

@@ -105,14 +105,31 @@ class VectorIndex:
         return keys[order], scores[order]
 
     # -- snapshots ----------------------------------------------------------------------------
-    def save(self, folder: Path, last_key: int, last_removal: int) -> Snapshot:
-        """Write a snapshot atomically, then delete older ones."""
+    def serialize(self) -> bytes:
+        """The whole index as bytes, in memory: fast, so a snapshot holds writers back only this long."""
+        with self.lock.shared():
+            data = self._index.save()  # no path: USearch returns the bytes
+        assert data is not None
+        return data
+
+    @staticmethod
+    def write_snapshot(folder: Path, data: bytes, last_key: int, last_removal: int) -> Snapshot:
+        """Write serialized index bytes as a snapshot, atomically, then delete older ones.
+
+        On failure (a full or read-only disk) the half-written file is removed and the error raised:
+        the previous snapshot and the database still hold everything.
+        """
         final = folder / f"index-{last_key}-{last_removal}.usearch"
         tmp = folder / (final.name + ".tmp")
-        with self.lock.shared():
-            self._index.save(str(tmp))
-        fsync_path(tmp)
-        os.replace(tmp, final)
+        try:
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, final)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
         fsync_path(folder)
         for old in snapshots(folder):
             if old.path != final:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from gateway.storage.datadir import free_bytes
 
 # Inserts include embedding a batch and an fsync, so they reach further than searches.
 INSERT_TAIL = (30, 60)
@@ -44,3 +47,21 @@ class StorageMetrics:
         self.snapshots = Histogram(
             "akidb_index_snapshot_seconds", "Time to save one index snapshot", buckets=insert_buckets, registry=registry
         )
+        self.snapshot_failures = Counter(
+            "akidb_index_snapshot_failures_total",
+            "Index snapshots that could not be saved (retried with backoff; the database keeps every write)",
+            registry=registry,
+        )
+        self.writable = Gauge(
+            "akidb_storage_writable",
+            "1 while writes are stored; 0 from a write refused for lack of disk space until a write succeeds",
+            registry=registry,
+        )
+        self.writable.set(1)
+        self.free_bytes = Gauge(
+            "akidb_storage_free_bytes", "Bytes free on the disk holding storage.data_dir", registry=registry
+        )
+
+    def watch_free_space(self, data_dir: Path) -> None:
+        """Read the data dir's free space at every scrape (NaN if it cannot be read)."""
+        self.free_bytes.set_function(lambda: float("nan") if (free := free_bytes(data_dir)) is None else float(free))

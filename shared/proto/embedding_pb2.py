@@ -24,25 +24,25 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cshared/proto/embedding.proto\x12\x0f\x61kidb.embedding\"g\n\x10\x45mbeddingRequest\x12\r\n\x05texts\x18\x01 \x03(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x0f\n\x07pooling\x18\x03 \x01(\t\x12\x16\n\tnormalize\x18\x04 \x01(\x08H\x00\x88\x01\x01\x42\x0c\n\n_normalize\"\x1b\n\tEmbedding\x12\x0e\n\x06values\x18\x01 \x03(\x02\"2\n\x05Usage\x12\x14\n\x0ctotal_tokens\x18\x01 \x01(\r\x12\x13\n\x0b\x64uration_ms\x18\x02 \x01(\r\"\x8c\x01\n\x11\x45mbeddingResponse\x12.\n\nembeddings\x18\x01 \x03(\x0b\x32\x1a.akidb.embedding.Embedding\x12\r\n\x05model\x18\x02 \x01(\t\x12\x11\n\tdimension\x18\x03 \x01(\r\x12%\n\x05usage\x18\x04 \x01(\x0b\x32\x16.akidb.embedding.Usage\"!\n\x10ModelInfoRequest\x12\r\n\x05model\x18\x01 \x01(\t\"I\n\x11ModelInfoResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12\x11\n\tdimension\x18\x02 \x01(\r\x12\x12\n\nmax_tokens\x18\x03 \x01(\r2\xb9\x01\n\x10\x45mbeddingService\x12N\n\x05\x45mbed\x12!.akidb.embedding.EmbeddingRequest\x1a\".akidb.embedding.EmbeddingResponse\x12U\n\x0cGetModelInfo\x12!.akidb.embedding.ModelInfoRequest\x1a\".akidb.embedding.ModelInfoResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cshared/proto/embedding.proto\x12\x0f\x61kidb.embedding\"\x8f\x01\n\x10\x45mbeddingRequest\x12\r\n\x05texts\x18\x01 \x03(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x0f\n\x07pooling\x18\x03 \x01(\t\x12\x16\n\tnormalize\x18\x04 \x01(\x08H\x00\x88\x01\x01\x12\x17\n\ninput_type\x18\x05 \x01(\tH\x01\x88\x01\x01\x42\x0c\n\n_normalizeB\r\n\x0b_input_type\"\x1b\n\tEmbedding\x12\x0e\n\x06values\x18\x01 \x03(\x02\"2\n\x05Usage\x12\x14\n\x0ctotal_tokens\x18\x01 \x01(\r\x12\x13\n\x0b\x64uration_ms\x18\x02 \x01(\r\"\x8c\x01\n\x11\x45mbeddingResponse\x12.\n\nembeddings\x18\x01 \x03(\x0b\x32\x1a.akidb.embedding.Embedding\x12\r\n\x05model\x18\x02 \x01(\t\x12\x11\n\tdimension\x18\x03 \x01(\r\x12%\n\x05usage\x18\x04 \x01(\x0b\x32\x16.akidb.embedding.Usage\"!\n\x10ModelInfoRequest\x12\r\n\x05model\x18\x01 \x01(\t\"x\n\x11ModelInfoResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12\x11\n\tdimension\x18\x02 \x01(\r\x12\x12\n\nmax_tokens\x18\x03 \x01(\r\x12\x14\n\x0cquery_prompt\x18\x04 \x01(\t\x12\x17\n\x0f\x64ocument_prompt\x18\x05 \x01(\t2\xb9\x01\n\x10\x45mbeddingService\x12N\n\x05\x45mbed\x12!.akidb.embedding.EmbeddingRequest\x1a\".akidb.embedding.EmbeddingResponse\x12U\n\x0cGetModelInfo\x12!.akidb.embedding.ModelInfoRequest\x1a\".akidb.embedding.ModelInfoResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'shared.proto.embedding_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_EMBEDDINGREQUEST']._serialized_start=49
-  _globals['_EMBEDDINGREQUEST']._serialized_end=152
-  _globals['_EMBEDDING']._serialized_start=154
-  _globals['_EMBEDDING']._serialized_end=181
-  _globals['_USAGE']._serialized_start=183
-  _globals['_USAGE']._serialized_end=233
-  _globals['_EMBEDDINGRESPONSE']._serialized_start=236
-  _globals['_EMBEDDINGRESPONSE']._serialized_end=376
-  _globals['_MODELINFOREQUEST']._serialized_start=378
-  _globals['_MODELINFOREQUEST']._serialized_end=411
-  _globals['_MODELINFORESPONSE']._serialized_start=413
-  _globals['_MODELINFORESPONSE']._serialized_end=486
-  _globals['_EMBEDDINGSERVICE']._serialized_start=489
-  _globals['_EMBEDDINGSERVICE']._serialized_end=674
+  _globals['_EMBEDDINGREQUEST']._serialized_start=50
+  _globals['_EMBEDDINGREQUEST']._serialized_end=193
+  _globals['_EMBEDDING']._serialized_start=195
+  _globals['_EMBEDDING']._serialized_end=222
+  _globals['_USAGE']._serialized_start=224
+  _globals['_USAGE']._serialized_end=274
+  _globals['_EMBEDDINGRESPONSE']._serialized_start=277
+  _globals['_EMBEDDINGRESPONSE']._serialized_end=417
+  _globals['_MODELINFOREQUEST']._serialized_start=419
+  _globals['_MODELINFOREQUEST']._serialized_end=452
+  _globals['_MODELINFORESPONSE']._serialized_start=454
+  _globals['_MODELINFORESPONSE']._serialized_end=574
+  _globals['_EMBEDDINGSERVICE']._serialized_start=577
+  _globals['_EMBEDDINGSERVICE']._serialized_end=762
 # @@protoc_insertion_point(module_scope)

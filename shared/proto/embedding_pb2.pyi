@@ -7,16 +7,18 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class EmbeddingRequest(_message.Message):
-    __slots__ = ("texts", "model", "pooling", "normalize")
+    __slots__ = ("texts", "model", "pooling", "normalize", "input_type")
     TEXTS_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     POOLING_FIELD_NUMBER: _ClassVar[int]
     NORMALIZE_FIELD_NUMBER: _ClassVar[int]
+    INPUT_TYPE_FIELD_NUMBER: _ClassVar[int]
     texts: _containers.RepeatedScalarFieldContainer[str]
     model: str
     pooling: str
     normalize: bool
-    def __init__(self, texts: _Optional[_Iterable[str]] = ..., model: _Optional[str] = ..., pooling: _Optional[str] = ..., normalize: _Optional[bool] = ...) -> None: ...
+    input_type: str
+    def __init__(self, texts: _Optional[_Iterable[str]] = ..., model: _Optional[str] = ..., pooling: _Optional[str] = ..., normalize: _Optional[bool] = ..., input_type: _Optional[str] = ...) -> None: ...
 
 class Embedding(_message.Message):
     __slots__ = ("values",)
@@ -51,11 +53,15 @@ class ModelInfoRequest(_message.Message):
     def __init__(self, model: _Optional[str] = ...) -> None: ...
 
 class ModelInfoResponse(_message.Message):
-    __slots__ = ("model", "dimension", "max_tokens")
+    __slots__ = ("model", "dimension", "max_tokens", "query_prompt", "document_prompt")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     DIMENSION_FIELD_NUMBER: _ClassVar[int]
     MAX_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    QUERY_PROMPT_FIELD_NUMBER: _ClassVar[int]
+    DOCUMENT_PROMPT_FIELD_NUMBER: _ClassVar[int]
     model: str
     dimension: int
     max_tokens: int
-    def __init__(self, model: _Optional[str] = ..., dimension: _Optional[int] = ..., max_tokens: _Optional[int] = ...) -> None: ...
+    query_prompt: str
+    document_prompt: str
+    def __init__(self, model: _Optional[str] = ..., dimension: _Optional[int] = ..., max_tokens: _Optional[int] = ..., query_prompt: _Optional[str] = ..., document_prompt: _Optional[str] = ...) -> None: ...

@@ -115,7 +115,8 @@ def test_reopen_without_snapshot_replays_everything(tmp_path: Path) -> None:
 
 def test_reopen_loads_the_snapshot_and_replays_only_later_changes(tmp_path: Path) -> None:
     col = make(tmp_path / "c", snapshot_every=100)
-    col.upsert(docs(150))  # 150 changes >= 100: a snapshot is written
+    col.upsert(docs(150))  # 150 changes >= 100: a snapshot is written, in the background
+    col.wait_for_snapshot()
     [snap] = snapshots(tmp_path / "c")
     assert snap.last_key == 150
     col.upsert(docs(10, start=150))

@@ -55,6 +55,23 @@ async def test_more_texts_than_a_batch_are_split_not_refused(gateway: Gateway) -
     np.testing.assert_allclose(vectors[99], one["embeddings"][0], atol=1e-5)
 
 
+async def test_input_type_changes_nothing_for_a_model_without_prompts(gateway: Gateway) -> None:
+    """MiniLM is symmetric: its prompts are empty, so query and document vectors are the plain ones, bit for bit."""
+    texts = ["hello world", "Machine learning is fun"]
+    bodies = []
+    for extra in ({}, {"input_type": "query"}, {"input_type": "document"}, {"input_type": None}):
+        resp = await gateway.client.post("/embed", json={"texts": texts, **extra})
+        assert resp.status == 200, await resp.text()
+        bodies.append(await resp.json())
+    for body in bodies[1:]:
+        assert body["embeddings"] == bodies[0]["embeddings"] and body["usage"] == {
+            **bodies[0]["usage"],
+            "duration_ms": body["usage"]["duration_ms"],
+        }
+    (row,) = [m for m in (await (await gateway.client.get("/models")).json())["models"] if m["default"]]
+    assert (row["query_prompt"], row["document_prompt"]) == ("", "")
+
+
 BAD_BODIES = [
     ({"texts": []}, 400, "invalid_input", "at least one text"),
     ({"texts": ["ok", 3]}, 400, "invalid_input", "texts[1] must be a string"),
@@ -66,6 +83,7 @@ BAD_BODIES = [
     ({"texts": ["a"], "pooling": "max"}, 400, "invalid_input", "pooling must be one of mean, cls, last"),
     ({"texts": ["a"], "normalize": "yes"}, 400, "invalid_input", "normalize must be true or false"),
     ({"texts": ["a"], "normalise": True}, 400, "invalid_input", "unknown field(s) normalise"),
+    ({"texts": ["a"], "input_type": "search_query"}, 400, "invalid_input", "input_type must be one of query, document"),
     (["a", "b"], 400, "invalid_input", "must be a JSON object"),
     ({"texts": ["a"] * 2049}, 400, "invalid_input", "over the limit of 2048"),
 ]

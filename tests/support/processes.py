@@ -4,22 +4,18 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+# One definition for tests and benchmarks; bench.procs imports only the standard library.
+from bench.procs import free_port as free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 
 # Fast heartbeats so failover tests take seconds, not tens of seconds.
 TEST_HEARTBEAT = ("heartbeat.interval_ms=200", "heartbeat.liveness=5")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def child_env(**extra: str) -> dict[str, str]:

@@ -12,12 +12,10 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
+from worker.backends.mlx_common import DTYPES, pooled_rows
 from worker.backends.mlx_device import device_label, mlx_device
 from worker.backends.mlx_weights import read_safetensors
 from worker.loader import ModelLoadError, ModelSource, check_bert_config
-from worker.pooling import pool
-
-_DTYPES = {"f32": mx.float32, "bf16": mx.bfloat16}
 
 
 class _Embeddings(nn.Module):
@@ -143,14 +141,11 @@ class MlxBertEncoder:
         except ValueError as exc:
             raise ModelLoadError(f"weights in {source.path} do not fit a BERT model: {exc}") from None
         self.precision = "f32" if precision == "auto" else precision
-        self.model.set_dtype(_DTYPES[self.precision])
+        self.model.set_dtype(DTYPES[self.precision])
         mx.eval(self.model.parameters())
         self.dimension = int(source.config["hidden_size"])
         self.device = device_label(mlx_device())
 
     def pooled(self, input_ids: np.ndarray, attention_mask: np.ndarray, pooling: str) -> np.ndarray:
         mask = mx.array(attention_mask)
-        hidden = self.model(mx.array(input_ids), mask)
-        rows = pool(hidden.astype(mx.float32), mask, pooling, mx)
-        mx.eval(rows)
-        return np.array(rows, dtype=np.float32)
+        return pooled_rows(self.model(mx.array(input_ids), mask), mask, pooling)

@@ -11,10 +11,10 @@ import mlx.nn as nn
 import numpy as np
 from mlx_lm.models.qwen3 import ModelArgs, Qwen3Model
 
+from worker.backends.mlx_common import DTYPES, pooled_rows
 from worker.backends.mlx_device import device_label, mlx_device
 from worker.backends.mlx_weights import read_safetensors
 from worker.loader import ModelLoadError, ModelSource
-from worker.pooling import pool
 
 
 def load_qwen3(source: ModelSource) -> Qwen3Model:
@@ -43,9 +43,8 @@ def load_qwen3(source: ModelSource) -> Qwen3Model:
     return model
 
 
-_DTYPES = {"f32": mx.float32, "bf16": mx.bfloat16}
-# The labels READY reports, the same as the BERT backend's.
-_LABELS = {mx.float32: "f32", mx.bfloat16: "bf16", mx.float16: "f16"}
+# The labels READY reports: the BERT backend's for the precisions both load in, plus the f16 a checkpoint may ship.
+_LABELS = {dtype: label for label, dtype in DTYPES.items()} | {mx.float16: "f16"}
 
 
 class MlxQwen3Encoder:
@@ -60,8 +59,8 @@ class MlxQwen3Encoder:
             self.precision = f"int{quant['bits']}"
         else:
             # "auto" keeps the checkpoint's dtype (Qwen ships bf16); f32 and bf16 are honoured as asked.
-            if precision in _DTYPES:
-                self.model.set_dtype(_DTYPES[precision])
+            if precision in DTYPES:
+                self.model.set_dtype(DTYPES[precision])
             dtype = self.model.embed_tokens.weight.dtype
             self.precision = _LABELS.get(dtype, str(dtype).removeprefix("mlx.core."))
         self.dimension = int(source.config["hidden_size"])
@@ -69,7 +68,4 @@ class MlxQwen3Encoder:
 
     def pooled(self, input_ids: np.ndarray, attention_mask: np.ndarray, pooling: str) -> np.ndarray:
         mask = mx.array(attention_mask)
-        hidden = self.model(mx.array(input_ids))
-        rows = pool(hidden.astype(mx.float32), mask, pooling, mx)
-        mx.eval(rows)
-        return np.array(rows, dtype=np.float32)
+        return pooled_rows(self.model(mx.array(input_ids)), mask, pooling)

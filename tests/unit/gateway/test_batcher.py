@@ -50,15 +50,18 @@ async def test_abandoned_chunks_are_skipped_and_uncounted() -> None:
     assert b.take("m") == [kept]
 
 
-async def test_purge_all_reaches_past_the_head() -> None:
+async def test_purge_reaches_past_the_head() -> None:
+    # A purge that stopped at a live head left `take` to drop the rest without counting them.
     loop = asyncio.get_running_loop()
     b = Batcher(max_batch_size=32, max_queue_texts=100)
-    live, gone = chunk(loop, 1), chunk(loop, 4)
-    b.add(live)
-    b.add(gone)
+    live, gone, later = chunk(loop, 1), chunk(loop, 4), chunk(loop, 2)
+    for c in (live, gone, later):
+        b.add(c)
     gone.future.cancel()
-    assert b.purge("m") == 0  # the head is alive
-    assert b.purge_all() == 4
+    assert b.purge("m") == 4  # behind a live head
+    assert b.queued_texts == 3
+    later.future.cancel()
+    assert b.purge_all() == 2
     assert b.queued_texts == 1
 
 
@@ -109,3 +112,21 @@ async def test_a_suspect_rides_alone_and_joins_no_other_job() -> None:
     assert b.ready_texts("m") == 2 and not b.batch_full("m")
     assert b.take("m") == [fresh, other]
     assert b.take("m") == [late]
+
+
+async def test_chunks_with_another_prompt_never_share_a_job() -> None:
+    """A job carries one prompt for all its texts: a query chunk must not ride with a document chunk."""
+    loop = asyncio.get_running_loop()
+    b = Batcher(max_batch_size=32, max_queue_texts=100)
+    plain, query, plain2, query2 = (
+        chunk(loop, 1),
+        Pending("m", ("q",), "mean", True, 10.0, 0.0, loop.create_future(), prompt="Query: "),
+        chunk(loop, 2),
+        Pending("m", ("q2",), "mean", True, 10.0, 0.0, loop.create_future(), prompt="Query: "),
+    )
+    for item in (plain, query, plain2, query2):
+        b.add(item)
+    assert b.ready_texts("m") == 3
+    assert b.take("m") == [plain, plain2]
+    assert b.take("m") == [query, query2]
+    assert b.queued_texts == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 
 import numpy as np
@@ -13,9 +14,10 @@ from gateway.embed_cache import ENTRY_OVERHEAD, EmbeddingCache, cache_key, entry
 from gateway.embedding import EmbedRequest
 from gateway.errors import InputTooLong
 from gateway.metrics import Metrics
-from shared.protocol import Job, Result
+from shared.protocol import Job, Ready, Result
 from tests.support.fake_worker import FakeWorker
 from tests.support.gateway import Gateway
+from tests.unit.gateway.test_dispatch import INFO
 from tests.unit.gateway.test_embedding import Loopback, service
 
 BASE = {"model": "m", "pooling": "mean", "normalize": True, "truncate": True, "prompt": "", "text": "hello"}
@@ -198,3 +200,19 @@ async def test_a_mixed_request_over_a_real_socket_sends_the_worker_only_the_new_
     assert body["usage"]["total_tokens"] == 3 + 3 + 3 + 4  # the fake's count: words + 2, hits included
     np.testing.assert_array_equal(np.array(body["embeddings"])[:, 0], [5, 3, 3, 9])
     await worker.close()
+
+
+async def test_a_query_and_a_document_of_one_text_are_two_entries() -> None:
+    t = Loopback()
+    info = dataclasses.replace(INFO, query_prompt="query: ", document_prompt="passage: ")
+    t.apply(t.dispatcher.on_message(b"w", Ready("w", (info,), "cpu", 2), 0.0))
+    svc = service(t)
+    # each prompt is its own entry: three misses, then the query again is a hit (no job)
+    for input_type, sent in [("query", ["query: "]), ("document", ["passage: "]), (None, [""]), ("query", [])]:
+        call = asyncio.create_task(svc.embed(EmbedRequest(("same text",), input_type=input_type)))
+        await asyncio.sleep(0)
+        assert [job.prompt for _, job in t.sent] == sent, input_type
+        t.answer_all()
+        await call
+    assert t.registry.get_sample_value("akidb_embedding_cache_misses_total") == 3
+    assert t.registry.get_sample_value("akidb_embedding_cache_hits_total") == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -115,3 +116,17 @@ async def test_normalize_defaults_to_the_config_and_requests_override_it() -> No
         t.answer_all()
         await call
         assert normalize is (req.normalize is True)
+
+
+async def test_input_type_sends_the_models_prompt_apart_from_the_texts() -> None:
+    t = Loopback()
+    info = replace(INFO, query_prompt="Query: ", document_prompt="Passage: ")
+    t.apply(t.dispatcher.on_message(b"w", Ready("w", (info,), "cpu", 2), 0.0))
+    svc = service(t)
+    for input_type, prompt in ((None, ""), ("query", "Query: "), ("document", "Passage: ")):
+        call = asyncio.create_task(svc.embed(EmbedRequest(("a", "b"), input_type=input_type)))
+        await asyncio.sleep(0)
+        job = t.sent[-1][1]
+        t.answer_all()
+        await call
+        assert (job.texts, job.prompt) == (("a", "b"), prompt)

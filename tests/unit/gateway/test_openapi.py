@@ -43,6 +43,15 @@ def test_every_operation_declares_its_responses_and_error_shape() -> None:
     assert {p["name"] for p in listing if p["in"] == "query"} == {"limit", "after", "include_vector"}
 
 
+def test_input_type_and_the_prompts_are_in_the_document() -> None:
+    schemas = document("test")["components"]["schemas"]
+    for body in ("EmbedBody", "EmbeddingsBody"):
+        (choice, null) = schemas[body]["properties"]["input_type"]["anyOf"]
+        assert set(choice["enum"]) == {"query", "document"} and null == {"type": "null"}
+        assert "input_type" not in schemas[body].get("required", [])
+    assert {"query_prompt", "document_prompt"} <= set(schemas["ModelRow"]["required"])
+
+
 async def test_openapi_json_is_served(gw: Gateway) -> None:
     resp = await gw.client.get("/openapi.json")
     assert resp.status == 200 and (await resp.json())["paths"].keys() == document("x")["paths"].keys()

@@ -68,3 +68,21 @@ def test_response_carries_each_row_model_dimension_and_usage() -> None:
 def test_model_info_response() -> None:
     resp = to_model_info_response(MINILM)
     assert (resp.model, resp.dimension, resp.max_tokens) == ("all-MiniLM-L6-v2", 384, 256)
+    assert (resp.query_prompt, resp.document_prompt) == ("", "")
+    resp = to_model_info_response(ModelInfo("q", 64, 8192, "last", query_prompt="Query: "))
+    assert (resp.query_prompt, resp.document_prompt) == ("Query: ", "")
+
+
+def test_input_type_is_optional_and_checked_as_rest_checks_it() -> None:
+    assert to_embed_request(pb.EmbeddingRequest(texts=["a"]), 10).input_type is None
+    assert to_embed_request(pb.EmbeddingRequest(texts=["a"], input_type=""), 10).input_type is None
+    assert to_embed_request(pb.EmbeddingRequest(texts=["a"], input_type="query"), 10).input_type == "query"
+    # An old client's bytes (no field 5) still parse: the field is new and optional.
+    old = pb.EmbeddingRequest.FromString(pb.EmbeddingRequest(texts=["a"], model="m").SerializeToString())
+    assert not old.HasField("input_type")
+    with pytest.raises(InvalidInput) as grpc_error:
+        to_embed_request(pb.EmbeddingRequest(texts=["a"], input_type="search_query"), 10)
+    with pytest.raises(InvalidInput) as rest_error:
+        decode(orjson.dumps({"texts": ["a"], "input_type": "search_query"}), EmbedBody).to_request(10)
+    assert grpc_error.value.message == rest_error.value.message
+    assert "input_type" in rest_error.value.message and "query, document" in rest_error.value.message

@@ -188,3 +188,15 @@ def test_a_bad_filter_in_a_batch_names_its_member() -> None:
     with pytest.raises(InvalidFilter) as info:
         batch({"query": "x"}, {"query": "y", "filter": "a=1"})
     assert info.value.message == "queries[1].filter must be a JSON object, got string"
+
+
+def test_input_type_reaches_the_embed_request_from_both_embedding_bodies() -> None:
+    from gateway.schemas.embed import EmbedBody
+    from gateway.schemas.openai import parse
+
+    assert decode(b'{"texts": ["a"]}', EmbedBody).to_request(10).input_type is None
+    assert decode(b'{"texts": ["a"], "input_type": "query"}', EmbedBody).to_request(10).input_type == "query"
+    assert parse(b'{"input": "a", "model": "m", "input_type": "document"}').to_request(10).input_type == "document"
+    assert parse(b'{"input": "a", "model": "m"}').to_request(10).input_type is None
+    with pytest.raises(InvalidInput, match=r"input_type must be one of query, document"):
+        decode(b'{"texts": ["a"], "input_type": "passage"}', EmbedBody)

@@ -36,12 +36,37 @@ READY = Ready(
         READY,
         Heartbeat(),
         Job(7, "all-MiniLM-L6-v2", ("a", "b c"), "mean", True, 30_000),
+        Job(8, "qwen3-0.6b-4bit", ("a",), "last", False, 1, prompt="Instruct: x\nQuery: "),
+        Ready("w", (ModelInfo("q", 64, 8192, "last", query_prompt="Query: ", document_prompt="Doc: "),), "cpu", 1),
         Error(7, ErrorCode.INTERNAL, "boom"),
         Disconnect("bye"),
     ],
 )
 def test_round_trip(msg: object) -> None:
     assert decode(encode(msg)) == msg  # type: ignore[arg-type]
+
+
+def _body(msg: object) -> dict[str, object]:
+    return dict(msgpack.unpackb(encode(msg)[1]))  # type: ignore[arg-type]
+
+
+def test_fields_at_their_default_stay_off_the_wire() -> None:
+    """A JOB without a prompt and a model without prompts are the maps older peers know, so they still decode."""
+    job = _body(Job(7, "m", ("a",), "mean", False, 1))
+    assert set(job) == {"job_id", "model", "texts", "pooling", "normalize", "deadline_ms"}
+    assert job["normalize"] is False  # a required field is always sent, whatever its value
+    ready = _body(READY)
+    assert set(ready["models"][0]) == {
+        "name",
+        "dimension",
+        "max_tokens",
+        "pooling",
+        "aliases",
+        "backend",
+        "device",
+        "precision",
+    }  # type: ignore[index]
+    assert _body(Job(7, "m", ("a",), "mean", True, 1, prompt="Q: "))["prompt"] == "Q: "
 
 
 def test_result_rows_travel_as_one_raw_frame() -> None:

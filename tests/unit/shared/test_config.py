@@ -42,6 +42,18 @@ def test_text_values_are_coerced() -> None:
     assert cfg.embedding.pooling == "cls"
 
 
+def test_prompts_are_unset_by_default_and_kept_exactly_as_given(tmp_path: Path) -> None:
+    """None means the model's own prompt; "" (even from the environment or --set) means no prompt."""
+    assert (load_config().embedding.query_prompt, load_config().embedding.document_prompt) == (None, None)
+    path = tmp_path / "akidb.yaml"
+    path.write_text('embedding:\n  query_prompt: "Instruct: find it\\nQuery: "\n  document_prompt: ""\n')
+    cfg = load_config(path)
+    assert (cfg.embedding.query_prompt, cfg.embedding.document_prompt) == ("Instruct: find it\nQuery: ", "")
+    cfg = load_config(None, {"AKIDB_EMBEDDING__QUERY_PROMPT": ""}, ["embedding.document_prompt=passage: "])
+    assert (cfg.embedding.query_prompt, cfg.embedding.document_prompt) == ("", "passage: ")  # trailing space kept
+    assert load_config(None, {}, ["embedding.query_prompt=none"]).embedding.query_prompt is None
+
+
 @pytest.mark.parametrize(
     ("yaml_text", "message"),
     [

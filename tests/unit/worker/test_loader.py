@@ -97,6 +97,18 @@ def test_qwen3_4bit_alias_resolves_to_the_mlx_community_repo(tmp_path: Path) -> 
     assert src.config["quantization"]["bits"] == 4
 
 
+def test_prompts_come_from_the_registry_and_config_overrides_them() -> None:
+    src = locate(cfg(model_name="qwen3-0.6b-4bit", model_path=str(TINY_QWEN3_4BIT)))
+    assert src.query_prompt.startswith("Instruct: Given a web search query") and src.document_prompt == ""
+    src = locate(
+        cfg(model_name="qwen3-0.6b-4bit", model_path=str(TINY_QWEN3_4BIT), query_prompt="", document_prompt="Doc: ")
+    )
+    assert (src.query_prompt, src.document_prompt) == ("", "Doc: ")  # "" turns the registry's prompt off
+    assert (locate(cfg()).query_prompt, locate(cfg()).document_prompt) == ("", "")
+    src = locate(cfg(model_path=str(TINY_QWEN3), query_prompt="Query: "))  # no registry entry: only config
+    assert (src.query_prompt, src.document_prompt) == ("Query: ", "")
+
+
 def test_alias_is_found_in_the_hub_cache_offline(tmp_path: Path, offline: None) -> None:
     snapshot = fake_hub_cache(tmp_path, QWEN3_4BIT_REPO, TINY_QWEN3_4BIT)
     src = locate(cfg(model_name="qwen3-0.6b-4bit", cache_dir=str(tmp_path)))

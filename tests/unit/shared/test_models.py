@@ -1,0 +1,28 @@
+"""The model registry: names, aliases, and each model's query and document prompts."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared import models
+
+
+def test_minilm_is_symmetric() -> None:
+    spec = models.find("minilm")
+    assert spec is not None and (spec.query_prompt, spec.document_prompt) == ("", "")
+
+
+@pytest.mark.parametrize("name", ["qwen3-0.6b-4bit", "Qwen/Qwen3-Embedding-0.6B"])
+def test_qwen3_carries_its_model_cards_query_instruction(name: str) -> None:
+    spec = models.find(name)
+    assert spec is not None
+    assert spec.query_prompt == (
+        "Instruct: Given a web search query, retrieve relevant passages that answer the query\nQuery: "
+    )
+    assert spec.document_prompt == ""  # the card embeds documents as they are
+
+
+def test_find_and_canonical_ignore_case_and_know_aliases() -> None:
+    assert models.canonical("SENTENCE-TRANSFORMERS/all-MiniLM-L6-v2") == "all-MiniLM-L6-v2"
+    assert models.canonical("my-own-model") == "my-own-model"
+    assert models.find("nope") is None
