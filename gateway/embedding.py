@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from gateway.batcher import ChunkResult, Pending
+from gateway.embed_cache import CachedEmbedding, EmbeddingCache, cache_key, entry
 from gateway.errors import ApiError, InputTooLong, ModelNotFound, NoWorker, Timeout
 from gateway.fleet import WorkerView
 from gateway.metrics import Metrics
@@ -45,7 +46,7 @@ class EmbedOutcome:
 
 
 class EmbeddingService:
-    """Resolve the model, split into chunks, queue them through the transport, gather and check."""
+    """Resolve the model, answer what the cache holds, queue the rest in chunks through the transport, check."""
 
     def __init__(self, cfg: Config, transport: Transport, metrics: Metrics) -> None:
         self.cfg = cfg
@@ -53,6 +54,7 @@ class EmbeddingService:
         self.workers: WorkerView = transport.workers
         self.metrics = metrics
         self.default_model = models.canonical(cfg.embedding.model_name)
+        self.cache = EmbeddingCache(cfg.cache.max_bytes, metrics)
 
     def resolve_model(self, name: str | None) -> ModelInfo:
         """The announced model behind a name or alias. Raises `ModelNotFound` or `NoWorker`."""
@@ -110,13 +112,50 @@ class EmbeddingService:
         pooling = req.pooling or info.pooling  # checked where requests come in (gateway/schemas)
         normalize = self.cfg.embedding.normalize if req.normalize is None else req.normalize
         prompt = info.prompt_for(req.input_type)
-        deadline = started + timeout_s
+        keys = self._cache_keys(info.name, pooling, normalize, prompt, req)
+        found: list[CachedEmbedding | None] = self.cache.get_many(keys) if keys else [None] * len(req.texts)
+        # Only the texts the cache lacks go to a worker, each once however often the request repeats it.
+        slot: dict[bytes | int, int] = {}
+        order: list[int] = []  # request index of each text sent, in sending order
+        for i, hit in enumerate(found):
+            key = keys[i] if keys else i
+            if hit is None and key not in slot:
+                slot[key] = len(order)
+                order.append(i)
+        computed = None
+        if order:
+            texts = tuple(req.texts[i] for i in order)
+            computed = await self._compute(info, texts, pooling, normalize, prompt, timeout_s, limit_from_caller)
+            if keys:
+                self.cache.put_many(
+                    [(keys[i], entry(computed[0][j], computed[1][j], computed[2][j])) for j, i in enumerate(order)]
+                )
+        if computed is not None and len(order) == len(req.texts):
+            vectors, counts, input_tokens = computed  # nothing cached: the worker's rows as they came
+        else:
+            vectors, counts, input_tokens = _assemble(found, keys, slot, computed)
+        self._check_truncation(info, req.truncate, counts, input_tokens)
+        return EmbedOutcome(vectors, counts, info, round((loop.time() - started) * 1000))
+
+    def _cache_keys(self, model: str, pooling: str, normalize: bool, prompt: str, req: EmbedRequest) -> list[bytes]:
+        """One key per text ([] when the cache is off); the prompt (query/document, or "") is part of it."""
+        if not self.cache.enabled:
+            return []
+        return [cache_key(model, pooling, normalize, req.truncate, prompt, text) for text in req.texts]
+
+    async def _compute(
+        self, info: ModelInfo, texts: tuple[str, ...], pooling: str, normalize: bool, prompt: str,
+        timeout_s: float, limit_from_caller: bool,
+    ) -> tuple[np.ndarray, list[int], list[int]]:  # fmt: skip
+        """Queue the texts in chunks of max_batch_size; (vectors, token counts, input tokens) in order."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
         size = self.cfg.batching.max_batch_size
         futures: list[asyncio.Future[ChunkResult]] = []
         try:
-            for start in range(0, len(req.texts), size):
+            for start in range(0, len(texts), size):
                 future: asyncio.Future[ChunkResult] = loop.create_future()
-                chunk = req.texts[start : start + size]
+                chunk = texts[start : start + size]
                 self.transport.submit(
                     Pending(info.name, chunk, pooling, normalize, deadline, loop.time(), future, prompt=prompt)
                 )
@@ -138,8 +177,7 @@ class EmbeddingService:
         vectors = results[0].vectors if len(results) == 1 else np.concatenate([r.vectors for r in results])
         counts = [n for r in results for n in r.token_counts]
         input_tokens = [n for r in results for n in r.input_tokens]
-        self._check_truncation(info, req.truncate, counts, input_tokens)
-        return EmbedOutcome(vectors, counts, info, round((loop.time() - started) * 1000))
+        return vectors, counts, input_tokens
 
     def _check_truncation(self, info: ModelInfo, allowed: bool, counts: list[int], input_tokens: list[int]) -> None:
         over = [(i, n) for i, n in enumerate(input_tokens) if n > counts[i]]
@@ -157,3 +195,27 @@ class EmbeddingService:
 def _consume(future: asyncio.Future[Any]) -> None:
     if not future.cancelled():
         future.exception()
+
+
+def _assemble(
+    found: list[CachedEmbedding | None],
+    keys: list[bytes],
+    slot: dict[bytes | int, int],
+    computed: tuple[np.ndarray, list[int], list[int]] | None,
+) -> tuple[np.ndarray, list[int], list[int]]:
+    """The request's rows in order, each from the cache or from the texts just computed."""
+    rows: list[np.ndarray] = []
+    counts: list[int] = []
+    input_tokens: list[int] = []
+    for i, hit in enumerate(found):
+        if hit is not None:
+            rows.append(hit.vector)
+            counts.append(hit.token_count)
+            input_tokens.append(hit.input_tokens)
+        else:
+            assert computed is not None
+            j = slot[keys[i] if keys else i]
+            rows.append(computed[0][j])
+            counts.append(computed[1][j])
+            input_tokens.append(computed[2][j])
+    return np.stack(rows), counts, input_tokens

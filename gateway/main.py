@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 
+import structlog
 from aiohttp import web
 
 from gateway.app import create_app
@@ -14,6 +16,8 @@ from shared.cli import CommandLine
 from shared.config import ConfigError
 from shared.curve import CurveKeyError
 from shared.logs import configure_logging
+
+log = structlog.get_logger("gateway.main")
 
 
 def command_line() -> CommandLine:
@@ -26,6 +30,21 @@ def command_line() -> CommandLine:
     )
     cli.shortcut("--data-dir", "storage.data_dir", metavar="DIR", help="where collections are stored (default ./data)")
     return cli
+
+
+def event_loop(use_uvloop: bool) -> asyncio.AbstractEventLoop:
+    """The gateway's loop: uvloop's (libuv) when asked for and installed, else asyncio's own."""
+    name = "asyncio"
+    loop: asyncio.AbstractEventLoop | None = None
+    if use_uvloop:
+        try:
+            import uvloop
+        except ImportError:  # not a dependency on Windows: fall back, and say so
+            name = "asyncio (uvloop is not installed)"
+        else:
+            loop, name = uvloop.new_event_loop(), "uvloop"
+    log.info("event_loop", loop=name)
+    return loop or asyncio.new_event_loop()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
             # A client that disconnects cancels its handler, so its queued texts are skipped (and counted)
             # instead of embedded for nobody. Writes are safe: a commit under way finishes on its thread.
             handler_cancellation=True,
+            loop=event_loop(cfg.server.uvloop),
         )
     except (StorageError, CurveKeyError) as exc:
         print(f"akidb-gateway: {exc}", file=sys.stderr)

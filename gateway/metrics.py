@@ -89,3 +89,22 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=registry,
         )
+        self.cache_hits = Counter(
+            "akidb_embedding_cache_hits_total", "Texts answered from the embedding cache", registry=registry
+        )
+        self.cache_misses = Counter(
+            "akidb_embedding_cache_misses_total",
+            "Texts looked up in the embedding cache and not found",
+            registry=registry,
+        )
+        self.cache_evictions = Counter(
+            "akidb_embedding_cache_evictions_total",
+            "Vectors dropped from the embedding cache (least recently used) to stay within cache.max_bytes",
+            registry=registry,
+        )
+        self.cache_bytes = Gauge(
+            "akidb_embedding_cache_bytes", "Bytes the embedding cache holds (vectors + bookkeeping)", registry=registry
+        )
+        self.cache_entries = Gauge(
+            "akidb_embedding_cache_entries", "Vectors the embedding cache holds", registry=registry
+        )

@@ -100,7 +100,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ),
     ("post", "/collections/{collection}/documents"): Operation(
         "Insert one document or a batch (all or nothing)",
-        documents.Inserted,  # or InsertedBatch; see _insert_responses
+        documents.Inserted,  # or InsertedBatch; see ALTERNATIVES
         (*BODY, *EMBEDS),
         (documents.DocumentBody, documents.DocumentBatch),
         created=True,
@@ -116,8 +116,8 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "Delete a document", collections.Deleted, (404,), tags=("documents",)
     ),
     ("post", "/collections/{collection}/search"): Operation(
-        "Nearest documents to a text or a vector",
-        search.SearchResponse,
+        "Nearest documents to a text or a vector, or to each of a batch of them (`queries`)",
+        search.SearchResponse,  # or BatchSearchResponse; see ALTERNATIVES
         (*BODY, *EMBEDS),
         (search.SearchBody,),
         tags=("search",),
@@ -125,9 +125,16 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
 }
 
 
+# Success bodies that take a second shape for a batch request.
+ALTERNATIVES: dict[Any, Any] = {
+    documents.Inserted: documents.InsertedBatch,
+    search.SearchResponse: search.BatchSearchResponse,
+}
+
+
 def document(version: str) -> dict[str, Any]:
     """The whole OpenAPI 3.1 document."""
-    types: list[Any] = [ErrorBody, openai.OpenAIError, documents.InsertedBatch]
+    types: list[Any] = [ErrorBody, openai.OpenAIError, *ALTERNATIVES.values()]
     for op in OPERATIONS.values():
         types += [t for t in (op.ok, *op.body, op.query) if isinstance(t, type)]
     types = list(dict.fromkeys(types))
@@ -169,8 +176,8 @@ def _operation(method: str, path: str, op: Operation, ref: dict[Any, Any], compo
         success: dict[str, Any] = {"content": {media: {"schema": {}} for media in op.ok}}
     else:
         schema = ref[op.ok]
-        if op.ok is documents.Inserted:
-            schema = {"oneOf": [ref[documents.Inserted], ref[documents.InsertedBatch]]}
+        if op.ok in ALTERNATIVES:
+            schema = {"oneOf": [ref[op.ok], ref[ALTERNATIVES[op.ok]]]}
         success = {"content": {"application/json": {"schema": schema}}}
     error = ref[openai.OpenAIError] if path.startswith("/v1/") else ref[ErrorBody]
     responses: dict[str, Any] = {str(ok): {"description": REASONS[ok], **success}}

@@ -66,6 +66,7 @@ class ServerConfig:
     body_timeout_s: float = _opt(
         60.0, "a request body not fully received this long after its head is answered 408 and closed", minimum=0.1
     )
+    uvloop: bool = _opt(True, "gateway: run the event loop on uvloop where it is installed (Linux, macOS)")
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,15 @@ class EmbeddingConfig:
         None,
         'worker: text put before `input_type: document` texts (else the model\'s own; "" for none)',
         keep_empty=True,
+    )
+
+
+@dataclass(frozen=True)
+class CacheConfig:
+    max_bytes: int = _opt(
+        64 * 1024 * 1024,
+        "gateway: bytes of computed vectors kept for repeated texts (LRU, every embedding path); 0 turns it off",
+        minimum=0,
     )
 
 
@@ -177,6 +187,7 @@ class Config:
     heartbeat: HeartbeatConfig = field(default_factory=HeartbeatConfig)
     batching: BatchingConfig = field(default_factory=BatchingConfig)
     embedding: EmbeddingConfig = field(default_factory=EmbeddingConfig)
+    cache: CacheConfig = field(default_factory=CacheConfig)
     worker: WorkerConfig = field(default_factory=WorkerConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)

@@ -1,15 +1,18 @@
-"""POST /collections/{collection}/search: nearest documents to a text or a vector."""
+"""POST /collections/{collection}/search: nearest documents to a text or a vector, or to each of a batch."""
 
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from aiohttp import web
 
 from gateway import keys
+from gateway.collection_inputs import SearchQuery
 from gateway.http import json_response, read_as
 from gateway.routes.documents import render
 from gateway.schemas.search import SearchBody
+from gateway.storage.collection import Hit
 
 routes = web.RouteTableDef()
 
@@ -17,8 +20,22 @@ routes = web.RouteTableDef()
 @routes.post("/collections/{collection}/search")
 async def search(request: web.Request) -> web.Response:
     started = time.perf_counter()
-    q = (await read_as(request, SearchBody)).to_query()
-    hits, embedded = await request.app[keys.COLLECTIONS].search(request.match_info["collection"], q)
-    results = [{"id": h.doc.doc_id, "score": h.score, **render(h.doc, q.include)} for h in hits]
-    took_ms = round((time.perf_counter() - started) * 1000, 3)
-    return json_response({"results": results, "query_embedded": embedded, "took_ms": took_ms})
+    body = await read_as(request, SearchBody)
+    service = request.app[keys.COLLECTIONS]
+    ref = request.match_info["collection"]
+    if body.queries is not None:
+        queries = body.to_queries()
+        batch = await service.search_many(ref, queries)
+        results = [_hits(hits, q) for hits, q in zip(batch, queries, strict=True)]
+        return json_response({"results": results, "took_ms": _since(started)})
+    q = body.to_query()
+    hits, embedded = await service.search(ref, q)
+    return json_response({"results": _hits(hits, q), "query_embedded": embedded, "took_ms": _since(started)})
+
+
+def _hits(hits: list[Hit], q: SearchQuery) -> list[dict[str, Any]]:
+    return [{"id": h.doc.doc_id, "score": h.score, **render(h.doc, q.include)} for h in hits]
+
+
+def _since(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 3)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import asyncio
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 import pytest
+import uvloop
 
 from tests.support.gateway import Gateway, make_config, running_gateway
 from tests.support.processes import free_port
@@ -33,3 +35,11 @@ def start_gateway(endpoint: str, tmp_path: Path) -> GatewayFactory:
 async def gw(start_gateway: GatewayFactory) -> AsyncIterator[Gateway]:
     async with start_gateway() as gateway:
         yield gateway
+
+
+def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> Mapping[str, Callable[[], object]]:
+    """The transport's tests run on both loops the gateway may use (server.uvloop): asyncio's and uvloop's,
+    whose add_reader on the ZeroMQ FD is what the transport's reading rests on. The rest: asyncio's only."""
+    if item.path.name == "test_transport.py":
+        return {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
+    return {"asyncio": asyncio.new_event_loop}

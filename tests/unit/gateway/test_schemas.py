@@ -12,6 +12,7 @@ from gateway.errors import InvalidInput, InvalidJson
 from gateway.schemas.common import decode, from_query
 from gateway.schemas.documents import GetQuery, InsertBody, ListQuery
 from gateway.schemas.search import SearchBody
+from gateway.storage.errors import InvalidFilter
 
 
 def insert(body: Any, limit: int = 1000) -> tuple[list[Any], bool]:
@@ -134,6 +135,59 @@ def test_search_bodies(body: Any, message: str) -> None:
     with pytest.raises(InvalidInput) as info:
         decode(orjson.dumps(body), SearchBody).to_query()
     assert info.value.message == message
+
+
+def batch(*members: Any, **extra: Any) -> list[Any]:
+    return decode(orjson.dumps({"queries": list(members), **extra}), SearchBody).to_queries()
+
+
+def test_a_batch_search_keeps_each_members_own_k_filter_and_include_in_order() -> None:
+    queries = batch(
+        {"query": "a"}, {"vector": [1, 2], "k": 3, "include": ["vector"]}, {"query": "b", "filter": {"g": 1}}
+    )
+    assert [q.text for q in queries] == ["a", None, "b"]
+    assert [q.k for q in queries] == [10, 3, 10]
+    assert queries[1].vector is not None and queries[1].vector.dtype == np.float32
+    assert queries[1].include == frozenset({"vector"}) and queries[0].include == frozenset({"text", "metadata"})
+    assert queries[0].flt is None and queries[2].flt is not None
+
+
+BOTH = (
+    "give either queries (a batch, each member with its own query or vector, k, filter and include) or a single search"
+)
+X = {"query": "x"}
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"queries": [X] * 101}, "queries holds 101 items, over the limit of 100"),
+        ({"queries": []}, "queries must hold at least one search"),
+        ({"queries": [X] * 3 + [{"query": "x", "k": 0}]}, "queries[3].k must be between 1 and 1000, got 0"),
+        (
+            {"queries": [X, {"query": "x", "top": 3}]},
+            "queries[1] has unknown field(s) top; allowed: filter, include, k, query, vector",
+        ),
+        ({"queries": [X, {}]}, "queries[1]: give either query (a text to embed) or vector (numbers), got neither"),
+        ({"queries": [{"vector": [1, "a"]}]}, "queries[0].vector must hold numbers only, found string"),
+        (
+            {"queries": [{"vector": [1e39]}]},
+            "queries[0].vector[0] is 1e+39: NaN, infinity and numbers beyond float32 are refused",
+        ),
+        ({"queries": [X], "query": "y"}, f"{BOTH}, not both: found query beside queries"),
+        ({"queries": [X], "vector": [1], "filter": {"a": 1}}, f"{BOTH}, not both: found vector, filter beside queries"),
+    ],
+)
+def test_refused_batch_searches_name_the_member(body: Any, message: str) -> None:
+    with pytest.raises(InvalidInput) as info:
+        decode(orjson.dumps(body), SearchBody).to_queries()
+    assert info.value.message == message
+
+
+def test_a_bad_filter_in_a_batch_names_its_member() -> None:
+    with pytest.raises(InvalidFilter) as info:
+        batch({"query": "x"}, {"query": "y", "filter": "a=1"})
+    assert info.value.message == "queries[1].filter must be a JSON object, got string"
 
 
 def test_input_type_reaches_the_embed_request_from_both_embedding_bodies() -> None:

@@ -1,0 +1,69 @@
+"""Batch search over the real app with a fake worker: order, per-member options, one embedding call."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.support.fake_worker import FakeWorker
+from tests.support.gateway import Gateway
+
+UNIT = [[1.0, 0, 0, 0], [0, 1.0, 0, 0], [0, 0, 1.0, 0], [0, 0, 0, 1.0]]
+
+
+async def post(gw: Gateway, path: str, body: Any, status: int = 200) -> Any:
+    resp = await gw.client.post(path, json=body)
+    assert resp.status == status, await resp.text()
+    return await resp.json()
+
+
+async def test_mixed_text_and_vector_queries_come_back_in_order_from_one_embedding_call(
+    gw: Gateway, endpoint: str
+) -> None:
+    worker = await FakeWorker(endpoint).start()
+    await gw.wait_for_workers(1)
+    await post(gw, "/collections", {"name": "c"}, 201)  # 4-d: the fake worker's model
+    docs = [{"id": f"d{i}", "vector": v, "metadata": {"g": "ab"[i % 2]}} for i, v in enumerate(UNIT)]
+    await post(gw, "/collections/c/documents", {"documents": docs}, 201)
+    calls = (
+        "akidb_embedding_requests_total",
+        {"model": "all-MiniLM-L6-v2", "status": "ok", "transport": "collections"},
+    )
+    before = await gw.metric(calls[0], **calls[1])
+    queries = [
+        {"query": "x" * 50, "k": 1},  # the fake's vector [50, n, 0, 1]: nearest d0
+        {"vector": UNIT[2], "k": 1, "include": []},
+        {"query": "y", "k": 2, "include": ["vector"]},
+        {"vector": UNIT[3], "k": 4, "filter": {"g": "a"}},
+    ]
+    out = await post(gw, "/collections/c/search", {"queries": queries})
+    assert set(out) == {"results", "took_ms"} and len(out["results"]) == 4
+    first, second, third, fourth = out["results"]
+    assert [h["id"] for h in first] == ["d0"] and first[0]["metadata"] == {"g": "a"}
+    assert second == [{"id": "d2", "score": second[0]["score"]}]  # include [] : id and score only
+    assert len(third) == 2 and all(len(h["vector"]) == 4 for h in third)
+    assert sorted(h["id"] for h in fourth) == ["d0", "d2"]  # the filter: only g = a, however large k
+    assert [j.texts for j in worker.jobs] == [("x" * 50, "y")]  # both texts, one job
+    assert await gw.metric(calls[0], **calls[1]) - before == 1
+    assert await gw.metric("akidb_search_latency_seconds_count", query="batch") == 1
+    # A batch of vectors only embeds nothing.
+    again = await post(gw, "/collections/c/search", {"queries": [{"vector": UNIT[1], "k": 1}] * 3})
+    assert [[h["id"] for h in r] for r in again["results"]] == [["d1"]] * 3 and len(worker.jobs) == 1
+    await worker.close()
+
+
+async def test_a_refused_batch_member_is_named_by_its_index(gw: Gateway, endpoint: str) -> None:
+    worker = await FakeWorker(endpoint).start()
+    await gw.wait_for_workers(1)
+    await post(gw, "/collections", {"name": "c"}, 201)
+    for body, code, message in [
+        ({"queries": [{"query": "a"}, {"query": "b", "k": 0}]}, "invalid_input", "queries[1].k must be between"),
+        ({"queries": [{"query": "a"}] * 101}, "invalid_input", "queries holds 101 items, over the limit of 100"),
+        ({"queries": [{"query": "a"}], "query": "b"}, "invalid_input", "or a single search, not both"),
+        ({"queries": [{"vector": [1.0, 0, 0]}]}, "dimension_mismatch", "got 3, expected 4"),
+        ({"queries": [{"query": "a", "filter": {"$bad": 1}}]}, "invalid_filter", "queries[0].filter: unknown operator"),
+    ]:
+        error = (await post(gw, "/collections/c/search", body, 400))["error"]
+        assert error["code"] == code and message in error["message"], error
+    assert worker.jobs == []  # refused before anything was embedded
+    await post(gw, "/collections/nope/search", {"queries": [{"query": "a"}]}, 404)
+    await worker.close()
