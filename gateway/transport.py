@@ -61,7 +61,9 @@ class Transport:
         self._ctx: zmq.Context | None = None
         self._sock: zmq.Socket | None = None
         self._ticker: asyncio.Task[None] | None = None
-        self._timer: asyncio.TimerHandle | None = None
+        # uvloop's call_at answers a plain Handle (no `when()`) for a time already past: keep the time here.
+        self._timer: asyncio.Handle | None = None
+        self._timer_at = 0.0
         self.metrics = metrics
         self._auth: WorkerAuthenticator | None = None
         self._monitor: HandshakeMonitor | None = None
@@ -185,11 +187,12 @@ class Transport:
 
     def _wake_at(self, at: float) -> None:
         """One timer, at the earliest window end asked for; `wake` re-asks for any later one."""
-        if self._timer is not None and not self._timer.cancelled() and self._timer.when() <= at:
+        if self._timer is not None and not self._timer.cancelled() and self._timer_at <= at:
             return
         if self._timer is not None:
             self._timer.cancel()
         self._timer = self._loop.call_at(at, self._on_timer)
+        self._timer_at = at
 
     def _on_timer(self) -> None:
         self._timer = None
