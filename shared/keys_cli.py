@@ -70,7 +70,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         public, secret = make_curve_pair(args.name, args.dir)
     except FileExistsError as exc:
-        print(f"akidb-keys: {exc}", file=sys.stderr)
+        print(
+            f"akidb-keys: {exc.filename} exists; keys are never overwritten (remove it first, or pick another --name)",
+            file=sys.stderr,
+        )
         return 1
     print(f"public key: {public}\nsecret key: {secret} (mode 0600: keep it on this machine)")
     return 0
