@@ -57,7 +57,10 @@ async def until_workers(client: LiveClient, count: int, within_s: float = 90) ->
 async def test_a_stopped_worker_loses_no_request_and_its_late_results_are_dropped(
     endpoint: str, two_workers: list[WorkerProcess], tmp_path
 ) -> None:  # type: ignore[no-untyped-def]
-    gateway = GatewayProcess(endpoint, str(tmp_path), "--set", "server.request_timeout_s=20")
+    # The embedding cache off: this test is about jobs, and repeated texts would never leave the gateway.
+    gateway = GatewayProcess(
+        endpoint, str(tmp_path), "--set", "server.request_timeout_s=20", "--set", "cache.max_bytes=0"
+    )
     try:
         async with ready(gateway) as client:
             await until_workers(client, 2)
