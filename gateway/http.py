@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, TypeVar
 
 import orjson
 from aiohttp import web
 
-from gateway.errors import ApiError, InvalidJson, PayloadTooLarge, UnsupportedMediaType
+from gateway.errors import ApiError, InvalidJson, NotFound, PayloadTooLarge, UnsupportedMediaType
 from gateway.schemas.common import decode
 
 T = TypeVar("T")
@@ -48,3 +49,14 @@ def json_response(data: Any, status: int = 200, headers: dict[str, str] | None =
         headers=headers,
         content_type="application/json",
     )
+
+
+def static_file(request: web.Request, folder: Path, files: dict[str, str], page: str) -> web.Response:
+    """One file of a fixed list (`files`: name → media type) from `folder`; 404 naming `page` for any other.
+
+    The name from the URL only ever selects a key of `files`, so no path from a request reaches the disk."""
+    name = request.match_info["file"]
+    media = files.get(name)
+    if media is None:
+        raise NotFound(f"no file {name!r} under {request.path.rsplit('/', 1)[0]}; the page is GET {page}")
+    return web.Response(body=(folder / name).read_bytes(), content_type=media, headers={"Cache-Control": "no-cache"})

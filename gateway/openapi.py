@@ -13,7 +13,7 @@ from typing import Any
 import msgspec
 from msgspec import inspect as mi
 
-from gateway.routes import console
+from gateway import console
 from gateway.schemas import collections, documents, embed, openai, search, system
 from gateway.schemas.common import ErrorBody
 

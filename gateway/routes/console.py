@@ -8,16 +8,10 @@ from typing import Any
 from aiohttp import web
 
 from gateway import keys
-from gateway.console import STATIC
-from gateway.errors import NotFound
-from gateway.http import json_response
+from gateway.console import ASSETS, STATIC
+from gateway.http import json_response, static_file
 
 routes = web.RouteTableDef()
-
-
-# The console's files and their media types: a fixed list, so no path from a URL reaches the disk.
-ASSETS = {"app.js": "text/javascript", "style.css": "text/css"}
-ASSET_TYPES = tuple(dict.fromkeys(ASSETS.values()))
 
 
 @routes.get("/ui")
@@ -33,11 +27,7 @@ routes.get("/ui/")(console_page)
 
 @routes.get("/ui/static/{file}")
 async def console_asset(request: web.Request) -> web.Response:
-    name = request.match_info["file"]
-    media = ASSETS.get(name)
-    if media is None:
-        raise NotFound(f"no file {name!r} under /ui/static; the console is GET /ui")
-    return web.Response(body=(STATIC / name).read_bytes(), content_type=media, headers={"Cache-Control": "no-cache"})
+    return static_file(request, STATIC, ASSETS, "/ui")
 
 
 def worker_rows(app: web.Application) -> tuple[list[dict[str, Any]], int]:

@@ -8,8 +8,7 @@ from pathlib import Path
 import swagger_ui_bundle
 from aiohttp import web
 
-from gateway.errors import NotFound
-from gateway.http import json_response
+from gateway.http import json_response, static_file
 from gateway.openapi import ASSETS, document
 
 routes = web.RouteTableDef()
@@ -55,8 +54,4 @@ async def docs(request: web.Request) -> web.Response:
 
 @routes.get("/docs/{file}")
 async def asset(request: web.Request) -> web.Response:
-    name = request.match_info["file"]
-    media = ASSETS.get(name)
-    if media is None:
-        raise NotFound(f"no file {name!r} under /docs; the page is GET /docs")
-    return web.Response(body=(SWAGGER_UI / name).read_bytes(), content_type=media)
+    return static_file(request, SWAGGER_UI, ASSETS, "/docs")

@@ -16,6 +16,7 @@ import orjson
 import pytest
 
 from tests.support.backends import ONE_BACKEND
+from tests.support.live import ready
 from tests.support.processes import GatewayProcess, WorkerProcess, free_port
 
 # Not about the embedding backend: run once, on the fastest installed one.
@@ -49,18 +50,8 @@ class Client:
 @contextlib.asynccontextmanager
 async def started(proc: GatewayProcess, within_s: float = 90) -> AsyncIterator[Client]:
     """A client once the gateway process answers /ready (its worker has reconnected)."""
-    async with aiohttp.ClientSession() as session:
-        loop = asyncio.get_running_loop()
-        end = loop.time() + within_s
-        while True:
-            assert proc.proc.poll() is None, f"gateway exited:\n{proc.output()[-3000:]}"
-            with contextlib.suppress(aiohttp.ClientError):
-                async with session.get(proc.url + "/ready") as resp:
-                    if resp.status == 200:
-                        break
-            assert loop.time() < end, f"gateway not ready:\n{proc.output()[-3000:]}"
-            await asyncio.sleep(0.1)
-        yield Client(session, proc.url)
+    async with ready(proc, within_s) as live:
+        yield Client(live.session, live.url)
 
 
 def vector(seed: int) -> list[float]:

@@ -8,7 +8,7 @@ from pathlib import Path
 import zmq
 import zmq.auth
 
-from gateway.worker_auth import WorkerAuthenticator
+from gateway.transport.curve import WorkerAuthenticator
 from shared.curve import create_pair
 
 

@@ -1,11 +1,11 @@
 """The gateway's ZeroMQ side: one ROUTER socket on the event loop around the dispatcher.
 
-With `worker_auth.py` (CURVE), the only gateway module that imports zmq. It reads frames and
+With `curve.py` beside it, the only gateway code that imports zmq. It reads frames and
 hands them to the dispatcher with the loop's time, and carries out the actions that come back: send frames, resolve or
 fail callers' futures, arm the one batching-window timer. Every call runs on the event loop
 thread and none awaits, so dispatcher calls never interleave.
 
-Unless `zmq.allow_insecure` is set, the ROUTER is a CURVE server and `gateway.worker_auth`
+Unless `zmq.allow_insecure` is set, the ROUTER is a CURVE server and `gateway.transport.curve`
 decides at the handshake who may connect; a peer whose key is later removed from the
 accepted folder is forgotten at the next tick and its frames are dropped from then on, so its
 session dies and its reconnect meets the handshake's refusal.
@@ -27,7 +27,7 @@ from gateway.batcher import Pending
 from gateway.dispatch import Action, Deliver, Dispatcher, Fail, Send, Wake
 from gateway.fleet import WorkerView
 from gateway.metrics import Metrics
-from gateway.worker_auth import HandshakeMonitor, WorkerAuthenticator
+from gateway.transport.curve import HandshakeMonitor, WorkerAuthenticator
 from shared.codec import encode
 from shared.config import Config
 from shared.curve import ensure_gateway_keys, key_paths
