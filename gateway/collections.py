@@ -287,9 +287,11 @@ class CollectionService:
         else:
             assert q.vector is not None
             vector = self._prepare(col, [q.vector])[0]
-        hits = await asyncio.get_running_loop().run_in_executor(
-            self.readers, col.search, vector, q.k, q.flt, self.cfg.filter_max_candidates, "vector" in q.include
-        )
+        hits = col.search_now(vector, q.k, q.flt, q.include)  # None: it could wait, so a reader thread runs it
+        if hits is None:
+            hits = await asyncio.get_running_loop().run_in_executor(
+                self.readers, col.search, vector, q.k, q.flt, self.cfg.filter_max_candidates, "vector" in q.include
+            )
         self.metrics.search_latency.labels("text" if q.text is not None else "vector").observe(
             time.perf_counter() - started
         )
