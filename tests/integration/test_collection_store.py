@@ -226,7 +226,6 @@ def score(metric: str, v: np.ndarray, q: np.ndarray) -> float:
 
 
 def test_a_deleted_collection_refuses_reads(tmp_path: Path) -> None:
-
     col = make(tmp_path / "c")
     col.upsert(docs(3))
     col.close(save=False)
