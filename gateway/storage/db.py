@@ -39,6 +39,8 @@ CREATE TABLE IF NOT EXISTS vectors (key INTEGER PRIMARY KEY, vector BLOB NOT NUL
 CREATE TABLE IF NOT EXISTS removed (seq INTEGER PRIMARY KEY AUTOINCREMENT, key INTEGER NOT NULL);
 """
 DB_FILE = "documents.sqlite3"
+# Keys up to which `fetch` binds one parameter each (a search's k); more go in as one JSON array.
+FETCH_PARAMS = 100
 
 
 @dataclass(frozen=True)
@@ -218,10 +220,12 @@ class DocumentStore:
         ("text", "metadata", "vector"); the others are None."""
         if not keys:
             return {}
+        if len(keys) <= FETCH_PARAMS:  # one cached statement per count: half the time of json_each
+            where, params = f"IN ({','.join('?' * len(keys))})", tuple(keys)
+        else:
+            where, params = "IN (SELECT value FROM json_each(?))", (_json_ints(keys),)
         with self._reader() as conn:
-            rows = conn.execute(
-                f"SELECT {_fields(include)} WHERE d.key IN (SELECT value FROM json_each(?))", (_json_ints(keys),)
-            ).fetchall()
+            rows = conn.execute(f"SELECT {_fields(include)} WHERE d.key {where}", params).fetchall()
         return {r[0]: _document(r) for r in rows}
 
     def page(self, after_key: int, limit: int, with_vector: bool) -> list[StoredDocument]:
