@@ -220,6 +220,7 @@ class DocumentStore:
         ("text", "metadata", "vector"); the others are None."""
         if not keys:
             return {}
+        params: tuple[Any, ...]
         if len(keys) <= FETCH_PARAMS:  # one cached statement per count: half the time of json_each
             where, params = f"IN ({','.join('?' * len(keys))})", tuple(keys)
         else:
