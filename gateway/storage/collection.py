@@ -320,11 +320,12 @@ class Collection:
 
         An unfiltered search of up to FAST_K hits takes ~0.1-0.3 ms, less than handing it to a reader
         thread and back. It runs here only if the index is free right now (an insert holds it for up
-        to one ADD_CHUNK); a filter (several rounds, maybe an exact scan), a large k, or an index being
-        changed return None, and the caller runs `search` on a reader thread. Documents come with only
-        the fields in `include`.
+        to one ADD_CHUNK) and an open database connection is idle. A filter (several rounds, maybe an
+        exact scan), a large k, a busy index or no idle connection (a closed collection has none)
+        return None, and the caller runs `search` on a reader thread. Documents come with only the
+        fields in `include`.
         """
-        if flt is not None or k > FAST_K:
+        if flt is not None or k > FAST_K or not self.store.reader_idle():
             return None
         with self.index.lock.try_shared() as held:
             if not held:

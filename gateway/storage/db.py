@@ -257,6 +257,10 @@ class DocumentStore:
         return np.array([r[0] for r in rows], dtype=np.uint64), [r[1] for r in rows]
 
     # -- connections --------------------------------------------------------------------------
+    def reader_idle(self) -> bool:
+        """Whether a read connection is open and free: a read then opens none (which may wait on locks)."""
+        return not self._readers.empty()
+
     @contextlib.contextmanager
     def _reader(self) -> Iterator[sqlite3.Connection]:
         try:

@@ -118,8 +118,9 @@ def test_search_now_answers_as_search_does_or_declines(tmp_path: Path) -> None:
     with col.index.lock.exclusive():  # an index change in progress: the event loop must not wait for it
         assert col.search_now(query, 10, None, frozenset()) is None
     col.close(save=False)
+    assert col.search_now(query, 10, None, frozenset()) is None  # closed: the reader thread's search says so
     with pytest.raises(CollectionNotFound):
-        col.search_now(query, 10, None, frozenset())
+        col.search(query, 10, None, 50, with_vector=False)
 
 
 def test_a_failed_batch_stores_nothing(tmp_path: Path) -> None:
