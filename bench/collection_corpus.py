@@ -48,7 +48,7 @@ def texts(limit: int, kind: str = "mixed") -> list[str]:
     for p in paragraphs:
         if len(out) >= limit:
             break
-        if p not in seen and p != ".":
+        if p.strip(" .") and p not in seen:  # a paragraph of "." or nothing has no sentence to embed
             seen.add(p)
             out.append(p)
     return out

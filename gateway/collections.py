@@ -314,6 +314,9 @@ class CollectionService:
         return out
 
     async def _search_one(self, col: Collection, vector: np.ndarray, q: SearchQuery) -> list[Hit]:
-        return await asyncio.get_running_loop().run_in_executor(
-            self.readers, col.search, vector, q.k, q.flt, self.cfg.filter_max_candidates, "vector" in q.include
-        )
+        hits = col.search_now(vector, q.k, q.flt, q.include)  # None: it could wait, so a reader thread runs it
+        if hits is None:
+            hits = await asyncio.get_running_loop().run_in_executor(
+                self.readers, col.search, vector, q.k, q.flt, self.cfg.filter_max_candidates, "vector" in q.include
+            )
+        return hits

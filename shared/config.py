@@ -148,7 +148,7 @@ class StorageConfig:
     connectivity: int = _opt(16, "HNSW edges per node (M) for new collections", minimum=2)
     expansion_add: int = _opt(128, "HNSW candidates per insertion (efConstruction) for new collections", minimum=1)
     expansion_search: int = _opt(128, "HNSW candidates per search (ef) for new collections", minimum=1)
-    index_dtype: str = _opt("f16", "how indexes store vectors (the database keeps float32)", choices=INDEX_DTYPES)
+    index_dtype: str = _opt("bf16", "how indexes store vectors (the database keeps float32)", choices=INDEX_DTYPES)
     snapshot_every: int = _opt(10000, "changes between index snapshots; a restart replays at most this many", minimum=1)
     read_threads: int = _opt(4, "threads for searches and reads (each collection also has one writer)", minimum=1)
     filter_max_candidates: int = _opt(

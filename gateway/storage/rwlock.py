@@ -33,6 +33,22 @@ class RWLock:
                     self._cond.notify_all()
 
     @contextlib.contextmanager
+    def try_shared(self) -> Iterator[bool]:
+        """Hold the lock with other readers if that needs no wait; yields whether it is held."""
+        with self._cond:
+            held = not (self._writer or self._writers_waiting)
+            if held:
+                self._readers += 1
+        try:
+            yield held
+        finally:
+            if held:
+                with self._cond:
+                    self._readers -= 1
+                    if not self._readers:
+                        self._cond.notify_all()
+
+    @contextlib.contextmanager
     def exclusive(self) -> Iterator[None]:
         """Hold the lock alone."""
         with self._cond:

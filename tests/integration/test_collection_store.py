@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry
 from gateway.metrics import LATENCY_BUCKETS
 from gateway.storage.collection import Collection, CollectionInfo
 from gateway.storage.db import NewDocument
+from gateway.storage.errors import CollectionNotFound
 from gateway.storage.filters import compile_filter
 from gateway.storage.index import IndexParams, snapshots
 from gateway.storage.metrics import StorageMetrics
@@ -84,6 +85,42 @@ def test_upsert_replaces_and_delete_removes(tmp_path: Path) -> None:
     assert col.get("d3", False) is None and len(col.index) == 19
     assert "d3" not in [d for d, _ in top(col, unit(99), 19)]
     col.close(save=False)
+
+
+def test_a_batch_replacing_some_documents_keeps_keys_and_removals_in_order(tmp_path: Path) -> None:
+    col = make(tmp_path / "c")
+    col.upsert(docs(5))
+    col.delete("d4")  # key 5 is used and gone: new keys must not reuse it
+    col.upsert([*docs(2, start=1, seed=7), *docs(2, start=10, seed=8)])  # replaces d1, d2; adds d10, d11
+    keys = {d: col.get(d, False).key for d in ("d0", "d1", "d2", "d3", "d10", "d11")}  # type: ignore[union-attr]
+    assert keys == {"d0": 1, "d3": 4, "d1": 6, "d2": 7, "d10": 8, "d11": 9}
+    assert col.store.removed_after(0) == [5, 2, 3] and col.marks == (9, 3)
+    assert len(col.index) == 6 and col.store.count() == 6
+    col.close(save=False)
+    again = reopen(tmp_path / "c")  # replay from the database alone finds the same documents
+    assert top(again, docs(2, start=1, seed=7)[0].vector, 1) == [("d1", 1.0)]
+    assert len(again.index) == 6
+    again.close(save=False)
+
+
+def test_search_now_answers_as_search_does_or_declines(tmp_path: Path) -> None:
+    col = make(tmp_path / "c")
+    col.upsert(docs(50))
+    query = unit(5)
+    slow = col.search(query, 10, None, 50, with_vector=True)
+    now = col.search_now(query, 10, None, frozenset(("text", "metadata", "vector")))
+    assert now == slow
+    bare = col.search_now(query, 10, None, frozenset())
+    assert bare is not None and [h.doc.doc_id for h in bare] == [h.doc.doc_id for h in slow]
+    assert all(h.doc.text is None and h.doc.metadata is None and h.doc.vector is None for h in bare)
+    assert col.search_now(query, 10, compile_filter({"odd": 1}), frozenset()) is None  # filtered: a thread's job
+    assert col.search_now(query, 101, None, frozenset()) is None  # large k: a thread's job
+    with col.index.lock.exclusive():  # an index change in progress: the event loop must not wait for it
+        assert col.search_now(query, 10, None, frozenset()) is None
+    col.close(save=False)
+    assert col.search_now(query, 10, None, frozenset()) is None  # closed: the reader thread's search says so
+    with pytest.raises(CollectionNotFound):
+        col.search(query, 10, None, 50, with_vector=False)
 
 
 def test_a_failed_batch_stores_nothing(tmp_path: Path) -> None:
@@ -190,8 +227,6 @@ def score(metric: str, v: np.ndarray, q: np.ndarray) -> float:
 
 
 def test_a_deleted_collection_refuses_reads(tmp_path: Path) -> None:
-    from gateway.storage.errors import CollectionNotFound
-
     col = make(tmp_path / "c")
     col.upsert(docs(3))
     col.close(save=False)

@@ -68,7 +68,7 @@ async def test_the_seed_story(gateway: Gateway) -> None:
     assert isinstance(found["took_ms"], float)
     described = await get(gateway, "/collections/seed")
     assert described["document_count"] == 2
-    assert described["index"] == {"connectivity": 16, "expansion_add": 128, "expansion_search": 128, "dtype": "f16"}
+    assert described["index"] == {"connectivity": 16, "expansion_add": 128, "expansion_search": 128, "dtype": "bf16"}
 
 
 async def test_batches_are_embedded_in_one_call_and_upserts_replace(gateway: Gateway) -> None:
