@@ -1,7 +1,7 @@
 """One load, several gateway configurations, one run: each arm is a fresh stack sent the same requests.
 
     python -m bench.arms --load embed1 --rate 50 --arm uvloop= --arm asyncio=server.uvloop=false
-    python -m bench.arms --load text_search_zipf --arm cache_on= --arm cache_off=cache.max_bytes=0
+    python -m bench.arms --load text_search_zipf --arm on=cache.max_bytes=67108864 --arm off=cache.max_bytes=0
 
 --arm NAME=KEY=VALUE[,KEY=VALUE...]: a name and the gateway `--set`s that make the arm ("NAME=" for the
 defaults). Reports, per arm: latency (open loop, from each request's scheduled start), the embedding

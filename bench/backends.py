@@ -119,6 +119,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--skip-raw", action="store_true")
     p.add_argument("--skip-server", action="store_true")
+    p.add_argument("--insecure-link", action="store_true", help="the worker link without CURVE (zmq.allow_insecure)")
     args = p.parse_args()
     args.n_short, args.n_bodies = (256, 64) if args.quick else (2000, 500)
     duration = 5.0 if args.quick else 20.0
@@ -132,7 +133,7 @@ def main() -> None:
             results["in_process"] = in_process(args, Path(tmp))
             path.write_text(json.dumps(results, indent=2))  # kept even if the server part fails
         if not args.skip_server:
-            results["server"] = asyncio.run(server.run_all(Path(tmp), duration))
+            results["server"] = asyncio.run(server.run_all(Path(tmp), duration, curve=not args.insecure_link))
     path.write_text(json.dumps(results, indent=2))
     print(summary(results))
     print(f"\nfull results: {path}")

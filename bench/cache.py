@@ -12,4 +12,6 @@ from __future__ import annotations
 from bench import arms
 
 if __name__ == "__main__":
-    arms.main({"load": "text_search_zipf", "rate": 100}, ("cache_on=", "cache_off=cache.max_bytes=0"))
+    arms.main(
+        {"load": "text_search_zipf", "rate": 100}, ("cache_on=cache.max_bytes=67108864", "cache_off=cache.max_bytes=0")
+    )

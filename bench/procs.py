@@ -68,6 +68,10 @@ class Stack:
     `zmq.keys_dir` that the workers share, as on one machine. `curve=False` runs both sides
     with `zmq.allow_insecure`, to measure what CURVE costs. `security_args` are the flags a
     stand-in worker (`bench.instant_worker`) needs to match.
+
+    The embedding cache is off unless `cache=True`: most benchmarks measure the embedding path and
+    repeat their texts, which the cache would answer without a worker (a later `--set
+    cache.max_bytes=...` in `gateway_args` still wins, as `bench.cache` does).
     """
 
     def __init__(
@@ -79,6 +83,7 @@ class Stack:
         zmq_port: int = 15555,
         env: dict[str, str] | None = None,
         curve: bool = True,
+        cache: bool = False,
     ) -> None:
         self.url = f"http://127.0.0.1:{http_port}"
         self.zmq = f"tcp://127.0.0.1:{zmq_port}"
@@ -89,7 +94,8 @@ class Stack:
         self.security_args: tuple[str, ...] = ("--keys-dir", self.keys_dir) if curve else ("--insecure",)
         self.worker_args = (*security, *worker_args)
         gateway_addr = ("--port", str(http_port), "--bind", self.zmq, "--host", "127.0.0.1")
-        self.gateway_args = (*gateway_addr, *security, *gateway_args)
+        no_cache = () if cache else ("--set", "cache.max_bytes=0")
+        self.gateway_args = (*gateway_addr, *security, *no_cache, *gateway_args)
         self.procs: list[subprocess.Popen[bytes]] = []
 
     def __enter__(self) -> Stack:
