@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 import urllib.request
@@ -150,3 +151,35 @@ def test_console_pages(stack: tuple[GatewayProcess, WorkerProcess], page, tmp_pa
         "search.png",
         "workers.png",
     ]
+
+
+def test_console_asks_for_an_api_key_and_keeps_it_for_the_session(page, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    key = "akidb_console_test_" + "k" * 16
+    record = f"[{{name: console, sha256: {hashlib.sha256(key.encode()).hexdigest()}, scopes: [read, write, admin]}}]"
+    gateway = GatewayProcess(f"tcp://127.0.0.1:{free_port()}", str(tmp_path / "data"), "--set", f"auth.keys={record}")
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {key}"}
+    try:
+        end = time.monotonic() + 60
+        while True:  # /health is open: no worker is needed to list collections
+            try:
+                call(gateway.url + "/health")
+                break
+            except OSError:
+                assert time.monotonic() < end, gateway.output()[-2000:]
+                time.sleep(0.2)
+        body = json.dumps({"name": "secret", "dimension": 384}).encode()
+        urllib.request.urlopen(urllib.request.Request(gateway.url + "/collections", body, headers), timeout=30)
+
+        page.goto(gateway.url + "/ui")
+        page.wait_for_selector("#key-dialog[open]")  # the first call got 401: the page asks
+        page.fill("#key-input", "not-the-key")
+        page.press("#key-input", "Enter")
+        page.wait_for_selector("#key-dialog[open]")  # refused again: asked again
+        page.fill("#key-input", key)
+        page.press("#key-input", "Enter")
+        page.wait_for_selector('tr[data-collection="secret"]')
+        assert page.evaluate("sessionStorage.getItem('akidb-key')") == key
+        page.screenshot(path=tmp_path / "key-accepted.png")
+    finally:
+        gateway.stop()
+    assert key not in gateway.output()  # the key never reaches the gateway's log
