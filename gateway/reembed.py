@@ -8,7 +8,7 @@ Inserts made during the job get keys above every older one, so the walk reaches 
 
 Progress (`last_key`, `done`) commits with each page's vectors, so a gateway restart resumes after the
 last committed page: at most the pages in flight at the stop are embedded twice. Embedding errors a
-restarted or busy worker causes (5xx) are retried with backoff for up to RETRY_FOR_S.
+restarted or busy worker causes (5xx, or its model not announced yet) are retried with backoff for up to RETRY_FOR_S.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from prometheus_client import CollectorRegistry, Counter
 
 from gateway.collections import CollectionService
 from gateway.embedding import EmbeddingService, EmbedRequest
-from gateway.errors import ApiError
+from gateway.errors import ApiError, ModelNotFound
 from gateway.storage import reembed as store
 from gateway.storage.collection import Collection
 from gateway.storage.errors import CollectionNotFound, JobConflict, StorageError, VectorOnlyDocuments
@@ -65,6 +65,7 @@ class ReembedJobs:
         self.collections = collections
         self.embedding = embedding
         self.running: dict[str, Running] = {}  # by collection id
+        self._schema: set[str] = set()  # collections whose job tables exist
         self.texts = Counter(
             "akidb_reembed_texts_total",
             "Texts re-embedding jobs embedded in this process (a page redone after a restart counts again)",
@@ -75,9 +76,10 @@ class ReembedJobs:
     async def resume(self) -> None:
         """Take up every job a previous gateway left running."""
         for col in self.collections.opened():
-            await self._write(col, store.ensure_schema, col)
+            await self._ensure_schema(col)
             for record in await self._read(store.jobs, col):
                 if record.state == store.RUNNING:
+                    record = await self._write(col, store.mark_resumed, col, record)
                     staged = await asyncio.to_thread(store.load_staged, col, record)
                     log.info("reembed_resumed", collection=col.info.name, job=record.id, done=record.done)
                     self._launch(col, record, Running(record.id, staged, resumed_from=record.done))
@@ -98,7 +100,7 @@ class ReembedJobs:
             raise JobConflict(
                 f"collection {col.info.name!r} is already being re-embedded (job {self.running[col.info.id].job_id})"
             )
-        await self._write(col, store.ensure_schema, col)
+        await self._ensure_schema(col)
         job_id = "job_" + secrets.token_hex(8)
         record = await self._write(
             col, store.start, col, job_id, info.name, pooling or info.pooling, info.dimension, drop_vector_only
@@ -111,7 +113,7 @@ class ReembedJobs:
     async def status(self, ref: str, job_id: str) -> dict[str, Any]:
         """A job's state and progress."""
         col = self.collections.get(ref)
-        await self._write(col, store.ensure_schema, col)
+        await self._ensure_schema(col)
         record = await self._read(store.job, col, job_id)
         running = self.running.get(col.info.id)
         out = {
@@ -129,7 +131,7 @@ class ReembedJobs:
             "drop_vector_only": record.drop_vector_only,
             "vector_only": record.vector_only,
             "dropped": record.dropped,
-            "resumed_from": 0,
+            "resumed_from": record.resumed_from,
             "created_at": record.created_at,
             "finished_at": record.finished_at,
         }
@@ -140,7 +142,6 @@ class ReembedJobs:
                 total=record.done + left,
                 texts_per_s=round(rate, 1),
                 eta_s=round(left / rate, 1) if rate > 0 else None,
-                resumed_from=running.resumed_from,
             )
         elif record.finished_at is not None:
             out.update(texts_per_s=round(record.done / max(record.finished_at - record.created_at, 1e-6), 1), eta_s=0.0)
@@ -149,7 +150,7 @@ class ReembedJobs:
     async def cancel(self, ref: str, job_id: str) -> dict[str, Any]:
         """Cancel a running job: its new vectors go and the collection stays as it was."""
         col = self.collections.get(ref)
-        await self._write(col, store.ensure_schema, col)
+        await self._ensure_schema(col)
         record = await self._read(store.job, col, job_id)
         if record.state != store.RUNNING:
             raise JobConflict(f"job {job_id} is {record.state} already; only a running job can be cancelled")
@@ -238,7 +239,7 @@ class ReembedJobs:
         return keys, np.ascontiguousarray(vectors, dtype=np.float32)
 
     async def _retrying(self, req: EmbedRequest) -> np.ndarray:
-        """Embed, retrying what a restarting or overloaded worker causes (5xx) with backoff."""
+        """Embed, retrying what a restarting or overloaded worker causes (5xx, its model gone) with backoff."""
         loop = asyncio.get_running_loop()
         give_up, delay = loop.time() + RETRY_FOR_S, 0.5
         while True:
@@ -246,11 +247,18 @@ class ReembedJobs:
                 out = await self.embedding.embed(req, transport="reembed", timeout_s=EMBED_TIMEOUT_S)
                 return out.vectors
             except ApiError as exc:
-                if exc.http_status < 500 or loop.time() + delay > give_up:
+                # A model no worker announces (yet): after a gateway restart the workers reconnect later.
+                retriable = exc.http_status >= 500 or isinstance(exc, ModelNotFound)
+                if not retriable or loop.time() + delay > give_up:
                     raise
                 log.warning("reembed_embedding_retried", model=req.model, error=exc.message, retry_in_s=delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
+
+    async def _ensure_schema(self, col: Collection) -> None:
+        if col.info.id not in self._schema:
+            await self._write(col, store.ensure_schema, col)
+            self._schema.add(col.info.id)
 
     # -- threads ------------------------------------------------------------------------------
     async def _write(self, col: Collection, fn: Callable[..., T], *args: Any) -> T:

@@ -27,7 +27,8 @@ class ReembedBody(msgspec.Struct, forbid_unknown_fields=True):
 
 class Job(msgspec.Struct):
     """A re-embedding job. `total` counts documents to embed (inserts during the job add to it);
-    `texts_per_s` and `eta_s` are measured since this gateway took the job up (`resumed_from` done then)."""
+    `texts_per_s` and `eta_s` are measured since this gateway took the job up; `resumed_from` is `done` when
+    a gateway last resumed it after a restart (0: never restarted)."""
 
     id: str
     collection: str

@@ -46,6 +46,7 @@ CREATE TABLE IF NOT EXISTS reembed_jobs (
     total INTEGER NOT NULL,
     vector_only INTEGER NOT NULL,
     dropped INTEGER NOT NULL DEFAULT 0,
+    resumed_from INTEGER NOT NULL DEFAULT 0,
     created_at REAL NOT NULL,
     finished_at REAL
 );
@@ -54,7 +55,7 @@ CREATE TABLE IF NOT EXISTS reembed_vectors (key INTEGER PRIMARY KEY, vector BLOB
 RUNNING, DONE, CANCELLED, FAILED = "running", "done", "cancelled", "failed"
 COLUMNS = (
     "id, model, pooling, dimension, drop_vector_only, state, error, last_key, done, total, vector_only, dropped, "
-    "created_at, finished_at"
+    "resumed_from, created_at, finished_at"
 )
 
 
@@ -74,6 +75,7 @@ class JobRecord:
     total: int  # documents when the job started
     vector_only: int  # documents without text when the job started
     dropped: int  # documents without text the swap removed
+    resumed_from: int  # `done` when a gateway last took the job up after a restart (0: never restarted)
     created_at: float
     finished_at: float | None
 
@@ -151,10 +153,16 @@ def start(col: Collection, job_id: str, model: str, pooling: str | None, dimensi
         total = int(conn.execute("SELECT COUNT(*) FROM documents").fetchone()[0])
         conn.execute("DELETE FROM reembed_vectors")  # a crashed job's leftovers, if any
         conn.execute(
-            f"INSERT INTO reembed_jobs ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, NULL, 0, 0, ?, ?, 0, ?, NULL)",
+            f"INSERT INTO reembed_jobs ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, NULL, 0, 0, ?, ?, 0, 0, ?, NULL)",
             (job_id, model, pooling, dimension, drop, RUNNING, total, vector_only, time.time()),
         )
     return job(col, job_id)
+
+
+def mark_resumed(col: Collection, record: JobRecord) -> JobRecord:
+    """Record that this gateway takes the job up from `done` (writer thread)."""
+    col.store.writer_connection().execute("UPDATE reembed_jobs SET resumed_from = done WHERE id = ?", (record.id,))
+    return dataclasses.replace(record, resumed_from=record.done)
 
 
 def pending(col: Collection, after_key: int, limit: int) -> Pending:
