@@ -176,6 +176,9 @@ class ReembedJobs:
         except CollectionNotFound:
             log.info("reembed_stopped_collection_deleted", job=record.id)
         except Exception as exc:
+            if col.closed:  # deleted under the job: its reads fail on a closed database
+                log.info("reembed_stopped_collection_deleted", job=record.id)
+                return
             error = exc.message if isinstance(exc, ApiError | StorageError) else f"{type(exc).__name__}: {exc}"
             log.warning("reembed_failed", collection=col.info.name, job=record.id, error=error)
             with contextlib.suppress(Exception):
@@ -193,6 +196,7 @@ class ReembedJobs:
             if not page.keys:
                 done = dataclasses.replace(record, last_key=after)
                 if await self._write(col, store.swap, col, done, running.staged, record.pooling):
+                    self.collections.metrics.documents.labels(col.info.name).set(len(col.index))
                     return
                 page = await self._read(store.pending, col, after, self.page_size)  # arrived meanwhile
                 embedding = self._embed_page(col, record, page)

@@ -152,6 +152,10 @@ async def setup(kind: str, zmq_endpoint: str, data_dir: Path) -> AsyncIterator[G
                     DOCS, json={"documents": [{"id": "d", "text": "x"}, {"id": "d2", "text": "y"}]}
                 )
                 assert resp.status == 201, await resp.text()
+            if kind == "slow":  # a document with text (and a vector: no embedding) for the job to embed
+                dimension = (await (await gw.client.get("/collections/c")).json())["dimension"]
+                resp = await gw.client.post(DOCS, json={"id": "t", "text": "x", "vector": [1.0] * dimension})
+                assert resp.status == 201, await resp.text()
             if kind in ("real", "slow"):
                 resp = await gw.client.post("/collections/c/reembed", json={"model": MINILM, "pooling": "cls"})
                 assert resp.status == 202, await resp.text()
