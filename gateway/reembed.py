@@ -116,6 +116,9 @@ class ReembedJobs:
         await self._ensure_schema(col)
         record = await self._read(store.job, col, job_id)
         running = self.running.get(col.info.id)
+        if running is not None and running.job_id == record.id:
+            # Until its task ends: the swap commits before the new index serves, and "done" means both.
+            record = dataclasses.replace(record, state=store.RUNNING, finished_at=None)
         out = {
             "id": record.id,
             "collection": col.info.id,

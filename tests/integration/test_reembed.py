@@ -104,11 +104,11 @@ def unit(v: np.ndarray) -> np.ndarray:
 
 async def test_reembed_switches_model_and_dimension_while_serving(gateway: Gateway) -> None:
     client = gateway.client
-    await make_collection(client, 400)
+    await make_collection(client, 1000)
     resp = await client.post("/collections/c/reembed", json={"model": QWEN})
     assert resp.status == 202, await resp.text()
     job = await resp.json()
-    assert (job["state"], job["dimension"], job["total"]) == ("running", 64, 400)
+    assert (job["state"], job["dimension"], job["total"]) == ("running", 64, 1000)
     again = await client.post("/collections/c/reembed", json={"model": QWEN})
     assert again.status == 409, await again.text()
 
@@ -126,12 +126,12 @@ async def test_reembed_switches_model_and_dimension_while_serving(gateway: Gatew
 
     final = await until_finished(client, job["id"])
     assert final["state"] == "done", final
-    assert final["done"] >= 429 and final["error"] is None
+    assert final["done"] >= 1029 and final["error"] is None
     described = await (await client.get("/collections/c")).json()
-    assert (described["model"], described["dimension"], described["document_count"]) == (QWEN, 64, 428)
+    assert (described["model"], described["dimension"], described["document_count"]) == (QWEN, 64, 1028)
 
     # Every document now holds the new model's vector of its text, late inserts included.
-    ids = ["d0", "d399", "late0", "late29"]
+    ids = ["d0", "d999", "late0", "late29"]
     texts = [(await (await client.get(f"/collections/c/documents/{i}")).json())["text"] for i in ids]
     expected = unit(await embedded(client, QWEN, texts))
     got = np.stack([await stored_vector(client, i) for i in ids])
