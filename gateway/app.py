@@ -14,7 +14,8 @@ from gateway.metrics import LATENCY_BUCKETS, Metrics
 from gateway.middleware import RENDERER, errors, request_context
 from gateway.openai_format import PREFIX as OPENAI_PREFIX
 from gateway.openai_format import render_error as render_openai_error
-from gateway.routes import collections, console, docs, documents, embed, openai, search, system
+from gateway.reembed import ReembedJobs
+from gateway.routes import collections, console, docs, documents, embed, openai, reembed, search, system
 from gateway.rpc.server import GrpcServer
 from gateway.slow_clients import body_deadline
 from gateway.storage.metrics import StorageMetrics
@@ -44,12 +45,14 @@ def create_app(cfg: Config, registry: CollectorRegistry | None = None) -> web.Ap
     app[keys.EMBEDDING] = EmbeddingService(cfg, transport, app[keys.METRICS])
     storage_metrics = StorageMetrics(app[keys.REGISTRY], LATENCY_BUCKETS)
     app[keys.COLLECTIONS] = CollectionService(cfg, app[keys.EMBEDDING], storage_metrics)
-    for module in (system, embed, openai, collections, documents, search, console, docs):
+    app[keys.REEMBED] = ReembedJobs(cfg, app[keys.COLLECTIONS], app[keys.EMBEDDING], app[keys.REGISTRY])
+    for module in (system, embed, openai, collections, documents, search, reembed, console, docs):
         app.add_routes(module.routes)
     app[RENDERER] = {OPENAI_PREFIX: render_openai_error}
     # Storage first: a data directory another gateway holds stops this one before it binds anything.
     app.cleanup_ctx.append(_storage_ctx)
     app.cleanup_ctx.append(_transport_ctx)
+    app.cleanup_ctx.append(_reembed_ctx)  # stopped first: no job writes to a closed collection
     if cfg.server.grpc_enabled:
         # After the transport's, so it is stopped first: no call arrives for a closed transport.
         app[keys.GRPC] = GrpcServer(cfg, app[keys.EMBEDDING])
@@ -69,6 +72,13 @@ async def _transport_ctx(app: web.Application) -> AsyncIterator[None]:
     await transport.start()
     yield
     await transport.close()
+
+
+async def _reembed_ctx(app: web.Application) -> AsyncIterator[None]:
+    jobs = app[keys.REEMBED]
+    await jobs.resume()
+    yield
+    await jobs.close()
 
 
 async def _grpc_ctx(app: web.Application) -> AsyncIterator[None]:

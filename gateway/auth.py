@@ -57,6 +57,9 @@ ROUTE_SCOPES: dict[tuple[str, str], str] = {
     ("DELETE", "/collections/{collection}/documents/{doc_id}"): WRITE,
     ("POST", "/collections"): ADMIN,
     ("DELETE", "/collections/{collection}"): ADMIN,
+    ("POST", "/collections/{collection}/reembed"): ADMIN,
+    ("GET", "/collections/{collection}/jobs/{job_id}"): ADMIN,
+    ("DELETE", "/collections/{collection}/jobs/{job_id}"): ADMIN,
     (GRPC, "/akidb.embedding.EmbeddingService/Embed"): READ,
     (GRPC, "/akidb.embedding.EmbeddingService/GetModelInfo"): READ,
 }

@@ -33,6 +33,7 @@ from gateway.storage.errors import (
     DimensionMismatch,
     DocumentNotFound,
     InvalidVector,
+    ModelChanged,
 )
 from gateway.storage.index import IndexParams
 from gateway.storage.metrics import StorageMetrics
@@ -91,6 +92,10 @@ class CollectionService:
         if col is None:
             raise CollectionNotFound(f"no collection {ref!r}; GET /collections lists them", param="collection")
         return col
+
+    def opened(self) -> list[Collection]:
+        """Every open collection."""
+        return list(self._by_id.values())
 
     def describe_all(self) -> list[dict[str, Any]]:
         return [c.describe() for c in sorted(self._by_id.values(), key=lambda c: c.info.created_at)]
@@ -180,6 +185,7 @@ class CollectionService:
         """Store documents all-or-nothing; returns `{"id", "vector_generated"}` per document."""
         started = time.perf_counter()
         col = self.get(ref)
+        info = col.info  # what the vectors are made for: a re-embedding's swap meanwhile refuses them
         to_embed = [i for i, d in enumerate(docs) if d.vector is None]
         given = [i for i, d in enumerate(docs) if d.vector is not None]
         given_rows = [d.vector for d in docs if d.vector is not None]
@@ -190,6 +196,7 @@ class CollectionService:
             vectors[given] = self._prepare(col, given_rows)
         if to_embed:
             embedded = await self._embed(col, tuple(docs[i].text or "" for i in to_embed), "document")
+            self._check_model(col, info)
             vectors[to_embed] = self._prepare(col, list(embedded), what="embedding")
         ready = [
             NewDocument(
@@ -203,11 +210,13 @@ class CollectionService:
         ]
         # Shielded: once handed to the writer the documents are stored even if the client leaves,
         # so the metrics must follow them.
-        await asyncio.shield(self._store(col, ready, len(to_embed), started))
+        await asyncio.shield(self._store(col, ready, len(to_embed), started, info))
         return [{"id": d.doc_id, "vector_generated": d.generated} for d in ready]
 
-    async def _store(self, col: Collection, ready: list[NewDocument], embedded: int, started: float) -> None:
-        await self._write(col, col.upsert, ready)
+    async def _store(
+        self, col: Collection, ready: list[NewDocument], embedded: int, started: float, info: CollectionInfo
+    ) -> None:
+        await self._write(col, col.upsert, ready, info)
         self.metrics.inserted.labels("embedded").inc(embedded)
         self.metrics.inserted.labels("vector").inc(len(ready) - embedded)
         self.metrics.documents.labels(col.info.name).set(len(col.index))
@@ -230,6 +239,12 @@ class CollectionService:
         )
         out = await self.embedding.embed(req, transport="collections")
         return out.vectors
+
+    @staticmethod
+    def _check_model(col: Collection, info: CollectionInfo) -> None:
+        """`ModelChanged` if a re-embedding swapped the collection's model while texts were embedded."""
+        if col.info is not info:
+            raise ModelChanged(f"collection {col.info.name!r} switched to model {col.info.model!r}; retry")
 
     def _prepare(self, col: Collection, rows: list[np.ndarray], what: str = "vector") -> np.ndarray:
         """Check each vector's length; for cosine, scale them to unit length (a zero vector has no direction)."""
@@ -308,7 +323,9 @@ class CollectionService:
             for (i, _), v in zip(given, self._prepare(col, [v for _, v in given]), strict=True):
                 out[i] = v
         if texts:
+            info = col.info
             embedded = await self._embed(col, tuple(queries[i].text or "" for i in texts), "query")
+            self._check_model(col, info)
             for i, v in zip(texts, self._prepare(col, list(embedded), what="embedding"), strict=True):
                 out[i] = v
         return out

@@ -91,6 +91,10 @@ class ModelNotFound(NotFound):
     code = "model_not_found"
 
 
+class JobNotFound(NotFound):
+    code = "job_not_found"
+
+
 class MethodNotAllowed(ApiError):
     code = "method_not_allowed"
     http_status = 405
@@ -105,6 +109,10 @@ class Conflict(ApiError):
 
 class CollectionExists(Conflict):
     code = "collection_exists"
+
+
+class JobConflict(Conflict):
+    code = "job_conflict"
 
 
 class RequestTimeout(ApiError):
@@ -164,6 +172,14 @@ class NotReady(Unavailable):
     code = "not_ready"
 
 
+class ModelChanged(ApiError):
+    """A re-embedding swapped the collection's model during the request: nothing was done; retry."""
+
+    code = "model_changed"
+    http_status = 503
+    grpc_status = grpc.StatusCode.UNAVAILABLE
+
+
 class InsufficientStorage(ApiError):
     """The disk holding the data dir is full: the write was refused and nothing of it stored. Reads still work."""
 
@@ -188,6 +204,10 @@ STORAGE_ERRORS: dict[type[storage.StorageError], type[ApiError]] = {
     storage.DimensionMismatch: DimensionMismatch,
     storage.InvalidVector: InvalidInput,
     storage.StorageFull: InsufficientStorage,
+    storage.ModelChanged: ModelChanged,
+    storage.JobConflict: JobConflict,
+    storage.JobNotFound: JobNotFound,
+    storage.VectorOnlyDocuments: InvalidInput,
 }
 
 

@@ -9,6 +9,7 @@ from gateway.collections import CollectionService
 from gateway.embedding import EmbeddingService
 from gateway.fleet import WorkerView
 from gateway.metrics import Metrics
+from gateway.reembed import ReembedJobs
 from gateway.rpc.server import GrpcServer
 from gateway.transport import Transport
 from shared.config import Config
@@ -21,3 +22,4 @@ WORKERS = web.AppKey("workers", WorkerView)  # read-only: what routes, health an
 EMBEDDING = web.AppKey("embedding", EmbeddingService)
 GRPC = web.AppKey("grpc", GrpcServer)
 COLLECTIONS = web.AppKey("collections", CollectionService)
+REEMBED = web.AppKey("reembed", ReembedJobs)

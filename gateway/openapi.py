@@ -14,7 +14,7 @@ import msgspec
 from msgspec import inspect as mi
 
 from gateway import console
-from gateway.schemas import collections, documents, embed, openai, search, system
+from gateway.schemas import collections, documents, embed, openai, reembed, search, system
 from gateway.schemas.common import ErrorBody
 
 # Statuses every route that reads a JSON body can answer before it looks at the body's content.
@@ -24,6 +24,7 @@ EMBEDS = (404, 502, 503, 504)
 REASONS = {
     200: "OK",
     201: "Created",
+    202: "Accepted: the job runs in the background",
     400: "Invalid input: the message names the field",
     404: "Not found",
     409: "Conflict",
@@ -56,6 +57,7 @@ class Operation:
     body: tuple[Any, ...] = ()  # request body types (one of them)
     query: Any = None  # a Struct whose fields are the query parameters
     created: bool = False
+    accepted: bool = False  # 202: work started in the background
     tags: tuple[str, ...] = field(default=())
 
 
@@ -122,6 +124,23 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         (search.SearchBody,),
         tags=("search",),
     ),
+    ("post", "/collections/{collection}/reembed"): Operation(
+        "Re-embed every document with another model, then switch the collection to it (a background job)",
+        reembed.Job,
+        (*BODY, 404, 409, 503),
+        (reembed.ReembedBody,),
+        accepted=True,
+        tags=("collections",),
+    ),
+    ("get", "/collections/{collection}/jobs/{job_id}"): Operation(
+        "A re-embedding job's state and progress", reembed.Job, (404,), tags=("collections",)
+    ),
+    ("delete", "/collections/{collection}/jobs/{job_id}"): Operation(
+        "Cancel a running re-embedding job; the collection stays as it was",
+        reembed.Job,
+        (404, 409),
+        tags=("collections",),
+    ),
 }
 
 
@@ -171,7 +190,7 @@ def _operation(method: str, path: str, op: Operation, ref: dict[Any, Any], compo
     if op.body:
         schema = ref[op.body[0]] if len(op.body) == 1 else {"oneOf": [ref[t] for t in op.body]}
         out["requestBody"] = {"required": True, "content": {"application/json": {"schema": schema}}}
-    ok = 201 if op.created else 200
+    ok = 202 if op.accepted else 201 if op.created else 200
     if isinstance(op.ok, tuple):
         success: dict[str, Any] = {"content": {media: {"schema": {}} for media in op.ok}}
     else:

@@ -25,7 +25,7 @@ import structlog
 
 from gateway.storage.datadir import data_dir_of, free_bytes, is_disk_full, no_space
 from gateway.storage.db import DB_FILE, DocumentStore, NewDocument, StoredDocument
-from gateway.storage.errors import CollectionNotFound, DataDirUnusable, StorageFull
+from gateway.storage.errors import CollectionNotFound, DataDirUnusable, ModelChanged, StorageFull
 from gateway.storage.filters import Filter
 from gateway.storage.index import IndexParams, VectorIndex, discard_partial, snapshots
 from gateway.storage.metrics import StorageMetrics
@@ -167,12 +167,16 @@ class Collection:
             raise CollectionNotFound(f"collection {self.info.name!r} was deleted")
 
     # -- writes: the writer thread ------------------------------------------------------------
-    def upsert(self, docs: list[NewDocument]) -> None:
+    def upsert(self, docs: list[NewDocument], embedded_for: CollectionInfo | None = None) -> None:
         """Store all documents (one durable transaction), then index them.
 
         A write the disk has no room for raises `StorageFull` with nothing stored and the index untouched.
+        `embedded_for` is the description the vectors were made under: `ModelChanged` if a re-embedding
+        swapped the model since.
         """
         self._check_open()
+        if embedded_for is not None and embedded_for is not self.info:
+            raise ModelChanged(f"collection {self.info.name!r} switched to model {self.info.model!r}; retry")
         vectors = np.ascontiguousarray(np.stack([d.vector for d in docs]), dtype=np.float32)
         with self._refusing_when_full():
             result = self.store.upsert(docs, vectors)
@@ -197,6 +201,19 @@ class Collection:
             self.changes += 1
         self._maybe_snapshot()
         return True
+
+    def replace_index(self, info: CollectionInfo, index: VectorIndex) -> None:
+        """Serve `index` under a new description from now on (a re-embedding's swap; writer thread).
+
+        The old index is closed once the searches running on it end; the new one is saved soon after.
+        """
+        old = self.index
+        with self._applying, old.lock.exclusive():
+            self.info, self.index = info, index
+            self.marks = self.store.watermarks()
+            self.changes = len(index) + 1
+        old.close()
+        self._maybe_snapshot()
 
     @contextlib.contextmanager
     def _refusing_when_full(self) -> Iterator[None]:
@@ -307,8 +324,10 @@ class Collection:
     ) -> list[Hit]:
         """The k best documents that pass the filter, best first (text and metadata, the vector if asked)."""
         include = WITH_VECTOR if with_vector else TEXT_AND_METADATA
-        with self.index.lock.shared():
+        index = self.index
+        with index.lock.shared():
             self._check_open()
+            self._check_current(index, query)
             if flt is None:
                 keys, scores = self.index.search(query, k)
             else:
@@ -327,12 +346,22 @@ class Collection:
         """
         if flt is not None or k > FAST_K or not self.store.reader_idle():
             return None
-        with self.index.lock.try_shared() as held:
+        index = self.index
+        with index.lock.try_shared() as held:
             if not held:
                 return None
             self._check_open()
+            self._check_current(index, query)
             keys, scores = self.index.search(query, k)
             return self._hits(keys, scores, include)
+
+    def _check_current(self, index: VectorIndex, query: np.ndarray) -> None:
+        """`ModelChanged` if a re-embedding swapped the index since the query was embedded for it.
+
+        The swap holds the old index's lock exclusively, so once a search holds it the index it sees stays.
+        """
+        if index is not self.index or query.shape[-1] != index.dimension:
+            raise ModelChanged(f"collection {self.info.name!r} switched to model {self.info.model!r}; retry")
 
     def _hits(self, keys: np.ndarray, scores: np.ndarray, include: frozenset[str]) -> list[Hit]:
         """The documents behind keys, as hits (caller holds the index lock, which holds off close)."""

@@ -257,6 +257,14 @@ class DocumentStore:
         return np.array([r[0] for r in rows], dtype=np.uint64), [r[1] for r in rows]
 
     # -- connections --------------------------------------------------------------------------
+    def writer_connection(self) -> sqlite3.Connection:
+        """The write connection, for tables kept beside the documents (the writer thread only)."""
+        return self._writer
+
+    def reading(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        """A read connection from the pool, for tables kept beside the documents."""
+        return self._reader()
+
     def reader_idle(self) -> bool:
         """Whether a read connection is open and free: a read then opens none (which may wait on locks)."""
         return not self._readers.empty()

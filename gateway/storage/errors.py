@@ -51,3 +51,19 @@ class DataDirUnusable(StorageError):
 
 class StorageFull(StorageError):
     """A write the disk has no room for: nothing of it was stored. The message names the data dir and its free space."""
+
+
+class ModelChanged(StorageError):
+    """A re-embedding swapped the collection's model while this request was embedded for the old one: retry."""
+
+
+class JobConflict(StorageError):
+    """The collection is already being re-embedded, or the job asked to cancel has ended."""
+
+
+class JobNotFound(StorageError):
+    """No job with that id in the collection."""
+
+
+class VectorOnlyDocuments(StorageError):
+    """Documents stored with a vector and no text cannot be re-embedded; the message says how many."""

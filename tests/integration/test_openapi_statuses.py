@@ -8,6 +8,7 @@ against the real gateway with a real worker; 502/503/504 need a worker that fail
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -89,6 +90,23 @@ for _path, _ok, _good, _bad, _unknown in [
             (504, ("slow", "post", _path, _good)),
         ]
     })  # fmt: skip
+# Re-embedding: {job} is the job the setup started (real: finished; slow: stuck on the slow worker).
+REEMBED, JOB = "/collections/c/reembed", "/collections/c/jobs/{job}"
+CASES.update({
+    ("post", "/collections/{collection}/reembed", 202): ("real", "post", REEMBED, {"model": MINILM}),
+    ("post", "/collections/{collection}/reembed", 400): ("real", "post", REEMBED, {"model": 5}),
+    ("post", "/collections/{collection}/reembed", 404): ("real", "post", REEMBED, {"model": "nope"}),
+    ("post", "/collections/{collection}/reembed", 409): ("slow", "post", REEMBED, {"model": MINILM}),
+    ("post", "/collections/{collection}/reembed", 413): ("real", "post", REEMBED, BIG),
+    ("post", "/collections/{collection}/reembed", 415): ("real", "post", REEMBED, PLAIN),
+    ("post", "/collections/{collection}/reembed", 503): ("none", "post", REEMBED, {"model": MINILM}),
+    ("get", "/collections/{collection}/jobs/{job_id}", 200): ("real", "get", JOB, None),
+    ("get", "/collections/{collection}/jobs/{job_id}", 404): ("real", "get", "/collections/c/jobs/job_nope", None),
+    ("delete", "/collections/{collection}/jobs/{job_id}", 409): ("real", "delete", JOB, None),
+    ("delete", "/collections/{collection}/jobs/{job_id}", 404): ("real", "delete", "/collections/c/jobs/nope", None),
+    ("delete", "/collections/{collection}/jobs/{job_id}", 200): ("slow", "delete", JOB, None),
+})  # fmt: skip
+JOBS: dict[str, str] = {}  # setup kind -> the re-embedding job it started
 
 
 class FailingWorker(FakeWorker):
@@ -134,6 +152,20 @@ async def setup(kind: str, zmq_endpoint: str, data_dir: Path) -> AsyncIterator[G
                     DOCS, json={"documents": [{"id": "d", "text": "x"}, {"id": "d2", "text": "y"}]}
                 )
                 assert resp.status == 201, await resp.text()
+            if kind == "slow":  # a document with text (and a vector: no embedding) for the job to embed
+                dimension = (await (await gw.client.get("/collections/c")).json())["dimension"]
+                resp = await gw.client.post(DOCS, json={"id": "t", "text": "x", "vector": [1.0] * dimension})
+                assert resp.status == 201, await resp.text()
+            if kind in ("real", "slow"):
+                resp = await gw.client.post("/collections/c/reembed", json={"model": MINILM, "pooling": "cls"})
+                assert resp.status == 202, await resp.text()
+                JOBS[kind] = (await resp.json())["id"]
+            if kind == "real":  # finished before the cases run: its cancel is a 409
+                for _ in range(600):
+                    async with gw.client.get(JOB.format(job=JOBS[kind])) as resp:
+                        if (await resp.json())["state"] != "running":
+                            break
+                    await asyncio.sleep(0.05)
             yield gw
         finally:
             if worker is not None:
@@ -158,4 +190,5 @@ async def test_each_documented_status_is_produced(
     cases = [(key, case) for key, case in CASES.items() if case[0] == kind]
     async with setup(kind, zmq_endpoint, tmp_path) as gw:
         for (method, path, status), (_, verb, url, body) in cases:
+            url = url.format(job=JOBS.get(kind, ""))
             assert await send(gw, verb, url, body) == status, (method, path, url, body)

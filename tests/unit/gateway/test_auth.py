@@ -92,6 +92,9 @@ def test_bearer_reads_only_the_bearer_scheme(header: str | None, token: str | No
         ("DELETE", "/collections/{collection}/documents/{doc_id}", WRITE),
         ("POST", "/collections", ADMIN),
         ("DELETE", "/collections/{collection}", ADMIN),
+        ("POST", "/collections/{collection}/reembed", ADMIN),
+        ("GET", "/collections/{collection}/jobs/{job_id}", ADMIN),
+        ("DELETE", "/collections/{collection}/jobs/{job_id}", ADMIN),
         ("POST", "/snapshots", ADMIN),  # not in the table: closed until someone places it
         ("GET", "/health", None),
         ("GET", "/ready", None),
