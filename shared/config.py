@@ -114,7 +114,7 @@ class EmbeddingConfig:
         True, "worker: keep OpenVINO compiled models in cache_dir/openvino (else storage.data_dir/cache/openvino)"
     )
     shape_buckets: str = _opt(
-        "1x16,1x32,2x16,2x32",
+        "1x16,1x32,2x16",
         "worker, OpenVINO: static shapes (texts x tokens) small passes are padded up to; each is one more "
         'compiled model (~30 MB bf16, ~50 MB f32); "" runs everything on the dynamic-shape model',
         keep_empty=True,

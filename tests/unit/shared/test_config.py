@@ -175,7 +175,7 @@ def test_bad_keys_file_and_half_a_tls_pair_are_config_errors(tmp_path: Path) -> 
 
 
 def test_shape_buckets_parse_smallest_first_and_empty_turns_them_off() -> None:
-    assert parse_shape_buckets(load_config().embedding.shape_buckets) == ((1, 16), (1, 32), (2, 16), (2, 32))
+    assert parse_shape_buckets(load_config().embedding.shape_buckets) == ((1, 16), (1, 32), (2, 16))
     assert parse_shape_buckets(" 2x32, 1X16 ,1x16") == ((1, 16), (2, 32))
     assert load_config(None, {"AKIDB_EMBEDDING__SHAPE_BUCKETS": ""}).embedding.shape_buckets == ""
     assert parse_shape_buckets("") == ()
