@@ -178,3 +178,12 @@ def test_pad_to_masks_padded_tokens_and_repeats_the_first_row() -> None:
     ids, mask = pad_to(np.array([[101, 7, 102]], np.int32), np.ones((1, 3), np.int32), 2, 5)
     assert ids.tolist() == [[101, 7, 102, 0, 0]] * 2
     assert mask.tolist() == [[1, 1, 1, 0, 0]] * 2
+
+
+def test_each_bucket_is_one_more_cached_blob_and_a_restart_reads_them(source: ModelSource, tmp_path: Path) -> None:
+    OpenVinoBertEncoder(source, "f32", 0, tmp_path / "ov", ((1, 16), (2, 16)))
+    blobs = {p: p.stat().st_mtime_ns for p in (tmp_path / "ov").glob("*.blob")}
+    assert len(blobs) == 3  # the dynamic model and one per bucket
+    again = OpenVinoBertEncoder(source, "f32", 0, tmp_path / "ov", ((1, 16), (2, 16)))
+    assert again.bucket(1, 10) == (1, 16)
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "ov").glob("*.blob")} == blobs
