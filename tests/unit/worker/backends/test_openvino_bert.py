@@ -187,3 +187,15 @@ def test_each_bucket_is_one_more_cached_blob_and_a_restart_reads_them(source: Mo
     again = OpenVinoBertEncoder(source, "f32", 0, tmp_path / "ov", ((1, 16), (2, 16)))
     assert again.bucket(1, 10) == (1, 16)
     assert {p: p.stat().st_mtime_ns for p in (tmp_path / "ov").glob("*.blob")} == blobs
+
+
+def test_a_shipped_graph_runs_in_a_bucket_too(source: ModelSource, tmp_path: Path) -> None:
+    """int64 inputs and token_type_ids: the reshape and the padding cover every input the graph takes."""
+    folder = shipped_ir_folder(source, tmp_path)
+    shipped = ModelSource(source.name, folder, source.family, source.pooling, source.max_tokens, (), source.config)
+    encoder = OpenVinoBertEncoder(shipped, "f32", 0, None, ((1, 32),))
+    assert encoder.bucket(1, 20) == (1, 32)
+    model = Embedder(shipped, TextTokenizer.from_folder(folder, source.max_tokens), encoder, 32)
+    short = [i for i, n in enumerate(REF["token_counts"]) if n <= 32]
+    got = np.stack([model.embed([TEXTS[i]]).vectors[0] for i in short])
+    assert refs.cosines(got, REF["embeddings"][short]).min() >= refs.PARITY_F32
