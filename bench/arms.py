@@ -4,7 +4,10 @@
     python -m bench.arms --load text_search_zipf --arm on=cache.max_bytes=67108864 --arm off=cache.max_bytes=0
 
 --arm NAME=KEY=VALUE[,KEY=VALUE...]: a name and the gateway `--set`s that make the arm ("NAME=" for the
-defaults). Reports, per arm: latency (open loop, from each request's scheduled start), the embedding
+defaults); a set written `w:KEY=VALUE` goes to the worker instead (`w:embedding.num_threads=1`).
+--rounds N runs every arm N times, alternating (a, b, a, b, ...), and reports each arm's median p50/p95 too:
+on a shared machine, alternation keeps a burst of someone else's load from landing on one arm only.
+Reports, per arm: latency (open loop, from each request's scheduled start), the embedding
 cache's hit rate and the worker jobs sent during the measured phase.
 """
 
@@ -18,21 +21,28 @@ import tempfile
 from typing import Any
 
 import aiohttp
+import numpy as np
 
 from bench.collections import scrape
 from bench.loadgen import open_loop
 from bench.procs import Stack
 from bench.query_loads import LOADS, prepare
 
+QUANTILES = ("p50_ms", "p95_ms", "p99_ms")
 
-def parse_arm(text: str) -> tuple[str, list[str]]:
+
+def parse_arm(text: str) -> tuple[str, list[str], list[str]]:
+    """NAME=KEY=VALUE,w:KEY=VALUE -> (name, gateway sets, worker sets)."""
     name, _, sets = text.partition("=")
-    return name, [s for s in sets.split(",") if s]
+    parts = [s for s in sets.split(",") if s]
+    return name, [s for s in parts if not s.startswith("w:")], [s[2:] for s in parts if s.startswith("w:")]
 
 
 def counters(url: str) -> dict[str, float]:
     names = ("akidb_embedding_cache_hits_total", "akidb_embedding_cache_misses_total",
-             "akidb_embedding_batch_size_count")  # fmt: skip
+             "akidb_embedding_batch_size_count", "akidb_worker_compute_seconds_sum",
+             "akidb_worker_compute_seconds_count", "akidb_embedding_latency_seconds_sum",
+             "akidb_embedding_latency_seconds_count")  # fmt: skip
     return {n: scrape(url, n) for n in names}
 
 
@@ -50,7 +60,16 @@ async def run_arm(url: str, args: argparse.Namespace) -> dict[str, Any]:
         "latency": result.summary(),
         "cache_hit_rate": round(delta["akidb_embedding_cache_hits_total"] / looked_up, 3) if looked_up else 0.0,
         "worker_jobs": int(delta["akidb_embedding_batch_size_count"]),
+        # Where a request's time went, as means: the worker's own job time (receipt to result), and
+        # the gateway's embedding call (queue, ZeroMQ both ways, worker); the rest is HTTP and the client.
+        "worker_compute_ms_mean": mean_ms(delta, "akidb_worker_compute_seconds"),
+        "gateway_embed_ms_mean": mean_ms(delta, "akidb_embedding_latency_seconds"),
     }
+
+
+def mean_ms(delta: dict[str, float], name: str) -> float:
+    count = delta[name + "_count"]
+    return round(1000 * delta[name + "_sum"] / count, 3) if count else 0.0
 
 
 def main(defaults: dict[str, Any] | None = None, default_arms: tuple[str, ...] = ("default=",)) -> None:
@@ -65,6 +84,7 @@ def main(defaults: dict[str, Any] | None = None, default_arms: tuple[str, ...] =
     p.add_argument("--zipf-s", type=float, default=1.1, help="text_search_zipf: popularity exponent")
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--port", type=int, default=18380)
+    p.add_argument("--rounds", type=int, default=1, help="run every arm this many times, alternating")
     p.set_defaults(**(defaults or {}))
     args = p.parse_args()
     arms = [parse_arm(a) for a in (args.arm or default_arms)]
@@ -72,14 +92,25 @@ def main(defaults: dict[str, Any] | None = None, default_arms: tuple[str, ...] =
                               "set": args.set, "arms": {}}  # fmt: skip
     if args.load == "text_search_zipf":
         report["zipf_s"] = args.zipf_s
-    for name, sets in arms:
-        with contextlib.ExitStack() as cleanup:
-            data = cleanup.enter_context(tempfile.TemporaryDirectory(prefix="akidb-arms-"))
-            gw_args = ("--data-dir", data, "--set", "server.grpc_enabled=false",
-                       *[a for kv in (*args.set, *sets) for a in ("--set", kv)])  # fmt: skip
-            with Stack(workers=args.workers, gateway_args=gw_args, http_port=args.port,
-                       zmq_port=args.port + 1) as stack:  # fmt: skip
-                report["arms"][name] = {"set": sets, **asyncio.run(run_arm(stack.url, args))}
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name, _, _ in arms}
+    for _ in range(args.rounds):
+        for name, sets, worker_sets in arms:
+            with contextlib.ExitStack() as cleanup:
+                data = cleanup.enter_context(tempfile.TemporaryDirectory(prefix="akidb-arms-"))
+                gw_args = ("--data-dir", data, "--set", "server.grpc_enabled=false",
+                           *[a for kv in (*args.set, *sets) for a in ("--set", kv)])  # fmt: skip
+                w_args = tuple(a for kv in worker_sets for a in ("--set", kv))
+                with Stack(workers=args.workers, worker_args=w_args, gateway_args=gw_args, http_port=args.port,
+                           zmq_port=args.port + 1) as stack:  # fmt: skip
+                    runs[name].append(asyncio.run(run_arm(stack.url, args)))
+    for name, sets, worker_sets in arms:
+        arm: dict[str, Any] = {"set": sets, "worker_set": worker_sets}
+        if args.rounds == 1:
+            arm.update(runs[name][0])
+        else:
+            arm["rounds"] = runs[name]
+            arm["median"] = {q: float(np.median([r["latency"][q] for r in runs[name]])) for q in QUANTILES}
+        report["arms"][name] = arm
     print(json.dumps(report, indent=1))
 
 

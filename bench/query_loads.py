@@ -1,6 +1,7 @@
 """The query-path loads shared by bench.profile and bench.arms: what one request is, and the data it needs.
 
 embed1            POST /embed with one text, a different one each time (the cache never answers)
+embed12           POST /embed with one or two new texts, alternating: the issue's "/embed 1–2 short texts" load
 vector_search     random vectors, k 10, include [] on a collection of `docs` random 384-d vectors
 text_search       a different text query each time, on that collection
 text_search_zipf  text queries drawn from 10,000 distinct texts with Zipf(s) popularity: what a cache sees
@@ -17,7 +18,7 @@ import numpy as np
 from bench.collection_corpus import texts as corpus_texts
 from bench.collections import call
 
-LOADS = ("embed1", "vector_search", "text_search", "text_search_zipf")
+LOADS = ("embed1", "embed12", "vector_search", "text_search", "text_search_zipf")
 DISTINCT_QUERIES = 10_000
 Request = Callable[[aiohttp.ClientSession, int], Awaitable[None]]
 
@@ -38,18 +39,26 @@ async def prepare(url: str, what: str, docs: int, n_requests: int, zipf_s: float
     """Load the collection the search loads need; return the load's request functions."""
     pool = list(dict.fromkeys(corpus_texts(docs + 30_000, kind="mixed")))[-30_000:]  # not among the documents
     warm_texts, texts = pool[:100], pool[100:]
-    if what != "embed1":
+    embed = what.startswith("embed")
+    if not embed:
         await load_collection(url, docs)
     search = url + "/collections/p/search"
     queries = np.random.default_rng(1).standard_normal((1000, 384)).astype(np.float32)
-    warm = url + ("/embed" if what == "embed1" else "/collections/p/search")
+    warm = url + ("/embed" if embed else "/collections/p/search")
 
     async def warmup(s: aiohttp.ClientSession, i: int) -> None:
         text = warm_texts[i % len(warm_texts)]
-        await call(s, warm, {"texts": [text]} if what == "embed1" else {"query": text, "k": 10})
+        await call(s, warm, {"texts": [text]} if embed else {"query": text, "k": 10})
 
     if what == "embed1":
         return Load(lambda s, i: call(s, url + "/embed", {"texts": [texts[i % len(texts)]]}), warmup)
+    if what == "embed12":  # request i sends 1 + i % 2 texts, none sent before (3 texts per 2 requests)
+
+        def one_or_two(i: int) -> list[str]:
+            start = 3 * (i // 2) + i % 2
+            return [texts[(start + j) % len(texts)] for j in range(1 + i % 2)]
+
+        return Load(lambda s, i: call(s, url + "/embed", {"texts": one_or_two(i)}), warmup)
     if what == "vector_search":
         return Load(lambda s, i: call(s, search, {"vector": queries[i % 1000], "k": 10, "include": []}), warmup)
     if what == "text_search":

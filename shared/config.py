@@ -113,6 +113,12 @@ class EmbeddingConfig:
     compile_cache: bool = _opt(
         True, "worker: keep OpenVINO compiled models in cache_dir/openvino (else storage.data_dir/cache/openvino)"
     )
+    shape_buckets: str = _opt(
+        "1x16,1x32,2x16",
+        "worker, OpenVINO: static shapes (texts x tokens) small passes are padded up to; each is one more "
+        'compiled model (~30 MB bf16, ~50 MB f32); "" runs everything on the dynamic-shape model',
+        keep_empty=True,
+    )
     query_prompt: str | None = _opt(
         None, 'worker: text put before `input_type: query` texts (else the model\'s own; "" for none)', keep_empty=True
     )
@@ -309,6 +315,7 @@ def _build(tree: dict[str, dict[str, Any]]) -> Config:
                 _validate(f"{section}.{f.name}", values[f.name], f.metadata)
         built[section] = cls(**values)
     cfg = Config(**built)
+    parse_shape_buckets(cfg.embedding.shape_buckets)
     server = cfg.server
     if (server.tls_cert_file is None) != (server.tls_key_file is None):
         raise ConfigError("server.tls_cert_file and server.tls_key_file go together: set both, or neither")
@@ -318,6 +325,19 @@ def _build(tree: dict[str, dict[str, Any]]) -> Config:
         cfg = dataclasses.replace(cfg, auth=dataclasses.replace(cfg.auth, keys=keys))
     _unique_names(cfg.auth.keys)
     return cfg
+
+
+def parse_shape_buckets(text: str) -> tuple[tuple[int, int], ...]:
+    """`embedding.shape_buckets` ("1x16,2x32") as (texts, tokens) pairs, smallest first; "" is none."""
+    buckets = set()
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        rows, _, width = item.lower().partition("x")
+        if not (rows.isdigit() and width.isdigit() and int(rows) > 0 and int(width) > 0):
+            raise ConfigError(f'embedding.shape_buckets: {item!r} is not TEXTSxTOKENS (e.g. 1x16,2x32), or "" for none')
+        buckets.add((int(rows), int(width)))
+    return tuple(sorted(buckets, key=lambda b: (b[0] * b[1], b[0])))
 
 
 def _yaml_text(value: str, key: str, source: str) -> Any:

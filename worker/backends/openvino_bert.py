@@ -2,11 +2,18 @@
 
 The graph comes from the model folder's safetensors (`openvino_graph.build_bert`), or from
 an OpenVINO IR / ONNX file the folder ships, with the same pooling head on top. No torch.
+
+Small passes (a query: one or two short texts) run on static-shape copies of the model, one per
+`embedding.shape_buckets` entry, padded up to the bucket: a dynamic-shape model re-infers every
+node's shapes and re-prepares its kernels on each call, which at batch 1 costs about as much as
+the forward pass itself. Padding is invisible in the output: attention and every pooling are
+mask-aware, and padded rows (copies of the first) are dropped.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +80,14 @@ class OpenVinoBertEncoder:
     backend = "openvino"
     device = "cpu"
 
-    def __init__(self, source: ModelSource, precision: str, threads: int, cache_dir: Path | None) -> None:
+    def __init__(
+        self,
+        source: ModelSource,
+        precision: str,
+        threads: int,
+        cache_dir: Path | None,
+        shape_buckets: Sequence[tuple[int, int]] = (),
+    ) -> None:
         started = time.monotonic()
         core = ov.Core()
         if cache_dir is not None:
@@ -86,7 +100,8 @@ class OpenVinoBertEncoder:
         model = read_shipped(core, shipped) if shipped else build_bert(source.path, source.config)
         self.graph = str(shipped.relative_to(source.path)) if shipped else "safetensors"
         self._inputs = {p.get_friendly_name(): p.get_element_type().to_dtype() for p in model.get_parameters()}
-        compiled = core.compile_model(model, "CPU", compile_config(wanted, threads))
+        config = compile_config(wanted, threads)
+        compiled = core.compile_model(model, "CPU", config)
         self.precision = run_precision(compiled)
         if self.precision != wanted:
             log.warning(
@@ -97,10 +112,13 @@ class OpenVinoBertEncoder:
             )
         self._request = compiled.create_infer_request()
         self.dimension = int(source.config["hidden_size"])
+        # (texts, tokens) -> a request on the model compiled for exactly that shape, smallest first.
+        self._static = static_requests(core, model, config, shape_buckets)
         log.info(
             "openvino_compiled",
             graph=self.graph,
             precision=self.precision,
+            shape_buckets=",".join(f"{b}x{w}" for b, w in self._static) or None,
             threads=threads or "all",
             cache_dir=str(cache_dir) if cache_dir else None,
             native_bf16=cpu.has_native_bf16(flags),
@@ -110,8 +128,48 @@ class OpenVinoBertEncoder:
     def pooled(self, input_ids: np.ndarray, attention_mask: np.ndarray, pooling: str) -> np.ndarray:
         if pooling not in POOLED_OUTPUTS:
             raise ValueError(f"unknown pooling {pooling!r}; use one of {', '.join(POOLED_OUTPUTS)}")
+        rows, width = input_ids.shape
+        request = self._request
+        bucket = self.bucket(rows, width)
+        if bucket is not None:
+            request = self._static[bucket]
+            input_ids, attention_mask = pad_to(input_ids, attention_mask, *bucket)
         feed = {"input_ids": input_ids, "attention_mask": attention_mask}
         if "token_type_ids" in self._inputs:  # exported graphs take it; every text is segment 0
             feed["token_type_ids"] = np.zeros_like(input_ids)
-        self._request.infer({k: v.astype(self._inputs[k], copy=False) for k, v in feed.items()})
-        return np.array(self._request.get_tensor(pooling).data, dtype=np.float32)
+        request.infer({k: v.astype(self._inputs[k], copy=False) for k, v in feed.items()})
+        return np.array(request.get_tensor(pooling).data[:rows], dtype=np.float32)
+
+    def bucket(self, rows: int, width: int) -> tuple[int, int] | None:
+        """The smallest static shape that holds a (rows, width) pass, or None (the dynamic model)."""
+        return next((b for b in self._static if b[0] >= rows and b[1] >= width), None)
+
+
+def static_requests(
+    core: ov.Core, model: ov.Model, config: dict[str, Any], buckets: Sequence[tuple[int, int]]
+) -> dict[tuple[int, int], ov.InferRequest]:
+    """One infer request per bucket, on a copy of `model` reshaped to it, run once (first-call costs)."""
+    requests: dict[tuple[int, int], ov.InferRequest] = {}
+    for rows, width in sorted(buckets, key=lambda b: (b[0] * b[1], b[0])):
+        fixed = model.clone()
+        try:
+            fixed.reshape({p.output(0): ov.PartialShape([rows, width]) for p in fixed.get_parameters()})
+            request = core.compile_model(fixed, "CPU", config).create_infer_request()
+        except RuntimeError as exc:  # an exported graph with shape-specific ops: it stays dynamic
+            log.warning("shape_bucket_skipped", bucket=f"{rows}x{width}", reason=str(exc).splitlines()[0])
+            continue
+        ones = {p.get_friendly_name(): np.ones((rows, width), p.get_element_type().to_dtype())
+                for p in fixed.get_parameters()}  # fmt: skip
+        request.infer(ones)
+        requests[(rows, width)] = request
+    return requests
+
+
+def pad_to(input_ids: np.ndarray, attention_mask: np.ndarray, rows: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Right-pad to (rows, width): padded tokens have mask 0; padded rows repeat the first row."""
+    n, w = input_ids.shape
+    ids = np.zeros((rows, width), dtype=input_ids.dtype)
+    mask = np.zeros((rows, width), dtype=attention_mask.dtype)
+    ids[:n, :w], mask[:n, :w] = input_ids, attention_mask
+    ids[n:], mask[n:] = ids[0], mask[0]  # a real sequence: no all-masked row for the kernels to meet
+    return ids, mask

@@ -7,7 +7,7 @@ import platform
 import sys
 from pathlib import Path
 
-from shared.config import Config
+from shared.config import Config, parse_shape_buckets
 from worker.embedder import Encoder
 from worker.loader import ModelLoadError, ModelSource
 
@@ -64,7 +64,8 @@ def build_encoder(backend: str, source: ModelSource, cfg: Config) -> Encoder:
     if backend == "openvino":
         from worker.backends.openvino_bert import OpenVinoBertEncoder
 
-        return OpenVinoBertEncoder(source, emb.precision, emb.num_threads, compile_cache_dir(cfg))
+        buckets = parse_shape_buckets(emb.shape_buckets)
+        return OpenVinoBertEncoder(source, emb.precision, emb.num_threads, compile_cache_dir(cfg), buckets)
     if source.family == "qwen3":
         from worker.backends.mlx_qwen3 import MlxQwen3Encoder
 

@@ -6,7 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from shared.config import ApiKeyEntry, Config, ConfigError, describe, key_digest, load_config
+from shared.config import (
+    ApiKeyEntry,
+    Config,
+    ConfigError,
+    describe,
+    key_digest,
+    load_config,
+    parse_shape_buckets,
+)
 
 
 def test_defaults_match_the_issue() -> None:
@@ -164,3 +172,16 @@ def test_bad_keys_file_and_half_a_tls_pair_are_config_errors(tmp_path: Path) -> 
         load_config(None, {}, [f"auth.keys_file={garbage}"])
     with pytest.raises(ConfigError, match="go together"):
         load_config(None, {}, ["server.tls_cert_file=/x.pem"])
+
+
+def test_shape_buckets_parse_smallest_first_and_empty_turns_them_off() -> None:
+    assert parse_shape_buckets(load_config().embedding.shape_buckets) == ((1, 16), (1, 32), (2, 16))
+    assert parse_shape_buckets(" 2x32, 1X16 ,1x16") == ((1, 16), (2, 32))
+    assert load_config(None, {"AKIDB_EMBEDDING__SHAPE_BUCKETS": ""}).embedding.shape_buckets == ""
+    assert parse_shape_buckets("") == ()
+
+
+@pytest.mark.parametrize("bad", ["16", "1x", "0x16", "1x16,big", "-1x8"])
+def test_a_bad_shape_bucket_names_the_key(bad: str) -> None:
+    with pytest.raises(ConfigError, match=r"embedding\.shape_buckets: .* is not TEXTSxTOKENS"):
+        load_config(None, {}, [f"embedding.shape_buckets={bad}"])

@@ -135,3 +135,67 @@ def test_weights_that_do_not_fit_name_the_missing_tensor(source: ModelSource, tm
     broken = ModelSource(source.name, tmp_path, "bert", "mean", 256, (), source.config)
     with pytest.raises(ModelLoadError, match=r"position_embeddings\.weight is missing"):
         OpenVinoBertEncoder(broken, "f32", 0, None)
+
+
+BUCKETS = ((1, 16), (1, 32), (2, 16), (2, 32))
+
+
+def test_static_shape_buckets_hold_parity_alone_and_in_pairs(source: ModelSource) -> None:
+    """Padding up to a bucket (tokens and rows) must not move any vector past the parity bar."""
+    encoder = OpenVinoBertEncoder(source, "f32", 0, None, BUCKETS)
+    model = Embedder(source, TextTokenizer.from_folder(source.path, source.max_tokens), encoder, 32)
+    assert_parity(model, refs.PARITY_F32)  # one 32-text call: the dynamic model
+    short = [i for i, n in enumerate(REF["token_counts"]) if n <= 32]
+    assert len(short) >= 3 and any(REF["token_counts"][i] <= 16 for i in short)
+    alone = np.stack([model.embed([TEXTS[i]]).vectors[0] for i in short])
+    paired = np.concatenate(
+        [model.embed([TEXTS[i] for i in short[j : j + 2]]).vectors for j in range(0, len(short), 2)]
+    )
+    for got in (alone, paired):
+        cos = refs.cosines(got, REF["embeddings"][short])
+        assert cos.min() >= refs.PARITY_F32, f"texts[{short[int(cos.argmin())]}] cosine {cos.min():.7f}"
+
+
+@pytest.mark.parametrize("how", ["mean", "cls", "last"])
+def test_every_pooling_is_mask_aware_in_a_bucket(source: ModelSource, how: str) -> None:
+    texts = [str(t) for t in POOLING_REF["texts"]]
+    encoder = OpenVinoBertEncoder(source, "f32", 0, None, ((1, 64),))
+    model = Embedder(source, TextTokenizer.from_folder(source.path, source.max_tokens), encoder, 32)
+    got = np.stack([model.embed([t], pooling=how, normalize=False).vectors[0] for t in texts])
+    assert refs.cosines(got, POOLING_REF[how]).min() >= refs.PARITY_F32
+    np.testing.assert_allclose(np.linalg.norm(got, axis=1), np.linalg.norm(POOLING_REF[how], axis=1), rtol=1e-4)
+
+
+def test_a_pass_takes_the_smallest_bucket_that_holds_it(source: ModelSource) -> None:
+    encoder = OpenVinoBertEncoder(source, "f32", 0, None, ((2, 32), (1, 16), (1, 32)))
+    assert [encoder.bucket(1, 9), encoder.bucket(1, 17), encoder.bucket(2, 5)] == [(1, 16), (1, 32), (2, 32)]
+    assert encoder.bucket(3, 8) is None and encoder.bucket(1, 33) is None  # the dynamic model
+
+
+def test_pad_to_masks_padded_tokens_and_repeats_the_first_row() -> None:
+    from worker.backends.openvino_bert import pad_to
+
+    ids, mask = pad_to(np.array([[101, 7, 102]], np.int32), np.ones((1, 3), np.int32), 2, 5)
+    assert ids.tolist() == [[101, 7, 102, 0, 0]] * 2
+    assert mask.tolist() == [[1, 1, 1, 0, 0]] * 2
+
+
+def test_each_bucket_is_one_more_cached_blob_and_a_restart_reads_them(source: ModelSource, tmp_path: Path) -> None:
+    OpenVinoBertEncoder(source, "f32", 0, tmp_path / "ov", ((1, 16), (2, 16)))
+    blobs = {p: p.stat().st_mtime_ns for p in (tmp_path / "ov").glob("*.blob")}
+    assert len(blobs) == 3  # the dynamic model and one per bucket
+    again = OpenVinoBertEncoder(source, "f32", 0, tmp_path / "ov", ((1, 16), (2, 16)))
+    assert again.bucket(1, 10) == (1, 16)
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "ov").glob("*.blob")} == blobs
+
+
+def test_a_shipped_graph_runs_in_a_bucket_too(source: ModelSource, tmp_path: Path) -> None:
+    """int64 inputs and token_type_ids: the reshape and the padding cover every input the graph takes."""
+    folder = shipped_ir_folder(source, tmp_path)
+    shipped = ModelSource(source.name, folder, source.family, source.pooling, source.max_tokens, (), source.config)
+    encoder = OpenVinoBertEncoder(shipped, "f32", 0, None, ((1, 32),))
+    assert encoder.bucket(1, 20) == (1, 32)
+    model = Embedder(shipped, TextTokenizer.from_folder(folder, source.max_tokens), encoder, 32)
+    short = [i for i, n in enumerate(REF["token_counts"]) if n <= 32]
+    got = np.stack([model.embed([TEXTS[i]]).vectors[0] for i in short])
+    assert refs.cosines(got, REF["embeddings"][short]).min() >= refs.PARITY_F32
