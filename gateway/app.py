@@ -14,9 +14,10 @@ from gateway.metrics import LATENCY_BUCKETS, Metrics
 from gateway.middleware import RENDERER, errors, request_context
 from gateway.openai_format import PREFIX as OPENAI_PREFIX
 from gateway.openai_format import render_error as render_openai_error
-from gateway.routes import collections, console, docs, documents, embed, openai, search, system
+from gateway.routes import collections, console, docs, documents, embed, openai, search, snapshots, system
 from gateway.rpc.server import GrpcServer
 from gateway.slow_clients import body_deadline
+from gateway.snapshots import SnapshotService
 from gateway.storage.metrics import StorageMetrics
 from gateway.transport import Transport
 from shared.config import Config
@@ -44,7 +45,8 @@ def create_app(cfg: Config, registry: CollectorRegistry | None = None) -> web.Ap
     app[keys.EMBEDDING] = EmbeddingService(cfg, transport, app[keys.METRICS])
     storage_metrics = StorageMetrics(app[keys.REGISTRY], LATENCY_BUCKETS)
     app[keys.COLLECTIONS] = CollectionService(cfg, app[keys.EMBEDDING], storage_metrics)
-    for module in (system, embed, openai, collections, documents, search, console, docs):
+    app[keys.SNAPSHOTS] = SnapshotService(cfg, app[keys.COLLECTIONS])
+    for module in (system, embed, openai, collections, snapshots, documents, search, console, docs):
         app.add_routes(module.routes)
     app[RENDERER] = {OPENAI_PREFIX: render_openai_error}
     # Storage first: a data directory another gateway holds stops this one before it binds anything.
@@ -60,6 +62,7 @@ def create_app(cfg: Config, registry: CollectorRegistry | None = None) -> web.Ap
 async def _storage_ctx(app: web.Application) -> AsyncIterator[None]:
     service = app[keys.COLLECTIONS]
     await service.start()
+    await app[keys.SNAPSHOTS].start()  # the data directory is locked now
     yield
     await service.close()
 

@@ -57,6 +57,11 @@ ROUTE_SCOPES: dict[tuple[str, str], str] = {
     ("DELETE", "/collections/{collection}/documents/{doc_id}"): WRITE,
     ("POST", "/collections"): ADMIN,
     ("DELETE", "/collections/{collection}"): ADMIN,
+    ("POST", "/collections/{collection}/snapshots"): ADMIN,
+    ("GET", "/collections/{collection}/snapshots"): ADMIN,
+    ("GET", "/collections/{collection}/snapshots/{name}"): ADMIN,
+    ("DELETE", "/collections/{collection}/snapshots/{name}"): ADMIN,
+    ("POST", "/collections/restore"): ADMIN,
     (GRPC, "/akidb.embedding.EmbeddingService/Embed"): READ,
     (GRPC, "/akidb.embedding.EmbeddingService/GetModelInfo"): READ,
 }

@@ -10,11 +10,13 @@ model errors come from the embedding service as API errors already.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import secrets
 import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
@@ -103,8 +105,7 @@ class CollectionService:
 
     async def _create(self, spec: CollectionSpec) -> dict[str, Any]:
         async with self._create_lock:
-            if any(c.info.name == spec.name for c in self._by_id.values()):
-                raise CollectionExists(f"a collection named {spec.name!r} already exists", param="name")
+            self.check_name_free(spec.name)
             info = self._describe_new(spec)
             col = await asyncio.to_thread(self._create_files, info)
             self._register(col)
@@ -149,6 +150,39 @@ class CollectionService:
             raise ModelNotFound(f"model {name!r} is not known here and no worker serves it", param="model")
         # No worker has announced the model yet: trust the given dimension; embeddings are checked later.
         return known.name, int(spec.dimension or 0), known.pooling
+
+    async def restore(self, name: str, unpack: Callable[[Path], str]) -> dict[str, Any]:
+        """Make collection `name` from files `unpack` puts in its empty folder (it returns their description,
+        as JSON). Whatever `unpack` raises, nothing is created."""
+        return await asyncio.shield(self._restore(name, unpack))
+
+    async def _restore(self, name: str, unpack: Callable[[Path], str]) -> dict[str, Any]:
+        async with self._create_lock:
+            self.check_name_free(name)
+            col = await asyncio.to_thread(self._restore_files, name, unpack)
+            self._register(col)
+        log.info("collection_restored", collection=name, id=col.info.id, documents=len(col.index))
+        return col.describe()
+
+    def check_name_free(self, name: str) -> None:
+        """`CollectionExists` if a collection has this name."""
+        if any(c.info.name == name for c in self._by_id.values()):
+            raise CollectionExists(f"a collection named {name!r} already exists", param="name")
+
+    def _restore_files(self, name: str, unpack: Callable[[Path], str]) -> Collection:
+        collection_id = "col_" + secrets.token_hex(8)
+        with refused_when_full(self.data.collections):
+            staging = self.data.staging(collection_id)
+        try:
+            with refused_when_full(staging):
+                old = CollectionInfo.from_json(unpack(staging))
+            info = dataclasses.replace(old, id=collection_id, name=name, created_at=time.time())
+            Collection.initialise(staging, info)
+        except BaseException:
+            self.data.remove(staging)
+            raise
+        folder = self.data.publish(staging, collection_id)
+        return Collection.open(folder, self.cfg.snapshot_every, self.metrics)
 
     def _create_files(self, info: CollectionInfo) -> Collection:
         with refused_when_full(self.data.collections):

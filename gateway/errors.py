@@ -53,6 +53,12 @@ class InvalidFilter(InvalidInput):
     code = "invalid_filter"
 
 
+class InvalidSnapshot(InvalidInput):
+    """An uploaded collection snapshot failed its checks (truncated, altered, not one); nothing was created."""
+
+    code = "invalid_snapshot"
+
+
 class Unauthorized(ApiError):
     """No API key, or one the gateway does not know. Carries the challenge RFC 6750 asks for."""
 
@@ -89,6 +95,10 @@ class DocumentNotFound(NotFound):
 
 class ModelNotFound(NotFound):
     code = "model_not_found"
+
+
+class SnapshotNotFound(NotFound):
+    code = "snapshot_not_found"
 
 
 class MethodNotAllowed(ApiError):
@@ -188,6 +198,8 @@ STORAGE_ERRORS: dict[type[storage.StorageError], type[ApiError]] = {
     storage.DimensionMismatch: DimensionMismatch,
     storage.InvalidVector: InvalidInput,
     storage.StorageFull: InsufficientStorage,
+    storage.SnapshotNotFound: SnapshotNotFound,
+    storage.SnapshotInvalid: InvalidSnapshot,
 }
 
 

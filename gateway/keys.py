@@ -10,6 +10,7 @@ from gateway.embedding import EmbeddingService
 from gateway.fleet import WorkerView
 from gateway.metrics import Metrics
 from gateway.rpc.server import GrpcServer
+from gateway.snapshots import SnapshotService
 from gateway.transport import Transport
 from shared.config import Config
 
@@ -21,3 +22,4 @@ WORKERS = web.AppKey("workers", WorkerView)  # read-only: what routes, health an
 EMBEDDING = web.AppKey("embedding", EmbeddingService)
 GRPC = web.AppKey("grpc", GrpcServer)
 COLLECTIONS = web.AppKey("collections", CollectionService)
+SNAPSHOTS = web.AppKey("snapshots", SnapshotService)

@@ -51,3 +51,11 @@ class DataDirUnusable(StorageError):
 
 class StorageFull(StorageError):
     """A write the disk has no room for: nothing of it was stored. The message names the data dir and its free space."""
+
+
+class SnapshotNotFound(StorageError):
+    """No collection snapshot by that name for the collection."""
+
+
+class SnapshotInvalid(StorageError):
+    """An uploaded collection snapshot that is truncated, altered or not one: the message says which."""

@@ -26,6 +26,8 @@ EXPECTED = [
     (storage.DimensionMismatch, "dimension_mismatch", 400, INVALID),
     (storage.InvalidVector, "invalid_input", 400, INVALID),
     (storage.StorageFull, "insufficient_storage", 507, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (storage.SnapshotNotFound, "snapshot_not_found", 404, NOT_FOUND),
+    (storage.SnapshotInvalid, "invalid_snapshot", 400, INVALID),
 ]
 # Errors that stop the gateway at start-up: never met while serving, so never mapped.
 STARTUP_ONLY = {storage.StorageError, storage.DataDirUnusable}
