@@ -92,6 +92,11 @@ def test_bearer_reads_only_the_bearer_scheme(header: str | None, token: str | No
         ("DELETE", "/collections/{collection}/documents/{doc_id}", WRITE),
         ("POST", "/collections", ADMIN),
         ("DELETE", "/collections/{collection}", ADMIN),
+        ("POST", "/collections/{collection}/snapshots", ADMIN),
+        ("GET", "/collections/{collection}/snapshots", ADMIN),
+        ("GET", "/collections/{collection}/snapshots/{name}", ADMIN),
+        ("DELETE", "/collections/{collection}/snapshots/{name}", ADMIN),
+        ("POST", "/collections/restore", ADMIN),
         ("POST", "/snapshots", ADMIN),  # not in the table: closed until someone places it
         ("GET", "/health", None),
         ("GET", "/ready", None),
