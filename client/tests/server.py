@@ -45,7 +45,10 @@ class Server:
         gateway = ["--host", "127.0.0.1", "--port", str(self.port), "--bind", endpoint, "--data-dir", self.data.name]
         self.procs = [
             self._start("gateway", [*gateway, *HEARTBEAT, "--set", "server.grpc_enabled=false"], env),
-            self._start("worker", ["--gateway", endpoint, *HEARTBEAT], env),
+            # The worker finds the CURVE keys the gateway made under the same data directory.
+            self._start(
+                "worker", ["--gateway", endpoint, *HEARTBEAT, "--set", f"storage.data_dir={self.data.name}"], env
+            ),
         ]
 
     def _start(self, module: str, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
