@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from akidb_client import AkiDB, BadRequest, Conflict, Doc, NotFound
+from akidb_client import AkiDB, AsyncAkiDB, BadRequest, Conflict, Doc, NotFound
 
 from tests.server import Server
 from tests.test_cli import akidb
@@ -66,3 +66,19 @@ def test_cli_snapshot_commands_and_restore(server: Server, db: AkiDB, name: str,
     assert akidb(server, "snapshot", "delete", snap, "-c", name).returncode == 0
     out = akidb(server, "snapshot", "download", snap, "-c", name, "-o", str(target))
     assert out.returncode == 2 and "no snapshot" in out.stderr
+
+
+async def test_the_async_client_has_the_same_snapshot_calls(
+    server: Server, db: AkiDB, name: str, tmp_path: Path
+) -> None:
+    fill(db, name, n=5)
+    async with AsyncAkiDB(server.url) as adb:
+        col = adb.collection(name)
+        made = await col.snapshot()
+        assert [s.name for s in await col.snapshots()] == [made.name]
+        path = await col.download_snapshot(made.name, tmp_path / "a.akidb-snapshot")
+        assert path.stat().st_size == made.size
+        restored = await adb.collections.restore(path, name=f"{name}-a")
+        assert restored.document_count == 5
+        await col.delete_snapshot(made.name)
+        assert await col.snapshots() == []
