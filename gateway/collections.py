@@ -157,11 +157,17 @@ class CollectionService:
         return await asyncio.shield(self._restore(name, unpack))
 
     async def _restore(self, name: str, unpack: Callable[[Path], str]) -> dict[str, Any]:
-        async with self._create_lock:
-            self.check_name_free(name)
-            col = await asyncio.to_thread(self._restore_files, name, unpack)
-            self._register(col)
-        log.info("collection_restored", collection=name, id=col.info.id, documents=len(col.index))
+        # Verified and unpacked before taking the create lock: a large snapshot holds up no other create.
+        staging, info = await asyncio.to_thread(self._unpack, name, unpack)
+        try:
+            async with self._create_lock:
+                self.check_name_free(name)
+                col = await asyncio.to_thread(self._publish, staging, info)
+                self._register(col)
+        except BaseException:
+            await asyncio.to_thread(self.data.remove, staging)  # a no-op once published
+            raise
+        log.info("collection_restored", collection=name, id=info.id, documents=len(col.index))
         return col.describe()
 
     def check_name_free(self, name: str) -> None:
@@ -169,7 +175,8 @@ class CollectionService:
         if any(c.info.name == name for c in self._by_id.values()):
             raise CollectionExists(f"a collection named {name!r} already exists", param="name")
 
-    def _restore_files(self, name: str, unpack: Callable[[Path], str]) -> Collection:
+    def _unpack(self, name: str, unpack: Callable[[Path], str]) -> tuple[Path, CollectionInfo]:
+        """A staging folder holding the unpacked collection, described anew (new id and name)."""
         collection_id = "col_" + secrets.token_hex(8)
         with refused_when_full(self.data.collections):
             staging = self.data.staging(collection_id)
@@ -181,8 +188,15 @@ class CollectionService:
         except BaseException:
             self.data.remove(staging)
             raise
-        folder = self.data.publish(staging, collection_id)
-        return Collection.open(folder, self.cfg.snapshot_every, self.metrics)
+        return staging, info
+
+    def _publish(self, staging: Path, info: CollectionInfo) -> Collection:
+        folder = self.data.publish(staging, info.id)
+        try:
+            return Collection.open(folder, self.cfg.snapshot_every, self.metrics)
+        except BaseException:
+            self.data.remove(folder)  # not served, so not kept: a restart would open it
+            raise
 
     def _create_files(self, info: CollectionInfo) -> Collection:
         with refused_when_full(self.data.collections):

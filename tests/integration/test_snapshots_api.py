@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from gateway import keys
 from shared.config import ApiKeyEntry, key_digest
 from tests.support.gateway import Gateway, eventually, make_config, running_gateway
 from tests.support.processes import free_port
@@ -188,6 +189,9 @@ async def test_a_damaged_snapshot_is_a_400_that_says_so_and_creates_nothing(gw: 
     assert (await gw.client.get("/collections/copy")).status == 404
     collections = [c["name"] for c in (await (await gw.client.get("/collections")).json())["collections"]]
     assert collections == ["c"]
+    data_dir = Path(gw.app[keys.CONFIG].storage.data_dir)
+    assert len(list((data_dir / "collections").iterdir())) == 1  # no half-made folder left behind
+    assert [p.name for p in (data_dir / "snapshots").iterdir()] == ["c"]  # nor the uploaded file
 
 
 async def test_snapshots_and_restore_need_the_admin_scope(tmp_path: Path) -> None:
