@@ -118,8 +118,10 @@ class Backups:
             return []
         found = []
         for path in folder.glob(f"[!.]*{SUFFIX}"):
-            with contextlib.suppress(OSError, ValueError, tarfile.TarError, KeyError):
+            try:
                 found.append(self._describe(collection, path))
+            except (OSError, ValueError, tarfile.TarError, KeyError) as exc:  # damaged on disk: said, not listed
+                log.warning("collection_snapshot_unreadable", path=str(path), error=f"{type(exc).__name__}: {exc}")
         return sorted(found, key=lambda b: (b.created_at, b.name))
 
     def _describe(self, collection: str, path: Path) -> BackupInfo:
