@@ -15,9 +15,10 @@ from gateway.middleware import RENDERER, errors, request_context
 from gateway.openai_format import PREFIX as OPENAI_PREFIX
 from gateway.openai_format import render_error as render_openai_error
 from gateway.reembed import ReembedJobs
-from gateway.routes import collections, console, docs, documents, embed, openai, reembed, search, system
+from gateway.routes import collections, console, docs, documents, embed, openai, reembed, search, snapshots, system
 from gateway.rpc.server import GrpcServer
 from gateway.slow_clients import body_deadline
+from gateway.snapshots import SnapshotService
 from gateway.storage.metrics import StorageMetrics
 from gateway.transport import Transport
 from shared.config import Config
@@ -46,7 +47,8 @@ def create_app(cfg: Config, registry: CollectorRegistry | None = None) -> web.Ap
     storage_metrics = StorageMetrics(app[keys.REGISTRY], LATENCY_BUCKETS)
     app[keys.COLLECTIONS] = CollectionService(cfg, app[keys.EMBEDDING], storage_metrics)
     app[keys.REEMBED] = ReembedJobs(cfg, app[keys.COLLECTIONS], app[keys.EMBEDDING], app[keys.REGISTRY])
-    for module in (system, embed, openai, collections, documents, search, reembed, console, docs):
+    app[keys.SNAPSHOTS] = SnapshotService(cfg, app[keys.COLLECTIONS])
+    for module in (system, embed, openai, collections, snapshots, documents, search, reembed, console, docs):
         app.add_routes(module.routes)
     app[RENDERER] = {OPENAI_PREFIX: render_openai_error}
     # Storage first: a data directory another gateway holds stops this one before it binds anything.
@@ -63,6 +65,7 @@ def create_app(cfg: Config, registry: CollectorRegistry | None = None) -> web.Ap
 async def _storage_ctx(app: web.Application) -> AsyncIterator[None]:
     service = app[keys.COLLECTIONS]
     await service.start()
+    await app[keys.SNAPSHOTS].start()  # the data directory is locked now
     yield
     await service.close()
 

@@ -60,6 +60,11 @@ ROUTE_SCOPES: dict[tuple[str, str], str] = {
     ("POST", "/collections/{collection}/reembed"): ADMIN,
     ("GET", "/collections/{collection}/jobs/{job_id}"): ADMIN,
     ("DELETE", "/collections/{collection}/jobs/{job_id}"): ADMIN,
+    ("POST", "/collections/{collection}/snapshots"): ADMIN,
+    ("GET", "/collections/{collection}/snapshots"): ADMIN,
+    ("GET", "/collections/{collection}/snapshots/{name}"): ADMIN,
+    ("DELETE", "/collections/{collection}/snapshots/{name}"): ADMIN,
+    ("POST", "/collections/restore"): ADMIN,
     (GRPC, "/akidb.embedding.EmbeddingService/Embed"): READ,
     (GRPC, "/akidb.embedding.EmbeddingService/GetModelInfo"): READ,
 }

@@ -10,11 +10,13 @@ model errors come from the embedding service as API errors already.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import secrets
 import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
@@ -108,8 +110,7 @@ class CollectionService:
 
     async def _create(self, spec: CollectionSpec) -> dict[str, Any]:
         async with self._create_lock:
-            if any(c.info.name == spec.name for c in self._by_id.values()):
-                raise CollectionExists(f"a collection named {spec.name!r} already exists", param="name")
+            self.check_name_free(spec.name)
             info = self._describe_new(spec)
             col = await asyncio.to_thread(self._create_files, info)
             self._register(col)
@@ -154,6 +155,53 @@ class CollectionService:
             raise ModelNotFound(f"model {name!r} is not known here and no worker serves it", param="model")
         # No worker has announced the model yet: trust the given dimension; embeddings are checked later.
         return known.name, int(spec.dimension or 0), known.pooling
+
+    async def restore(self, name: str, unpack: Callable[[Path], str]) -> dict[str, Any]:
+        """Make collection `name` from files `unpack` puts in its empty folder (it returns their description,
+        as JSON). Whatever `unpack` raises, nothing is created."""
+        return await asyncio.shield(self._restore(name, unpack))
+
+    async def _restore(self, name: str, unpack: Callable[[Path], str]) -> dict[str, Any]:
+        # Verified and unpacked before taking the create lock: a large snapshot holds up no other create.
+        staging, info = await asyncio.to_thread(self._unpack, name, unpack)
+        try:
+            async with self._create_lock:
+                self.check_name_free(name)
+                col = await asyncio.to_thread(self._publish, staging, info)
+                self._register(col)
+        except BaseException:
+            await asyncio.to_thread(self.data.remove, staging)  # a no-op once published
+            raise
+        log.info("collection_restored", collection=name, id=info.id, documents=len(col.index))
+        return col.describe()
+
+    def check_name_free(self, name: str) -> None:
+        """`CollectionExists` if a collection has this name."""
+        if any(c.info.name == name for c in self._by_id.values()):
+            raise CollectionExists(f"a collection named {name!r} already exists", param="name")
+
+    def _unpack(self, name: str, unpack: Callable[[Path], str]) -> tuple[Path, CollectionInfo]:
+        """A staging folder holding the unpacked collection, described anew (new id and name)."""
+        collection_id = "col_" + secrets.token_hex(8)
+        with refused_when_full(self.data.collections):
+            staging = self.data.staging(collection_id)
+        try:
+            with refused_when_full(staging):
+                old = CollectionInfo.from_json(unpack(staging))
+            info = dataclasses.replace(old, id=collection_id, name=name, created_at=time.time())
+            Collection.initialise(staging, info)
+        except BaseException:
+            self.data.remove(staging)
+            raise
+        return staging, info
+
+    def _publish(self, staging: Path, info: CollectionInfo) -> Collection:
+        folder = self.data.publish(staging, info.id)
+        try:
+            return Collection.open(folder, self.cfg.snapshot_every, self.metrics)
+        except BaseException:
+            self.data.remove(folder)  # not served, so not kept: a restart would open it
+            raise
 
     def _create_files(self, info: CollectionInfo) -> Collection:
         with refused_when_full(self.data.collections):

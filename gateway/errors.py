@@ -53,6 +53,12 @@ class InvalidFilter(InvalidInput):
     code = "invalid_filter"
 
 
+class InvalidSnapshot(InvalidInput):
+    """An uploaded collection snapshot failed its checks (truncated, altered, not one); nothing was created."""
+
+    code = "invalid_snapshot"
+
+
 class Unauthorized(ApiError):
     """No API key, or one the gateway does not know. Carries the challenge RFC 6750 asks for."""
 
@@ -93,6 +99,10 @@ class ModelNotFound(NotFound):
 
 class JobNotFound(NotFound):
     code = "job_not_found"
+
+
+class SnapshotNotFound(NotFound):
+    code = "snapshot_not_found"
 
 
 class MethodNotAllowed(ApiError):
@@ -208,6 +218,8 @@ STORAGE_ERRORS: dict[type[storage.StorageError], type[ApiError]] = {
     storage.JobConflict: JobConflict,
     storage.JobNotFound: JobNotFound,
     storage.VectorOnlyDocuments: InvalidInput,
+    storage.SnapshotNotFound: SnapshotNotFound,
+    storage.SnapshotInvalid: InvalidSnapshot,
 }
 
 

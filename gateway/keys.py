@@ -11,6 +11,7 @@ from gateway.fleet import WorkerView
 from gateway.metrics import Metrics
 from gateway.reembed import ReembedJobs
 from gateway.rpc.server import GrpcServer
+from gateway.snapshots import SnapshotService
 from gateway.transport import Transport
 from shared.config import Config
 
@@ -23,3 +24,4 @@ EMBEDDING = web.AppKey("embedding", EmbeddingService)
 GRPC = web.AppKey("grpc", GrpcServer)
 COLLECTIONS = web.AppKey("collections", CollectionService)
 REEMBED = web.AppKey("reembed", ReembedJobs)
+SNAPSHOTS = web.AppKey("snapshots", SnapshotService)

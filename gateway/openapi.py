@@ -14,7 +14,7 @@ import msgspec
 from msgspec import inspect as mi
 
 from gateway import console
-from gateway.schemas import collections, documents, embed, openai, reembed, search, system
+from gateway.schemas import collections, documents, embed, openai, reembed, search, snapshots, system
 from gateway.schemas.common import ErrorBody
 
 # Statuses every route that reads a JSON body can answer before it looks at the body's content.
@@ -28,8 +28,8 @@ REASONS = {
     400: "Invalid input: the message names the field",
     404: "Not found",
     409: "Conflict",
-    413: "Request body over server.max_body_bytes",
-    415: "Content-Type is not application/json",
+    413: "Request body over server.max_body_bytes (a restore: storage.max_restore_bytes)",
+    415: "Content-Type is not the route's (application/json; a restore: application/octet-stream)",
     502: "A worker failed the job",
     503: "No worker, queue full or not ready; see Retry-After",
     504: "No worker finished in time",
@@ -45,6 +45,7 @@ ASSETS = {
     "favicon-16x16.png": "image/png",
 }
 ASSET_TYPES = tuple(dict.fromkeys(ASSETS.values()))
+SNAPSHOT_TYPE = "application/octet-stream"
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ class Operation:
     statuses: tuple[int, ...] = ()
     body: tuple[Any, ...] = ()  # request body types (one of them)
     query: Any = None  # a Struct whose fields are the query parameters
+    upload: str | None = None  # the media type of a request body that is a file, not JSON
     created: bool = False
     accepted: bool = False  # 202: work started in the background
     tags: tuple[str, ...] = field(default=())
@@ -116,6 +118,31 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ),
     ("delete", "/collections/{collection}/documents/{doc_id}"): Operation(
         "Delete a document", collections.Deleted, (404,), tags=("documents",)
+    ),
+    ("post", "/collections/{collection}/snapshots"): Operation(
+        "Snapshot a collection into one file (it keeps serving meanwhile)",
+        snapshots.SnapshotInfo,
+        (404,),
+        created=True,
+        tags=("snapshots",),
+    ),
+    ("get", "/collections/{collection}/snapshots"): Operation(
+        "List a collection's snapshots", snapshots.SnapshotList, (404,), tags=("snapshots",)
+    ),
+    ("get", "/collections/{collection}/snapshots/{name}"): Operation(
+        "Download a snapshot file", (SNAPSHOT_TYPE,), (404,), tags=("snapshots",)
+    ),
+    ("delete", "/collections/{collection}/snapshots/{name}"): Operation(
+        "Delete a snapshot", snapshots.SnapshotDeleted, (404,), tags=("snapshots",)
+    ),
+    ("post", "/collections/restore"): Operation(
+        "Create a collection from an uploaded snapshot file (every checksum verified first)",
+        collections.CollectionInfo,
+        (400, 409, 413, 415),
+        query=snapshots.RestoreQuery,
+        upload=SNAPSHOT_TYPE,
+        created=True,
+        tags=("snapshots",),
     ),
     ("post", "/collections/{collection}/search"): Operation(
         "Nearest documents to a text or a vector, or to each of a batch of them (`queries`)",
@@ -183,13 +210,16 @@ def _operation(method: str, path: str, op: Operation, ref: dict[Any, Any], compo
     ]
     if op.query is not None:
         props = components[op.query.__name__]["properties"]
-        fields = [f.encode_name for f in mi.type_info(op.query).fields]  # type: ignore[attr-defined]
-        params += [{"name": name, "in": "query", "required": False, "schema": props[name]} for name in fields]
+        fields = [(f.encode_name, f.required) for f in mi.type_info(op.query).fields]  # type: ignore[attr-defined]
+        params += [{"name": name, "in": "query", "required": req, "schema": props[name]} for name, req in fields]
     if params:
         out["parameters"] = params
     if op.body:
         schema = ref[op.body[0]] if len(op.body) == 1 else {"oneOf": [ref[t] for t in op.body]}
         out["requestBody"] = {"required": True, "content": {"application/json": {"schema": schema}}}
+    if op.upload:
+        binary = {"schema": {"type": "string", "format": "binary"}}
+        out["requestBody"] = {"required": True, "content": {op.upload: binary}}
     ok = 202 if op.accepted else 201 if op.created else 200
     if isinstance(op.ok, tuple):
         success: dict[str, Any] = {"content": {media: {"schema": {}} for media in op.ok}}

@@ -20,6 +20,8 @@ from gateway.http import BODY_REFUSED
 from gateway.middleware import Handler, render_error
 
 log = structlog.get_logger("gateway.http")
+# Routes that stream their body to disk themselves, under their own limits (a restore's snapshot file).
+STREAMED = frozenset({("POST", "/collections/restore")})
 
 
 def body_deadline(timeout_s: float, registry: CollectorRegistry) -> Middleware:
@@ -32,7 +34,9 @@ def body_deadline(timeout_s: float, registry: CollectorRegistry) -> Middleware:
 
     @web.middleware
     async def read_body_in_time(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.body_exists:
+        route = request.match_info.route.resource
+        streamed = route is not None and (request.method, route.canonical) in STREAMED
+        if request.body_exists and not streamed:
             try:
                 async with asyncio.timeout(timeout_s):
                     await request.read()  # kept by aiohttp: the handler's own read() returns it

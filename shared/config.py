@@ -160,6 +160,16 @@ class StorageConfig:
     filter_max_candidates: int = _opt(
         4096, "a filtered search widens HNSW up to this many candidates, then searches the matches exactly", minimum=1
     )
+    max_restore_bytes: int = _opt(
+        64 * 1024**3,
+        "largest collection snapshot POST /collections/restore takes (streamed to disk); bigger is 413",
+        minimum=1024,
+    )
+    snapshot_rate_mb_s: float = _opt(
+        0.0,
+        "collection snapshots write at most this many MB/s (0: no limit), so a backup leaves the disk to requests",
+        minimum=0.0,
+    )
 
 
 @dataclass(frozen=True)

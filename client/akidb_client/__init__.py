@@ -31,6 +31,7 @@ from akidb_client.types import (
     Model,
     Page,
     SearchResult,
+    Snapshot,
 )
 
 __all__ = [
@@ -60,6 +61,7 @@ __all__ = [
     "RetryPolicy",
     "SearchResult",
     "ServerError",
+    "Snapshot",
     "Timeout",
     "Unauthorized",
     "Unavailable",

@@ -23,6 +23,7 @@ from akidb_client.types import (
     Model,
     Page,
     SearchResult,
+    Snapshot,
 )
 
 T = TypeVar("T")
@@ -107,6 +108,31 @@ def list_collections() -> Call[list[Collection]]:
 def delete_collection(collection: str) -> Call[str]:
     """DELETE /collections/{collection}: the deleted collection's id."""
     return Call("DELETE", _col(collection), lambda b: str(b["id"]))
+
+
+# --- snapshots (the file transfers are the clients' own: they stream, they are not JSON calls)
+
+SNAPSHOT_TYPE = "application/octet-stream"
+
+
+def create_snapshot(collection: str) -> Call[Snapshot]:
+    """POST /collections/{collection}/snapshots (not retried: a resend would make a second snapshot)."""
+    return Call("POST", f"{_col(collection)}/snapshots", Snapshot.from_json, idempotent=False)
+
+
+def list_snapshots(collection: str) -> Call[list[Snapshot]]:
+    """GET /collections/{collection}/snapshots, oldest first."""
+    return Call("GET", f"{_col(collection)}/snapshots", lambda b: [Snapshot.from_json(s) for s in b["snapshots"]])
+
+
+def delete_snapshot(collection: str, name: str) -> Call[None]:
+    """DELETE /collections/{collection}/snapshots/{name}."""
+    return Call("DELETE", snapshot_path(collection, name), lambda b: None)
+
+
+def snapshot_path(collection: str, name: str) -> str:
+    """The URL path of one stored snapshot (GET downloads it)."""
+    return f"{_col(collection)}/snapshots/{_seg(name)}"
 
 
 # --- documents

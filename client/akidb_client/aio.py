@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Container, Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
@@ -24,9 +25,11 @@ from akidb_client.types import (
     Model,
     Page,
     SearchResult,
+    Snapshot,
 )
 
 T = TypeVar("T")
+CHUNK = 1 << 20  # bytes per read when a snapshot file streams up or down
 
 
 class AsyncAkiDB:
@@ -105,6 +108,22 @@ class AsyncCollections:
         """Every collection."""
         return await self._db.run(_api.list_collections())
 
+    async def restore(self, path: str | Path, name: str) -> Collection:
+        """Create collection `name` from a snapshot file (streamed; the server checks every checksum first)."""
+
+        async def chunks() -> AsyncIterator[bytes]:
+            with open(path, "rb") as f:  # noqa: ASYNC230 - reads of CHUNK bytes, handed over as they come
+                while chunk := await asyncio.to_thread(f.read, CHUNK):
+                    yield chunk
+
+        response = await self._db._http.post(
+            "/collections/restore",
+            params={"name": name},
+            content=chunks(),
+            headers={"Content-Type": _api.SNAPSHOT_TYPE},
+        )
+        return parse(Call("POST", "/collections/restore", Collection.from_json), response)
+
     async def delete(self, name: str) -> str:
         """Delete a collection and its documents; its id."""
         return await self._db.run(_api.delete_collection(name))
@@ -141,6 +160,36 @@ class AsyncCollectionRef:
     async def count(self) -> int:
         """How many documents the collection holds."""
         return await self.db.run(_api.count(self.name))
+
+    async def snapshot(self) -> Snapshot:
+        """Snapshot the collection now, on the server (it keeps serving meanwhile)."""
+        return await self.db.run(_api.create_snapshot(self.name))
+
+    async def snapshots(self) -> list[Snapshot]:
+        """The collection's stored snapshots, oldest first."""
+        return await self.db.run(_api.list_snapshots(self.name))
+
+    async def download_snapshot(self, name: str, path: str | Path) -> Path:
+        """Stream a stored snapshot into a file (written to a temporary name, renamed when complete)."""
+        target = Path(path)
+        partial = target.with_name(target.name + ".part")
+        try:
+            async with self.db._http.stream("GET", _api.snapshot_path(self.name, name)) as response:
+                if response.status_code >= 400:
+                    await response.aread()
+                    parse(Call("GET", "", lambda b: None), response)  # raises the typed error
+                with open(partial, "wb") as out:  # noqa: ASYNC230 - each chunk is written off the loop
+                    async for chunk in response.aiter_bytes(CHUNK):
+                        await asyncio.to_thread(out.write, chunk)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+        partial.replace(target)
+        return target
+
+    async def delete_snapshot(self, name: str) -> None:
+        """Delete a stored snapshot (NotFound if there is none by that name)."""
+        await self.db.run(_api.delete_snapshot(self.name, name))
 
     async def search(
         self,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
@@ -25,9 +26,11 @@ from akidb_client.types import (
     Model,
     Page,
     SearchResult,
+    Snapshot,
 )
 
 T = TypeVar("T")
+CHUNK = 1 << 20  # bytes per read when a snapshot file streams up or down
 
 
 class AkiDB:
@@ -113,6 +116,17 @@ class Collections:
         """Delete a collection and its documents; its id."""
         return self._db.run(_api.delete_collection(name))
 
+    def restore(self, path: str | Path, name: str) -> Collection:
+        """Create collection `name` from a snapshot file (streamed; the server checks every checksum first)."""
+        with open(path, "rb") as f:
+            response = self._db._http.post(
+                "/collections/restore",
+                params={"name": name},
+                content=iter(lambda: f.read(CHUNK), b""),
+                headers={"Content-Type": _api.SNAPSHOT_TYPE},
+            )
+        return parse(Call("POST", "/collections/restore", Collection.from_json), response)
+
 
 class CollectionRef:
     """The documents and searches of one collection."""
@@ -145,6 +159,36 @@ class CollectionRef:
     def count(self) -> int:
         """How many documents the collection holds."""
         return self.db.run(_api.count(self.name))
+
+    def snapshot(self) -> Snapshot:
+        """Snapshot the collection now, on the server (it keeps serving meanwhile)."""
+        return self.db.run(_api.create_snapshot(self.name))
+
+    def snapshots(self) -> list[Snapshot]:
+        """The collection's stored snapshots, oldest first."""
+        return self.db.run(_api.list_snapshots(self.name))
+
+    def download_snapshot(self, name: str, path: str | Path) -> Path:
+        """Stream a stored snapshot into a file (written to a temporary name, renamed when complete)."""
+        target = Path(path)
+        partial = target.with_name(target.name + ".part")
+        try:
+            with self.db._http.stream("GET", _api.snapshot_path(self.name, name)) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    parse(Call("GET", "", lambda b: None), response)  # raises the typed error
+                with open(partial, "wb") as out:
+                    for chunk in response.iter_bytes(CHUNK):
+                        out.write(chunk)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+        partial.replace(target)
+        return target
+
+    def delete_snapshot(self, name: str) -> None:
+        """Delete a stored snapshot (NotFound if there is none by that name)."""
+        self.db.run(_api.delete_snapshot(self.name, name))
 
     def search(
         self,

@@ -94,6 +94,27 @@ class Collection:
 
 
 @dataclass(frozen=True, slots=True)
+class Snapshot:
+    """A stored collection snapshot: one file a new collection can be restored from."""
+
+    name: str
+    collection: str
+    size: int
+    created_at: float
+    documents: int
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> Snapshot:
+        return cls(
+            name=body["name"],
+            collection=body["collection"],
+            size=int(body["size"]),
+            created_at=float(body["created_at"]),
+            documents=int(body["documents"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Document:
     """A stored document; `vector` is None unless asked for."""
 

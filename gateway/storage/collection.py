@@ -91,11 +91,15 @@ class Collection:
         self.changes = 0
         self._saving: Future[None] | None = None  # the background snapshot (writer thread reads this)
         self._forgettable = 0  # removals a background snapshot saved, for the writer to forget
+        # Collection snapshots (backups) in progress: their database copy must still hold every removal
+        # after the index copy's watermark, so none is forgotten while one runs.
+        self._backups = 0
         self.closed = False
 
     @staticmethod
     def initialise(folder: Path, info: CollectionInfo) -> None:
-        """Make the database in an empty `folder` and record the collection's description in it."""
+        """Make the database in `folder` (or open the one a restore put there) and record the collection's
+        description in it."""
         with refused_when_full(folder):
             store = DocumentStore(folder)
             try:
@@ -259,7 +263,10 @@ class Collection:
 
     def snapshot(self) -> None:
         """Save the index as of the last commit, and forget removals it now reflects (writer thread)."""
-        self._forget_removed(self._save())
+        saved = self._save()
+        with self._applying:
+            self._forgettable = max(self._forgettable, saved)
+        self._forget_saved_removals()
 
     def _save(self) -> int:
         """Write a snapshot of the index and the watermark it reflects; returns that last removal seq.
@@ -282,8 +289,27 @@ class Collection:
         )
         return last_removal
 
+    @contextlib.contextmanager
+    def backup_source(self) -> Iterator[tuple[bytes, int, int]]:
+        """(index bytes, last key, last removal) as of the last commit, for a collection snapshot.
+
+        While the block runs no removal record is forgotten, so a copy of the database made inside it
+        holds every row and removal the index copy lacks: a restore replays them as a restart does.
+        """
+        with self._applying:
+            (last_key, last_removal) = self.marks
+            data = self.index.serialize()
+            self._backups += 1
+        try:
+            yield data, last_key, last_removal
+        finally:
+            with self._applying:
+                self._backups -= 1
+
     def _forget_saved_removals(self) -> None:
         with self._applying:
+            if self._backups:
+                return  # kept for after the backup: `_forgettable` only grows
             seq, self._forgettable = self._forgettable, 0
         if seq:
             self._forget_removed(seq)

@@ -67,3 +67,11 @@ class JobNotFound(StorageError):
 
 class VectorOnlyDocuments(StorageError):
     """Documents stored with a vector and no text cannot be re-embedded; the message says how many."""
+
+
+class SnapshotNotFound(StorageError):
+    """No collection snapshot by that name for the collection."""
+
+
+class SnapshotInvalid(StorageError):
+    """An uploaded collection snapshot that is truncated, altered or not one: the message says which."""

@@ -25,6 +25,10 @@ from tests.support.processes import WorkerProcess, free_port
 LIMIT = 65536  # server.max_body_bytes here, so a 413 costs little to send
 BIG = {"texts": ["a" * (LIMIT + 1)]}
 PLAIN = "text/plain"  # a body sent with this Content-Type: 415
+SNAPSHOT = "snapshot of c"  # a body that is a fresh snapshot file of collection c (application/octet-stream)
+RESTORE_LIMIT = 262144  # storage.max_restore_bytes here
+ZEROS = "zeros"  # RESTORE_LIMIT + 1 zero bytes (application/octet-stream): 413
+SNAP = "{snap}"  # in a URL: the name of a fresh snapshot of c
 MINILM = "all-MiniLM-L6-v2"
 
 # (method, path, status) -> (setup, method, url, body). Setups: real (the real worker), none (no worker),
@@ -68,6 +72,22 @@ CASES: dict[tuple[str, str, int], tuple[str, str, str, Any]] = {
     ("delete", "/collections/{collection}/documents/{doc_id}", 200): ("real", "delete", DOCS + "/d2", None),
     ("delete", "/collections/{collection}/documents/{doc_id}", 404): ("real", "delete", DOCS + "/missing", None),
     ("delete", "/collections/{collection}", 200): ("real", "delete", "/collections/gone", None),
+    ("post", "/collections/{collection}/snapshots", 201): ("real", "post", "/collections/c/snapshots", None),
+    ("post", "/collections/{collection}/snapshots", 404): ("real", "post", "/collections/nope/snapshots", None),
+    ("get", "/collections/{collection}/snapshots", 200): ("real", "get", "/collections/c/snapshots", None),
+    ("get", "/collections/{collection}/snapshots", 404): ("real", "get", "/collections/nope/snapshots", None),
+    ("get", "/collections/{collection}/snapshots/{name}", 200): (
+        "real", "get", f"/collections/c/snapshots/{SNAP}", None),
+    ("get", "/collections/{collection}/snapshots/{name}", 404): ("real", "get", "/collections/c/snapshots/nope", None),
+    ("delete", "/collections/{collection}/snapshots/{name}", 200): (
+        "real", "delete", f"/collections/c/snapshots/{SNAP}", None),
+    ("delete", "/collections/{collection}/snapshots/{name}", 404): (
+        "real", "delete", "/collections/c/snapshots/nope", None),
+    ("post", "/collections/restore", 201): ("real", "post", "/collections/restore?name=back", SNAPSHOT),
+    ("post", "/collections/restore", 400): ("real", "post", "/collections/restore", SNAPSHOT),
+    ("post", "/collections/restore", 409): ("real", "post", "/collections/restore?name=c", SNAPSHOT),
+    ("post", "/collections/restore", 413): ("real", "post", "/collections/restore?name=big", ZEROS),
+    ("post", "/collections/restore", 415): ("real", "post", "/collections/restore?name=x", PLAIN),
     ("delete", "/collections/{collection}", 404): ("real", "delete", "/collections/nope", None),
 }  # fmt: skip
 for _path, _ok, _good, _bad, _unknown in [
@@ -129,7 +149,7 @@ def test_the_table_holds_exactly_the_documented_statuses() -> None:
 async def setup(kind: str, zmq_endpoint: str, data_dir: Path) -> AsyncIterator[Gateway]:
     """A gateway for one kind of case, with collection c (documents d and d2) and collection gone."""
     endpoint = zmq_endpoint if kind == "real" else f"tcp://127.0.0.1:{free_port()}"
-    overrides = [f"server.max_body_bytes={LIMIT}"]
+    overrides = [f"server.max_body_bytes={LIMIT}", f"storage.max_restore_bytes={RESTORE_LIMIT}"]
     if kind == "slow":
         overrides.append("server.request_timeout_s=0.5")
     async with running_gateway(make_config(endpoint, str(data_dir / kind), *overrides)) as gw:
@@ -172,9 +192,22 @@ async def setup(kind: str, zmq_endpoint: str, data_dir: Path) -> AsyncIterator[G
                 await worker.close()
 
 
+async def fresh_snapshot(gw: Gateway) -> str:
+    async with gw.client.post("/collections/c/snapshots") as resp:
+        assert resp.status == 201, await resp.text()
+        return str((await resp.json())["name"])
+
+
 async def send(gw: Gateway, method: str, url: str, body: Any) -> int:
     kwargs: dict[str, Any] = {}
-    if body == PLAIN:
+    if SNAP in url:
+        url = url.replace(SNAP, await fresh_snapshot(gw))
+    if body == SNAPSHOT:
+        async with gw.client.get(f"/collections/c/snapshots/{await fresh_snapshot(gw)}") as resp:
+            kwargs = {"data": await resp.read(), "headers": {"Content-Type": "application/octet-stream"}}
+    elif body == ZEROS:
+        kwargs = {"data": bytes(RESTORE_LIMIT + 1), "headers": {"Content-Type": "application/octet-stream"}}
+    elif body == PLAIN:
         kwargs = {"data": b"{}", "headers": {"Content-Type": PLAIN}}
     elif body is not None:
         kwargs = {"json": body}

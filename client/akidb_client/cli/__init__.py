@@ -68,6 +68,27 @@ def parser() -> argparse.ArgumentParser:
     srch.add_argument("--json", action="store_true", help="JSON output for scripts")
     srch.add_argument("--vectors", action="store_true", help="with --json: include vectors")
 
+    snap = sub.add_parser("snapshot", help="create, list, download or delete a collection's snapshots")
+    snap.set_defaults(run=commands.snapshot)
+    snap_actions = snap.add_subparsers(dest="action", required=True)
+    for action, text in [
+        ("create", "snapshot the collection now (it keeps serving)"),
+        ("list", "the collection's snapshots"),
+        ("download", "save a snapshot file"),
+        ("delete", "delete a snapshot"),
+    ]:
+        one = snap_actions.add_parser(action, help=text)
+        one.add_argument("--collection", "-c", required=True)
+        if action in ("download", "delete"):
+            one.add_argument("name", help="the snapshot's name (see `akidb snapshot list`)")
+        if action == "download":
+            one.add_argument("--output", "-o", help="file (default: ./<name>.akidb-snapshot)")
+
+    rest = sub.add_parser("restore", help="create a new collection from a snapshot file")
+    rest.set_defaults(run=commands.restore)
+    rest.add_argument("file")
+    rest.add_argument("--collection", "-c", required=True, help="the new collection's name (must not exist)")
+
     emb = sub.add_parser("embed", help="embed texts (arguments, else one per line of stdin)")
     emb.set_defaults(run=commands.embed)
     emb.add_argument("texts", nargs="*")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
@@ -135,6 +136,35 @@ def search(args: argparse.Namespace) -> int:
     print(table(["#", "score", "id", "text", "metadata"], rows))
     embedded = ", query embedded" if result.query_embedded else ""
     print(f"{len(result)} results in {result.took_ms:.1f} ms{embedded}")
+    return 0
+
+
+def snapshot(args: argparse.Namespace) -> int:
+    with connect(args) as db:
+        col = db.collection(args.collection)
+        if args.action == "create":
+            made = col.snapshot()
+            print(f"created snapshot {made.name}: {made.documents} documents, {made.size} bytes")
+        elif args.action == "list":
+            rows = [(s.name, s.documents, s.size, _when(s.created_at)) for s in col.snapshots()]
+            print(table(["name", "documents", "bytes", "created"], rows))
+        elif args.action == "download":
+            path = col.download_snapshot(args.name, args.output or f"{args.name}.akidb-snapshot")
+            print(f"saved {path} ({path.stat().st_size} bytes)")
+        else:
+            col.delete_snapshot(args.name)
+            print(f"deleted snapshot {args.name}")
+    return 0
+
+
+def _when(ts: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ts))
+
+
+def restore(args: argparse.Namespace) -> int:
+    with connect(args) as db:
+        made = db.collections.restore(args.file, name=args.collection)
+    print(f"restored {made.name} ({made.id}): {made.document_count} documents, {made.dimension}-d {made.metric}")
     return 0
 
 

@@ -95,6 +95,11 @@ def test_bearer_reads_only_the_bearer_scheme(header: str | None, token: str | No
         ("POST", "/collections/{collection}/reembed", ADMIN),
         ("GET", "/collections/{collection}/jobs/{job_id}", ADMIN),
         ("DELETE", "/collections/{collection}/jobs/{job_id}", ADMIN),
+        ("POST", "/collections/{collection}/snapshots", ADMIN),
+        ("GET", "/collections/{collection}/snapshots", ADMIN),
+        ("GET", "/collections/{collection}/snapshots/{name}", ADMIN),
+        ("DELETE", "/collections/{collection}/snapshots/{name}", ADMIN),
+        ("POST", "/collections/restore", ADMIN),
         ("POST", "/snapshots", ADMIN),  # not in the table: closed until someone places it
         ("GET", "/health", None),
         ("GET", "/ready", None),

@@ -30,6 +30,8 @@ EXPECTED = [
     (storage.JobConflict, "job_conflict", 409, EXISTS),
     (storage.JobNotFound, "job_not_found", 404, NOT_FOUND),
     (storage.VectorOnlyDocuments, "invalid_input", 400, INVALID),
+    (storage.SnapshotNotFound, "snapshot_not_found", 404, NOT_FOUND),
+    (storage.SnapshotInvalid, "invalid_snapshot", 400, INVALID),
 ]
 # Errors that stop the gateway at start-up: never met while serving, so never mapped.
 STARTUP_ONLY = {storage.StorageError, storage.DataDirUnusable}

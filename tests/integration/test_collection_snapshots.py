@@ -1,0 +1,149 @@
+"""Collection snapshots (backups) on a real disk: SQLite's online backup plus the index, one checked file.
+
+No gateway and no worker: `Backups` and `unpack` against real collections (test_collection_store.py's helpers).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gateway.storage.backup import MANIFEST, SUFFIX, Backups, copy_database, unpack
+from gateway.storage.collection import Collection, CollectionInfo
+from gateway.storage.db import DB_FILE
+from gateway.storage.errors import SnapshotInvalid, SnapshotNotFound
+from tests.integration.test_collection_store import docs, make, reopen
+
+
+def restore(archive: Path, folder: Path) -> Collection:
+    """What the service does: unpack into an empty folder, record a new description, open."""
+    folder.mkdir()
+    old = CollectionInfo.from_json(unpack(archive, folder).info_json)
+    Collection.initialise(folder, dataclasses.replace(old, id="col_restored", name="restored"))
+    return reopen(folder)
+
+
+def test_a_snapshot_restores_every_document_and_the_same_search_results(tmp_path: Path) -> None:
+    col = make(tmp_path / "c", snapshot_every=7)  # index snapshots and forgotten removals along the way
+    col.upsert(docs(40))
+    col.upsert(docs(5, seed=1))  # replaces d0..d4
+    col.delete("d10")
+    backups = Backups(tmp_path / "data")
+    made = backups.create(col)
+    assert made.documents == 39 and made.size > 0
+    assert [b.name for b in backups.list("test")] == [made.name]
+    back = restore(backups.path("test", made.name), tmp_path / "r")
+    assert back.info.name == "restored" and back.info.dimension == col.info.dimension
+    assert len(back.index) == len(col.index) == 39
+    assert back.store.get("d10", False) is None
+    for i in (0, 4, 5, 39):
+        a, b = col.store.get(f"d{i}", True), back.store.get(f"d{i}", True)
+        assert a is not None and b is not None
+        assert (a.text, a.metadata, a.vector) == (b.text, b.metadata, b.vector)
+    query = np.frombuffer(col.store.get("d20", True).vector or b"", dtype=np.float32)  # type: ignore[union-attr]
+    hits = lambda c: [(h.doc.doc_id, round(h.score, 5)) for h in c.search(query, 10, None, 100, False)]  # noqa: E731
+    assert hits(back) == hits(col)
+    col.close(save=False)
+    back.close(save=False)
+
+
+def test_no_removal_is_forgotten_while_a_backup_copies_the_database(tmp_path: Path) -> None:
+    """The index copy is taken first; removals after it must still be in the database copy, or the restored
+    index would keep deleted documents. Index snapshots (which forget removals) run meanwhile here."""
+    col = make(tmp_path / "c", snapshot_every=1)
+    col.upsert(docs(20))
+    col.wait_for_snapshot()
+    work = tmp_path / "copy"
+    work.mkdir()
+    with col.backup_source() as (index_bytes, last_key, last_removal):
+        col.delete("d1")
+        col.wait_for_snapshot()
+        col.upsert(docs(3, start=100))  # a write after the snapshot: the writer would forget d1's removal
+        col.wait_for_snapshot()
+        col.upsert(docs(1, start=200))
+        copy_database(col.store.path, work / DB_FILE)
+    (work / f"index-{last_key}-{last_removal}.usearch").write_bytes(index_bytes)
+    back = reopen(work)
+    assert len(back.index) == 23 == back.store.count()
+    assert back.store.get("d1", False) is None
+    back.close(save=False)
+    col.close(save=False)
+
+
+@pytest.fixture
+def archive(tmp_path: Path) -> Path:
+    col = make(tmp_path / "c")
+    col.upsert(docs(30))
+    backups = Backups(tmp_path / "data")
+    path = backups.path("test", backups.create(col).name)
+    col.close(save=False)
+    return path
+
+
+def member_offset(path: Path, name: str) -> int:
+    with tarfile.open(path) as tar:
+        return tar.getmember(name).offset_data
+
+
+@pytest.mark.parametrize("member", [DB_FILE, MANIFEST, "index", "end"])
+def test_an_altered_byte_anywhere_in_a_member_is_refused_naming_a_checksum(
+    archive: Path, tmp_path: Path, member: str
+) -> None:
+    data = bytearray(archive.read_bytes())
+    if member == "end":
+        data[-3] ^= 0x01
+    else:
+        with tarfile.open(archive) as tar:
+            name = next(m.name for m in tar.getmembers() if m.name.startswith(member))
+        data[member_offset(archive, name) + 5] ^= 0x01
+    bad = tmp_path / f"bad{SUFFIX}"
+    bad.write_bytes(bytes(data))
+    (tmp_path / "r").mkdir()
+    with pytest.raises(SnapshotInvalid, match="checksum mismatch"):
+        unpack(bad, tmp_path / "r")
+
+
+@pytest.mark.parametrize("keep", [0.0, 0.001, 0.3, 0.7, 0.99, -1])
+def test_a_truncated_file_is_refused_as_truncated(archive: Path, tmp_path: Path, keep: float) -> None:
+    data = archive.read_bytes()
+    bad = tmp_path / f"cut{SUFFIX}"
+    bad.write_bytes(data[:-1] if keep == -1 else data[: int(len(data) * keep)])
+    (tmp_path / "r").mkdir()
+    with pytest.raises(SnapshotInvalid, match="truncated"):
+        unpack(bad, tmp_path / "r")
+
+
+def test_a_file_that_is_not_a_snapshot_is_refused(tmp_path: Path) -> None:
+    bad = tmp_path / "x"
+    bad.write_bytes(b"hello" * 1000)
+    (tmp_path / "r").mkdir()
+    with pytest.raises(SnapshotInvalid, match="not an AkiDB snapshot"):
+        unpack(bad, tmp_path / "r")
+    evil = tmp_path / "evil.tar"
+    with tarfile.open(evil, "w") as tar:
+        tar.add(bad, arcname="../escape")
+    with pytest.raises(SnapshotInvalid, match="unexpected member"):
+        unpack(evil, tmp_path / "r")
+    assert not (tmp_path / "escape").exists()
+
+
+def test_unknown_names_are_not_found_and_half_written_files_are_neither_listed_nor_kept(
+    archive: Path, tmp_path: Path
+) -> None:
+    backups = Backups(tmp_path / "data")
+    for name in ("nope", "../c", ".hidden", ""):
+        with pytest.raises(SnapshotNotFound):
+            backups.path("test", name)
+    folder = archive.parent
+    (folder / f".half{SUFFIX}.tmp").write_bytes(b"x")
+    (folder / ".half.work").mkdir()
+    (backups.root / ".upload-1").write_bytes(b"x")
+    assert len(backups.list("test")) == 1
+    backups.sweep()
+    assert sorted(p.name for p in backups.root.rglob("*")) == sorted(["test", archive.name])
+    backups.delete("test", archive.name[: -len(SUFFIX)])
+    assert backups.list("test") == []
