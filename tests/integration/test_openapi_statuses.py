@@ -223,5 +223,5 @@ async def test_each_documented_status_is_produced(
     cases = [(key, case) for key, case in CASES.items() if case[0] == kind]
     async with setup(kind, zmq_endpoint, tmp_path) as gw:
         for (method, path, status), (_, verb, url, body) in cases:
-            url = url.format(job=JOBS.get(kind, ""))
+            url = url.format(job=JOBS.get(kind, ""), snap=SNAP)  # {snap} stays for `send` to fill
             assert await send(gw, verb, url, body) == status, (method, path, url, body)
