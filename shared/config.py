@@ -154,6 +154,9 @@ class StorageConfig:
     filter_max_candidates: int = _opt(
         4096, "a filtered search widens HNSW up to this many candidates, then searches the matches exactly", minimum=1
     )
+    rrf_k: int = _opt(
+        60, "hybrid search: k of reciprocal rank fusion, score = sum of weight / (rrf_k + rank)", minimum=1
+    )
 
 
 @dataclass(frozen=True)

@@ -23,10 +23,12 @@ from typing import Any
 import numpy as np
 import structlog
 
+from gateway.storage import fulltext
 from gateway.storage.datadir import data_dir_of, free_bytes, is_disk_full, no_space
 from gateway.storage.db import DB_FILE, DocumentStore, NewDocument, StoredDocument
 from gateway.storage.errors import CollectionNotFound, DataDirUnusable, StorageFull
 from gateway.storage.filters import Filter
+from gateway.storage.fusion import KEYWORD, rrf
 from gateway.storage.index import IndexParams, VectorIndex, discard_partial, snapshots
 from gateway.storage.metrics import StorageMetrics
 from gateway.storage.snapshot_policy import SnapshotPolicy
@@ -39,6 +41,9 @@ TEXT_AND_METADATA = frozenset(("text", "metadata"))
 WITH_VECTOR = frozenset(("text", "metadata", "vector"))
 # Candidates fetched per widened HNSW round, as a multiple of what the filter's selectivity predicts.
 OVERFETCH = 1.5
+# Candidates each list of a hybrid search contributes to the fusion (or k, if more): RRF needs some
+# depth, or a document ranked 11th by both lists is never seen; 100 cost about what 10 do in HNSW.
+HYBRID_DEPTH = 100
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,18 @@ class CollectionInfo:
 class Hit:
     doc: StoredDocument
     score: float
+    ranks: dict[str, int] | None = None  # the lists it came from ("dense", "keyword") and its rank in each
+
+
+@dataclass(frozen=True)
+class TextQuery:
+    """The text half of a keyword or hybrid search."""
+
+    text: str
+    syntax: str = "plain"  # "plain": words; "fts5": FTS5's query syntax
+
+    def expression(self) -> str:
+        return fulltext.match_expression(self.text, self.syntax)
 
 
 class Collection:
@@ -119,6 +136,7 @@ class Collection:
                     f"{folder / DB_FILE} is empty, was not made by AkiDB, or its creation never finished)"
                 )
             col = cls(folder, CollectionInfo.from_json(text), store, snapshot_every, metrics)
+            col._ensure_fulltext()
             col._restore_index()
             return col
         except sqlite3.Error as exc:
@@ -132,6 +150,23 @@ class Collection:
             if store is not None:
                 store.close()
             raise
+
+    def _ensure_fulltext(self) -> None:
+        """Give a collection made before full-text search its index, once, logging progress."""
+        started = time.perf_counter()
+        name = self.info.name
+
+        def progress(done: int, total: int) -> None:
+            log.info("fulltext_index_progress", collection=name, indexed=done, total=total)
+
+        built = self.store.ensure_fulltext(progress)
+        if built:  # a new, empty collection gets its index too, with nothing worth a line
+            log.info(
+                "fulltext_index_built",
+                collection=name,
+                documents=built,
+                seconds=round(time.perf_counter() - started, 3),
+            )
 
     def _restore_index(self) -> None:
         started = time.perf_counter()
@@ -333,6 +368,43 @@ class Collection:
             self._check_open()
             keys, scores = self.index.search(query, k)
             return self._hits(keys, scores, include)
+
+    def keyword_search(self, query: TextQuery, k: int, flt: Filter | None, include: frozenset[str]) -> list[Hit]:
+        """The k documents BM25 ranks best for the text that pass the filter, best first (score: BM25)."""
+        with self.index.lock.shared():
+            self._check_open()
+            found = self.store.keyword(query.expression(), k, flt)
+            docs = self.store.fetch([key for key, _ in found], include)
+            return [
+                Hit(docs[key], score, {KEYWORD: rank})
+                for rank, (key, score) in enumerate(found, start=1)
+                if key in docs
+            ]
+
+    def hybrid_search(
+        self,
+        vector: np.ndarray,
+        query: TextQuery,
+        k: int,
+        flt: Filter | None,
+        *,
+        alpha: float,
+        rrf_k: int,
+        max_candidates: int,
+        include: frozenset[str],
+    ) -> list[Hit]:
+        """Dense and keyword rankings (both filtered) fused by reciprocal rank fusion (score: the RRF score)."""
+        depth = max(k, HYBRID_DEPTH)
+        with self.index.lock.shared():
+            self._check_open()
+            if flt is None:
+                dense, _ = self.index.search(vector, depth)
+            else:
+                dense, _ = self._filtered(vector, depth, flt, max_candidates)
+            keyword = self.store.keyword(query.expression(), depth, flt)
+            fused = rrf(dense.tolist(), [key for key, _ in keyword], rrf_k, alpha, k)
+            docs = self.store.fetch([f.key for f in fused], include)
+            return [Hit(docs[f.key], f.score, f.ranks) for f in fused if f.key in docs]
 
     def _hits(self, keys: np.ndarray, scores: np.ndarray, include: frozenset[str]) -> list[Hit]:
         """The documents behind keys, as hits (caller holds the index lock, which holds off close)."""

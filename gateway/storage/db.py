@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from gateway.storage import fulltext
 from gateway.storage.filters import Filter
 
 SCHEMA = """
@@ -96,6 +97,15 @@ class DocumentStore:
             raise
         self._readers: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
         self._closed = threading.Event()
+
+    def ensure_fulltext(self, progress: fulltext.Progress | None = None) -> int | None:
+        """Build the full-text index if this database predates it (`fulltext.ensure`); writer thread only."""
+        return fulltext.ensure(self._writer, progress)
+
+    def keyword(self, expression: str, limit: int, flt: Filter | None) -> list[tuple[int, float]]:
+        """(key, BM25 score) of the best documents for an FTS5 MATCH expression that pass the filter."""
+        with self._reader() as conn:
+            return fulltext.search(conn, expression, limit, flt)
 
     # -- meta --------------------------------------------------------------------------------
     def set_meta(self, name: str, value: str) -> None:

@@ -25,6 +25,7 @@ EXPECTED = [
     (storage.InvalidFilter, "invalid_filter", 400, INVALID),
     (storage.DimensionMismatch, "dimension_mismatch", 400, INVALID),
     (storage.InvalidVector, "invalid_input", 400, INVALID),
+    (storage.KeywordSyntaxError, "invalid_input", 400, INVALID),
     (storage.StorageFull, "insufficient_storage", 507, grpc.StatusCode.RESOURCE_EXHAUSTED),
 ]
 # Errors that stop the gateway at start-up: never met while serving, so never mapped.

@@ -1,0 +1,140 @@
+"""A collection's full-text index: SQLite FTS5 over the documents' text, in the same database file.
+
+The index is an FTS5 *external-content* table (`content='documents'`): it holds only the inverted
+index, and reads the text back from `documents` (no second copy of every text). Triggers on
+`documents` write it, so every statement that inserts or deletes a document (an upsert, a delete,
+anything later) changes the index in the same transaction: they commit together or not at all, and
+a `kill -9` can never leave one ahead of the other. This is FTS5's own documented pattern; nothing
+here tokenises or scores text by hand.
+
+A database made before full-text search existed has documents and no index: `ensure` builds it once,
+in one transaction with the table's creation, so a build cut short by a crash leaves no table and
+simply runs again at the next open.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Callable
+
+from gateway.storage.errors import KeywordSyntaxError
+from gateway.storage.filters import Filter
+
+TABLE = "documents_fts"
+# porter: "packages" finds "package"; unicode61 folds case and (2) diacritics for every script.
+TOKENIZER = "porter unicode61 remove_diacritics 2"
+# One statement each: `executescript` would COMMIT first, and these must share the build's transaction.
+SCHEMA = (
+    f"CREATE VIRTUAL TABLE {TABLE} USING fts5(text, content='documents', content_rowid='key', tokenize='{TOKENIZER}')",
+    f"""CREATE TRIGGER documents_fts_insert AFTER INSERT ON documents BEGIN
+        INSERT INTO {TABLE} (rowid, text) VALUES (new.key, new.text);
+    END""",
+    f"""CREATE TRIGGER documents_fts_delete AFTER DELETE ON documents BEGIN
+        INSERT INTO {TABLE} ({TABLE}, rowid, text) VALUES ('delete', old.key, old.text);
+    END""",
+    f"""CREATE TRIGGER documents_fts_update AFTER UPDATE OF text ON documents BEGIN
+        INSERT INTO {TABLE} ({TABLE}, rowid, text) VALUES ('delete', old.key, old.text);
+        INSERT INTO {TABLE} (rowid, text) VALUES (new.key, new.text);
+    END""",
+)
+BUILD_BATCH = 10_000  # documents indexed between two progress reports
+SYNTAXES = ("plain", "fts5")
+# What SQLite says about a MATCH expression it cannot parse (the query's fault, not the database's).
+_QUERY_ERRORS = ("fts5:", "syntax error", "no such column", "unknown special query", "unterminated string")
+# Runs of characters that are not separators: a plain query's words, whatever their script.
+_TOKEN = re.compile(r"\S+")
+
+Progress = Callable[[int, int], None]  # (documents indexed so far, total)
+
+
+def ensure(conn: sqlite3.Connection, progress: Progress | None = None) -> int | None:
+    """Create the full-text index if the database lacks it, indexing every stored document.
+
+    Returns how many documents were indexed, or None when the index already existed. Runs in one
+    transaction (the writer's connection, no transaction open): all of it commits, or none.
+    """
+    if _exists(conn):
+        return None
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if _exists(conn):  # another connection built it meanwhile
+            conn.execute("ROLLBACK")
+            return None
+        for statement in SCHEMA:
+            conn.execute(statement)
+        done = _fill(conn, progress)
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return done
+
+
+def _exists(conn: sqlite3.Connection) -> bool:
+    row = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (TABLE,)).fetchone()
+    return row is not None
+
+
+def _fill(conn: sqlite3.Connection, progress: Progress | None) -> int:
+    """Index the documents already stored, in key order and in batches, reporting progress after each."""
+    total = int(conn.execute("SELECT COUNT(*) FROM documents").fetchone()[0])
+    done, last = 0, 0
+    while True:
+        row = conn.execute(
+            "SELECT COUNT(*), MAX(key) FROM (SELECT key FROM documents WHERE key > ? ORDER BY key LIMIT ?)",
+            (last, BUILD_BATCH),
+        ).fetchone()
+        if not row[0]:
+            return done
+        conn.execute(
+            f"INSERT INTO {TABLE} (rowid, text) SELECT key, text FROM documents WHERE key > ? AND key <= ?",
+            (last, row[1]),
+        )
+        done, last = done + int(row[0]), int(row[1])
+        if progress is not None:
+            progress(done, total)
+
+
+def match_expression(text: str, syntax: str) -> str:
+    """The FTS5 MATCH expression for a query.
+
+    `plain`: every whitespace-separated word becomes an FTS5 string (quotes doubled), joined by OR, so
+    quotes, dashes, `AND`, `*` or emoji are words, never operators; BM25 ranks the documents holding
+    more of the rarer words first. `fts5`: the text is FTS5's own query syntax, passed as it is.
+    """
+    if syntax == "fts5":
+        return text
+    words = dict.fromkeys(_TOKEN.findall(text))  # each word once, in order
+    return " OR ".join('"' + w.replace('"', '""') + '"' for w in words)
+
+
+def search(conn: sqlite3.Connection, expression: str, limit: int, flt: Filter | None) -> list[tuple[int, float]]:
+    """(key, BM25 score) of the best `limit` documents matching the expression and the filter, best first.
+
+    FTS5's `bm25()` is lower-is-better; the score here is its negation, so higher is better as for
+    cosine. The filter is in the same WHERE, so `limit` come back whenever that many match both.
+    """
+    if not expression:
+        return []
+    if flt is None:
+        sql = f"SELECT f.rowid, -bm25(f) FROM {TABLE} AS f WHERE f MATCH ? ORDER BY bm25(f) LIMIT ?"
+        params: tuple[object, ...] = (expression, limit)
+    else:
+        sql = (
+            f"SELECT f.rowid, -bm25(f) FROM {TABLE} AS f JOIN documents AS d ON d.key = f.rowid"
+            f" WHERE f MATCH ? AND {flt.sql} ORDER BY bm25(f) LIMIT ?"
+        )
+        params = (expression, *flt.params, limit)
+    try:
+        rows = conn.execute(sql, params).fetchall()
+    except sqlite3.OperationalError as exc:
+        if not any(marker in str(exc) for marker in _QUERY_ERRORS):
+            raise
+        raise KeywordSyntaxError(
+            f"query is not valid FTS5 syntax ({exc}); fix it, or leave keyword_syntax out to search the words "
+            "as plain text",
+            param="query",
+        ) from None
+    return [(int(key), float(score)) for key, score in rows]
