@@ -86,6 +86,10 @@ class TextQuery:
     def expression(self) -> str:
         return fulltext.match_expression(self.text, self.syntax)
 
+    def run(self, store: DocumentStore, limit: int, flt: Filter | None) -> list[tuple[int, float]]:
+        """(key, BM25 score) of the best `limit` documents for this text that pass the filter."""
+        return store.keyword(self.expression(), limit, flt, user_syntax=self.syntax == "fts5")
+
 
 class Collection:
     """A collection opened from its folder; `changes` counts writes the newest index snapshot lacks."""
@@ -373,7 +377,7 @@ class Collection:
         """The k documents BM25 ranks best for the text that pass the filter, best first (score: BM25)."""
         with self.index.lock.shared():
             self._check_open()
-            found = self.store.keyword(query.expression(), k, flt)
+            found = query.run(self.store, k, flt)
             docs = self.store.fetch([key for key, _ in found], include)
             return [
                 Hit(docs[key], score, {KEYWORD: rank})
@@ -401,7 +405,7 @@ class Collection:
                 dense, _ = self.index.search(vector, depth)
             else:
                 dense, _ = self._filtered(vector, depth, flt, max_candidates)
-            keyword = self.store.keyword(query.expression(), depth, flt)
+            keyword = query.run(self.store, depth, flt)
             fused = rrf(dense.tolist(), [key for key, _ in keyword], rrf_k, alpha, k)
             docs = self.store.fetch([f.key for f in fused], include)
             return [Hit(docs[f.key], f.score, f.ranks) for f in fused if f.key in docs]

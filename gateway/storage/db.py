@@ -102,10 +102,12 @@ class DocumentStore:
         """Build the full-text index if this database predates it (`fulltext.ensure`); writer thread only."""
         return fulltext.ensure(self._writer, progress)
 
-    def keyword(self, expression: str, limit: int, flt: Filter | None) -> list[tuple[int, float]]:
+    def keyword(
+        self, expression: str, limit: int, flt: Filter | None, *, user_syntax: bool = False
+    ) -> list[tuple[int, float]]:
         """(key, BM25 score) of the best documents for an FTS5 MATCH expression that pass the filter."""
         with self._reader() as conn:
-            return fulltext.search(conn, expression, limit, flt)
+            return fulltext.search(conn, expression, limit, flt, user_syntax=user_syntax)
 
     # -- meta --------------------------------------------------------------------------------
     def set_meta(self, name: str, value: str) -> None:

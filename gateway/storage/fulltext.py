@@ -43,7 +43,7 @@ SYNTAXES = ("plain", "fts5")
 # What SQLite says about a MATCH expression it cannot parse (the query's fault, not the database's).
 _QUERY_ERRORS = ("fts5:", "syntax error", "no such column", "unknown special query", "unterminated string")
 # Runs of characters that are not separators: a plain query's words, whatever their script.
-_TOKEN = re.compile(r"\S+")
+_TOKEN = re.compile(r"[^\s\x00]+")  # NUL too: SQLite would end the string there
 
 Progress = Callable[[int, int], None]  # (documents indexed so far, total)
 
@@ -110,27 +110,32 @@ def match_expression(text: str, syntax: str) -> str:
     return " OR ".join('"' + w.replace('"', '""') + '"' for w in words)
 
 
-def search(conn: sqlite3.Connection, expression: str, limit: int, flt: Filter | None) -> list[tuple[int, float]]:
+def search(
+    conn: sqlite3.Connection, expression: str, limit: int, flt: Filter | None, *, user_syntax: bool = False
+) -> list[tuple[int, float]]:
     """(key, BM25 score) of the best `limit` documents matching the expression and the filter, best first.
 
     FTS5's `bm25()` is lower-is-better; the score here is its negation, so higher is better as for
     cosine. The filter is in the same WHERE, so `limit` come back whenever that many match both.
+    `user_syntax`: the expression is the client's FTS5 syntax, so an error parsing it is theirs
+    (`KeywordSyntaxError`); a plain query's expression cannot fail to parse, and an error is a bug.
     """
     if not expression:
         return []
+    # FTS5 refuses a table alias in MATCH and bm25(), hence the full table name.
     if flt is None:
-        sql = f"SELECT f.rowid, -bm25(f) FROM {TABLE} AS f WHERE f MATCH ? ORDER BY bm25(f) LIMIT ?"
+        sql = f"SELECT rowid, -bm25({TABLE}) FROM {TABLE} WHERE {TABLE} MATCH ? ORDER BY bm25({TABLE}) LIMIT ?"
         params: tuple[object, ...] = (expression, limit)
     else:
         sql = (
-            f"SELECT f.rowid, -bm25(f) FROM {TABLE} AS f JOIN documents AS d ON d.key = f.rowid"
-            f" WHERE f MATCH ? AND {flt.sql} ORDER BY bm25(f) LIMIT ?"
+            f"SELECT {TABLE}.rowid, -bm25({TABLE}) FROM {TABLE} JOIN documents AS d ON d.key = {TABLE}.rowid"
+            f" WHERE {TABLE} MATCH ? AND {flt.sql} ORDER BY bm25({TABLE}) LIMIT ?"
         )
         params = (expression, *flt.params, limit)
     try:
         rows = conn.execute(sql, params).fetchall()
     except sqlite3.OperationalError as exc:
-        if not any(marker in str(exc) for marker in _QUERY_ERRORS):
+        if not user_syntax or not any(marker in str(exc) for marker in _QUERY_ERRORS):
             raise
         raise KeywordSyntaxError(
             f"query is not valid FTS5 syntax ({exc}); fix it, or leave keyword_syntax out to search the words "
