@@ -159,3 +159,24 @@ def test_a_build_cut_short_leaves_no_index_behind(monkeypatch: pytest.MonkeyPatc
     assert not conn.in_transaction
     assert conn.execute("SELECT name FROM sqlite_master WHERE name LIKE 'documents_fts%'").fetchall() == []
     assert fulltext.ensure(conn) == 1
+
+
+def test_plain_queries_leave_out_words_most_documents_hold(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fulltext, "COMMON_MIN", 2)
+    texts = [f"the common filler {i}" for i in range(17)] + ["the zebra", "the okapi", "unrelated"]
+    conn = db(*texts)
+    counts = fulltext.WordCounts()
+    # "the" (19 of 20) and "common" (17) are over 10 % and over 2 documents; "zebra" and "okapi" are not.
+    assert fulltext.plain_expression(conn, "the common zebra okapi", counts, 20) == '"zebra" OR "okapi"'
+    assert fulltext.plain_expression(conn, "the common", counts, 20) == '"the" OR "common"'  # all common: all kept
+    found = fulltext.search(conn, fulltext.plain_expression(conn, "the zebra", counts, 20), 10, None)
+    assert [key for key, _ in found] == [18]
+
+
+def test_word_counts_are_cached_until_the_collection_grows_by_a_tenth() -> None:
+    conn = db("apple", "apple pie")
+    counts = fulltext.WordCounts()
+    assert counts.count(conn, "apple", 2) == 2
+    conn.execute("INSERT INTO documents (key, doc_id, text, generated, updated_at) VALUES (3, 'd3', 'apple', 0, 0)")
+    assert counts.count(conn, "apple", 2) == 2  # cached: the size it was told has not moved
+    assert counts.count(conn, "apple", 3) == 3  # a third more documents: counted again
