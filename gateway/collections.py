@@ -314,6 +314,7 @@ class CollectionService:
         return out
 
     async def _search_one(self, col: Collection, vector: np.ndarray, q: SearchQuery) -> list[Hit]:
+        self.metrics.searches.labels(q.mode).inc()
         if q.mode != "dense":
             return await asyncio.get_running_loop().run_in_executor(self.readers, self._text_search, col, vector, q)
         hits = col.search_now(vector, q.k, q.flt, q.include)  # None: it could wait, so a reader thread runs it

@@ -162,6 +162,8 @@ async def test_batch_members_take_their_own_mode(gateway: Gateway) -> None:
         "akidb_embedding_requests_total", model="all-MiniLM-L6-v2", status="ok", transport="collections"
     )
     assert jobs_after == jobs_before + 1  # the two texts that need vectors, in one call
+    counts = [await gateway.metric("akidb_searches_total", mode=m) for m in ("dense", "keyword", "hybrid")]
+    assert counts == [2, 1, 1]
 
 
 async def test_upserts_and_deletes_keep_keyword_search_in_step(gateway: Gateway) -> None:
