@@ -14,6 +14,7 @@ simply runs again at the next open.
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
 import threading
@@ -136,19 +137,24 @@ class WordCounts:
         self._counts: dict[str, int] = {}
         self._total = 0
 
-    def count(self, conn: sqlite3.Connection, word: str, total: int) -> int:
+    def counts(self, conn: sqlite3.Connection, words: list[str], total: int) -> dict[str, int]:
+        """How many documents hold each word; the ones not cached are counted in one statement (each
+        statement hands the GIL back and forth, which costs milliseconds on a busy machine)."""
         with self._lock:
             if abs(total - self._total) * 10 > self._total or len(self._counts) >= WORD_CACHE:
                 self._counts, self._total = {}, total
-            known = self._counts.get(word)
-        if known is not None:
-            return known
-        found = int(
-            conn.execute(f"SELECT COUNT(*) FROM {TABLE} WHERE {TABLE} MATCH ?", (quoted([word]),)).fetchone()[0]
-        )
-        with self._lock:
-            self._counts[word] = found
-        return found
+            known = {w: self._counts[w] for w in words if w in self._counts}
+        missing = [w for w in words if w not in known]
+        if missing:
+            rows = conn.execute(
+                f"SELECT (SELECT COUNT(*) FROM {TABLE} WHERE {TABLE} MATCH w.value) FROM json_each(?) AS w",
+                (json.dumps([quoted([w]) for w in missing]),),
+            ).fetchall()
+            found = {w: int(row[0]) for w, row in zip(missing, rows, strict=True)}
+            with self._lock:
+                self._counts.update(found)
+            known.update(found)
+        return known
 
 
 def plain_expression(conn: sqlite3.Connection, text: str, counts: WordCounts, total: int) -> str:
@@ -156,7 +162,8 @@ def plain_expression(conn: sqlite3.Connection, text: str, counts: WordCounts, to
     word is common, so a query of only common words still finds what holds them."""
     words = plain_words(text)
     limit = max(COMMON_SHARE * total, COMMON_MIN)
-    rare = [w for w in words if counts.count(conn, w, total) <= limit]
+    held = counts.counts(conn, words, total)
+    rare = [w for w in words if held[w] <= limit]
     return quoted(rare or words)
 
 

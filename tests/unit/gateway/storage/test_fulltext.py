@@ -176,7 +176,7 @@ def test_plain_queries_leave_out_words_most_documents_hold(monkeypatch: pytest.M
 def test_word_counts_are_cached_until_the_collection_grows_by_a_tenth() -> None:
     conn = db("apple", "apple pie")
     counts = fulltext.WordCounts()
-    assert counts.count(conn, "apple", 2) == 2
+    assert counts.counts(conn, ["apple", "pie", "none", '"odd'], 2) == {"apple": 2, "pie": 1, "none": 0, '"odd': 0}
     conn.execute("INSERT INTO documents (key, doc_id, text, generated, updated_at) VALUES (3, 'd3', 'apple', 0, 0)")
-    assert counts.count(conn, "apple", 2) == 2  # cached: the size it was told has not moved
-    assert counts.count(conn, "apple", 3) == 3  # a third more documents: counted again
+    assert counts.counts(conn, ["apple"], 2) == {"apple": 2}  # cached: the size it was told has not moved
+    assert counts.counts(conn, ["apple"], 3) == {"apple": 3}  # a third more documents: counted again
