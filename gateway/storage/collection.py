@@ -42,7 +42,7 @@ WITH_VECTOR = frozenset(("text", "metadata", "vector"))
 OVERFETCH = 1.5
 # A hybrid search fuses each list's best DEPTH_PER_K × k. Deeper lists let documents that are mediocre
 # in both outrank the best of one: on bench/hybrid.py's task (5,000 packages, 500 queries), lists of
-# 100 gained 29 queries over dense and lost 28 at recall@10; lists of 2k gained 23 and lost 12.
+# 100 gained 35 queries over dense at recall@10 and lost 23; lists of 2k gained 28 and lost 11.
 DEPTH_PER_K = 2
 
 
