@@ -396,10 +396,11 @@ class Collection:
     ) -> list[Hit]:
         """Dense and keyword rankings (both filtered) fused by reciprocal rank fusion (score: the RRF score)."""
         depth = DEPTH_PER_K * k
-        with self.index.lock.shared():
+        index = self.index  # the one whose lock is held, searched below
+        with index.lock.shared():
             self._check_open()
             if flt is None:
-                dense, _ = self.index.search(vector, depth)
+                dense, _ = index.search(vector, depth)
             else:
                 dense, _ = self._filtered(vector, depth, flt, max_candidates)
             keyword = query.run(self.store, depth, flt, len(self.index))
