@@ -42,3 +42,6 @@ class SearchQuery:
     k: int
     flt: Filter | None  # compiled by storage; None matches everything
     include: frozenset[str]
+    mode: str = "dense"  # "dense" (the vector index), "keyword" (BM25 over the text), "hybrid" (both, fused)
+    alpha: float = 0.5  # hybrid: the dense list's weight in the fusion; the keyword list's is 1 - alpha
+    keyword_syntax: str = "plain"  # "plain": the query's words; "fts5": FTS5's query syntax

@@ -26,7 +26,7 @@ import structlog
 from gateway.collection_inputs import CollectionSpec, DocumentInput, SearchQuery
 from gateway.embedding import EmbeddingService, EmbedRequest
 from gateway.errors import ModelNotFound
-from gateway.storage.collection import Collection, CollectionInfo, Hit, refused_when_full
+from gateway.storage.collection import Collection, CollectionInfo, Hit, TextQuery, refused_when_full
 from gateway.storage.datadir import DataDir
 from gateway.storage.db import NewDocument, StoredDocument
 from gateway.storage.errors import (
@@ -350,7 +350,7 @@ class CollectionService:
         self.metrics.search_latency.labels("text" if q.text is not None else "vector").observe(
             time.perf_counter() - started
         )
-        return hits, q.text is not None
+        return hits, q.text is not None and q.mode != "keyword"
 
     async def search_many(self, ref: str, queries: list[SearchQuery]) -> list[list[Hit]]:
         """Each query's best k documents, in order; every text among them is embedded in one call."""
@@ -365,7 +365,7 @@ class CollectionService:
     async def _query_vectors(self, col: Collection, queries: list[SearchQuery]) -> list[np.ndarray]:
         """Each query's vector, ready for the index: given ones checked, texts embedded together."""
         given = [(i, q.vector) for i, q in enumerate(queries) if q.vector is not None]
-        texts = [i for i, q in enumerate(queries) if q.text is not None]
+        texts = [i for i, q in enumerate(queries) if q.text is not None and q.mode != "keyword"]  # BM25 needs none
         out: list[np.ndarray] = [np.empty(0, dtype=np.float32)] * len(queries)
         if given:
             for (i, _), v in zip(given, self._prepare(col, [v for _, v in given]), strict=True):
@@ -379,9 +379,28 @@ class CollectionService:
         return out
 
     async def _search_one(self, col: Collection, vector: np.ndarray, q: SearchQuery) -> list[Hit]:
+        self.metrics.searches.labels(q.mode).inc()
+        if q.mode != "dense":
+            return await asyncio.get_running_loop().run_in_executor(self.readers, self._text_search, col, vector, q)
         hits = col.search_now(vector, q.k, q.flt, q.include)  # None: it could wait, so a reader thread runs it
         if hits is None:
             hits = await asyncio.get_running_loop().run_in_executor(
                 self.readers, col.search, vector, q.k, q.flt, self.cfg.filter_max_candidates, "vector" in q.include
             )
         return hits
+
+    def _text_search(self, col: Collection, vector: np.ndarray, q: SearchQuery) -> list[Hit]:
+        """A keyword or hybrid search (a reader thread)."""
+        text = TextQuery(q.text or "", q.keyword_syntax)
+        if q.mode == "keyword":
+            return col.keyword_search(text, q.k, q.flt, q.include)
+        return col.hybrid_search(
+            vector,
+            text,
+            q.k,
+            q.flt,
+            alpha=q.alpha,
+            rrf_k=self.cfg.rrf_k,
+            max_candidates=self.cfg.filter_max_candidates,
+            include=q.include,
+        )

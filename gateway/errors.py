@@ -213,6 +213,7 @@ STORAGE_ERRORS: dict[type[storage.StorageError], type[ApiError]] = {
     storage.InvalidFilter: InvalidFilter,
     storage.DimensionMismatch: DimensionMismatch,
     storage.InvalidVector: InvalidInput,
+    storage.KeywordSyntaxError: InvalidInput,
     storage.StorageFull: InsufficientStorage,
     storage.ModelChanged: ModelChanged,
     storage.JobConflict: JobConflict,

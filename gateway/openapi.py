@@ -145,7 +145,8 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         tags=("snapshots",),
     ),
     ("post", "/collections/{collection}/search"): Operation(
-        "Nearest documents to a text or a vector, or to each of a batch of them (`queries`)",
+        "Nearest documents to a text or a vector (`mode` dense), best BM25 matches (keyword) or both fused "
+        "(hybrid); or for each of a batch of them (`queries`)",
         search.SearchResponse,  # or BatchSearchResponse; see ALTERNATIVES
         (*BODY, *EMBEDS),
         (search.SearchBody,),

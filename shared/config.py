@@ -170,6 +170,9 @@ class StorageConfig:
         "collection snapshots write at most this many MB/s (0: no limit), so a backup leaves the disk to requests",
         minimum=0.0,
     )
+    rrf_k: int = _opt(
+        60, "hybrid search: k of reciprocal rank fusion, score = sum of weight / (rrf_k + rank)", minimum=1
+    )
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,11 @@ async def search(request: web.Request) -> web.Response:
 
 
 def _hits(hits: list[Hit], q: SearchQuery) -> list[dict[str, Any]]:
-    return [{"id": h.doc.doc_id, "score": h.score, **render(h.doc, q.include)} for h in hits]
+    out = [{"id": h.doc.doc_id, "score": h.score, **render(h.doc, q.include)} for h in hits]
+    if "ranks" in q.include:  # a dense search's rank is its place in the list
+        for i, (item, hit) in enumerate(zip(out, hits, strict=True), start=1):
+            item["ranks"] = hit.ranks if hit.ranks is not None else {"dense": i}
+    return out
 
 
 def _since(started: float) -> float:

@@ -15,7 +15,21 @@ from gateway.storage.filters import compile_filter
 MAX_K = 1000
 MAX_QUERIES = 100  # searches in one batch
 DEFAULT_INCLUDE = frozenset(("text", "metadata"))
-Include = Annotated[Literal["text", "metadata", "vector"], choices("text", "metadata", "vector")]
+Include = Annotated[Literal["text", "metadata", "vector", "ranks"], choices("text", "metadata", "vector", "ranks")]
+Mode = Annotated[
+    Literal["dense", "keyword", "hybrid"],
+    choices("dense", "keyword", "hybrid"),
+    msgspec.Meta(description="dense: nearest vectors; keyword: BM25 over the texts; hybrid: both, fused by RRF"),
+]
+KeywordSyntax = Annotated[
+    Literal["plain", "fts5"],
+    choices("plain", "fts5"),
+    msgspec.Meta(description="plain: the query's words, any characters; fts5: SQLite FTS5 query syntax"),
+]
+Alpha = Annotated[
+    float, msgspec.Meta(ge=0, le=1, description="hybrid: weight of the dense ranking (keyword: 1 - alpha); default 0.5")
+]
+TEXT_MODES = ("keyword", "hybrid")
 
 
 class SearchItem(msgspec.Struct, forbid_unknown_fields=True):
@@ -33,6 +47,9 @@ class SearchItem(msgspec.Struct, forbid_unknown_fields=True):
         ),
     ] = None
     include: Annotated[list[Include], msgspec.Meta(description="default: text and metadata")] | None = None
+    mode: Mode = "dense"
+    alpha: Alpha | None = None
+    keyword_syntax: KeywordSyntax = "plain"
 
     def to_query(self, where: str = "") -> SearchQuery:
         """The collection service's input, with the filter compiled; `where` prefixes a batch member's errors."""
@@ -43,6 +60,7 @@ class SearchItem(msgspec.Struct, forbid_unknown_fields=True):
                 + ("not both" if self.query is not None else "got neither"),
                 param="query",
             )
+        self._check_mode(where)
         vector = None if self.vector is None else float32_rows([self.vector], [f"{where}vector"])[0]
         try:
             flt = compile_filter(self.filter)
@@ -56,7 +74,29 @@ class SearchItem(msgspec.Struct, forbid_unknown_fields=True):
             k=self.k,
             flt=flt,
             include=DEFAULT_INCLUDE if self.include is None else frozenset(self.include),
+            mode=self.mode,
+            alpha=0.5 if self.alpha is None else self.alpha,
+            keyword_syntax=self.keyword_syntax,
         )
+
+    def _check_mode(self, where: str) -> None:
+        """Keyword and hybrid searches need text; alpha and keyword_syntax belong to the modes that use them."""
+        prefix = f"{where.rstrip('.')}: " if where else ""
+        if self.mode in TEXT_MODES and self.query is None:
+            raise InvalidInput(
+                f"{prefix}mode {self.mode} searches the documents' text: give query (a text), not only a vector",
+                param="query",
+            )
+        if self.alpha is not None and self.mode != "hybrid":
+            raise InvalidInput(
+                f"{prefix}alpha weighs the two rankings of a hybrid search; give mode hybrid or leave alpha out",
+                param="alpha",
+            )
+        if self.keyword_syntax != "plain" and self.mode not in TEXT_MODES:
+            raise InvalidInput(
+                f"{prefix}keyword_syntax applies to modes keyword and hybrid; give one or leave keyword_syntax out",
+                param="keyword_syntax",
+            )
 
 
 class SearchBody(SearchItem, forbid_unknown_fields=True):
@@ -78,7 +118,10 @@ class SearchBody(SearchItem, forbid_unknown_fields=True):
     def to_queries(self) -> list[SearchQuery]:
         """A batch's searches in order; refuses a batch mixed with a single search's fields."""
         assert self.queries is not None
-        alone = [name for name in ("query", "vector", "filter", "include") if getattr(self, name) is not None]
+        alone = [name for name in ("query", "vector", "filter", "include", "alpha") if getattr(self, name) is not None]
+        alone += [
+            name for name, plain in (("mode", "dense"), ("keyword_syntax", "plain")) if getattr(self, name) != plain
+        ]
         if alone:
             raise InvalidInput(
                 f"give either queries (a batch, each member with its own query or vector, k, filter and include) "
@@ -90,10 +133,23 @@ class SearchBody(SearchItem, forbid_unknown_fields=True):
 
 class Hit(msgspec.Struct):
     id: str
-    score: Annotated[float, msgspec.Meta(description="cosine/ip: similarity (higher is nearer); l2: distance")]
+    score: Annotated[
+        float,
+        msgspec.Meta(
+            description="dense: cosine/ip similarity (higher is nearer), l2 distance; keyword: BM25 (higher is "
+            "better); hybrid: the reciprocal rank fusion score (higher is better)"
+        ),
+    ]
     text: str | None = None
     metadata: dict[str, Any] | None = None
     vector: list[float] | None = None
+    ranks: (
+        Annotated[
+            dict[str, int],
+            msgspec.Meta(description='with include "ranks": the lists it came from and its rank in each (from 1)'),
+        ]
+        | None
+    ) = None
 
 
 class SearchResponse(msgspec.Struct):

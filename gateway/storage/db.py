@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from gateway.storage import fulltext
 from gateway.storage.filters import Filter
 
 SCHEMA = """
@@ -96,6 +97,23 @@ class DocumentStore:
             raise
         self._readers: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
         self._closed = threading.Event()
+        self.word_counts = fulltext.WordCounts()
+
+    def ensure_fulltext(self, progress: fulltext.Progress | None = None) -> int | None:
+        """Build the full-text index if this database predates it (`fulltext.ensure`); writer thread only."""
+        return fulltext.ensure(self._writer, progress)
+
+    def keyword(self, text: str, syntax: str, limit: int, flt: Filter | None, total: int) -> list[tuple[int, float]]:
+        """(key, BM25 score) of the best documents for a text query that pass the filter (`fulltext.search`).
+
+        `syntax` "plain": the text's words, less those in a large share of the `total` documents;
+        "fts5": FTS5 query syntax, whose parse errors are `KeywordSyntaxError`.
+        """
+        with self._reader() as conn:
+            if syntax == "fts5":
+                return fulltext.search(conn, text, limit, flt, user_syntax=True)
+            expression = fulltext.plain_expression(conn, text, self.word_counts, total)
+            return fulltext.search(conn, expression, limit, flt)
 
     # -- meta --------------------------------------------------------------------------------
     def set_meta(self, name: str, value: str) -> None:

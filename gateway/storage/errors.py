@@ -42,6 +42,10 @@ class InvalidVector(StorageError):
     """A vector the collection's metric cannot use: zero or non-finite for cosine."""
 
 
+class KeywordSyntaxError(StorageError):
+    """A keyword query in FTS5 syntax (`keyword_syntax: fts5`) that FTS5 cannot parse; the message quotes SQLite's."""
+
+
 class DataDirUnusable(StorageError):
     """The data directory, or a file in it, cannot be used at start-up: unwritable, uncreatable or corrupt.
 

@@ -34,6 +34,12 @@ class StorageMetrics:
             buckets=latency_buckets,
             registry=registry,
         )
+        self.searches = Counter(
+            "akidb_searches_total",
+            "Searches (each member of a batch counts) by mode: dense, keyword or hybrid",
+            ["mode"],
+            registry=registry,
+        )
         self.documents = Gauge(
             "akidb_collection_documents", "Documents stored per collection", ["collection"], registry=registry
         )

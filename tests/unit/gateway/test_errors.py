@@ -25,6 +25,7 @@ EXPECTED = [
     (storage.InvalidFilter, "invalid_filter", 400, INVALID),
     (storage.DimensionMismatch, "dimension_mismatch", 400, INVALID),
     (storage.InvalidVector, "invalid_input", 400, INVALID),
+    (storage.KeywordSyntaxError, "invalid_input", 400, INVALID),
     (storage.StorageFull, "insufficient_storage", 507, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (storage.ModelChanged, "model_changed", 503, grpc.StatusCode.UNAVAILABLE),
     (storage.JobConflict, "job_conflict", 409, EXISTS),

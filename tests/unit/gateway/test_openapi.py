@@ -52,6 +52,21 @@ def test_input_type_and_the_prompts_are_in_the_document() -> None:
     assert {"query_prompt", "document_prompt"} <= set(schemas["ModelRow"]["required"])
 
 
+def test_search_modes_are_in_the_document() -> None:
+    schemas = document("test")["components"]["schemas"]
+    for body in ("SearchBody", "SearchItem"):
+        props = schemas[body]["properties"]
+        assert set(props["mode"]["enum"]) == {"dense", "keyword", "hybrid"} and props["mode"]["default"] == "dense"
+        assert (
+            set(props["keyword_syntax"]["enum"]) == {"plain", "fts5"} and props["keyword_syntax"]["default"] == "plain"
+        )
+        (alpha, null) = props["alpha"]["anyOf"]
+        assert (alpha["minimum"], alpha["maximum"]) == (0, 1) and null == {"type": "null"}
+        assert "ranks" in props["include"]["anyOf"][0]["items"]["enum"]
+    (ranks, _) = schemas["Hit"]["properties"]["ranks"]["anyOf"]
+    assert ranks["additionalProperties"] == {"type": "integer"}
+
+
 async def test_openapi_json_is_served(gw: Gateway) -> None:
     resp = await gw.client.get("/openapi.json")
     assert resp.status == 200 and (await resp.json())["paths"].keys() == document("x")["paths"].keys()

@@ -127,7 +127,7 @@ def test_query_flags_and_ints() -> None:
         ({"query": "x", "vector": [1]}, "give either query (a text to embed) or vector (numbers), not both"),
         (
             {"query": "x", "include": ["everything"]},
-            "include[0] must be one of text, metadata, vector, got 'everything'",
+            "include[0] must be one of text, metadata, vector, ranks, got 'everything'",
         ),
     ],
 )
@@ -166,7 +166,8 @@ X = {"query": "x"}
         ({"queries": [X] * 3 + [{"query": "x", "k": 0}]}, "queries[3].k must be between 1 and 1000, got 0"),
         (
             {"queries": [X, {"query": "x", "top": 3}]},
-            "queries[1] has unknown field(s) top; allowed: filter, include, k, query, vector",
+            "queries[1] has unknown field(s) top; allowed: "
+            "alpha, filter, include, k, keyword_syntax, mode, query, vector",
         ),
         ({"queries": [X, {}]}, "queries[1]: give either query (a text to embed) or vector (numbers), got neither"),
         ({"queries": [{"vector": [1, "a"]}]}, "queries[0].vector must hold numbers only, found string"),
