@@ -189,7 +189,9 @@ def main() -> None:
     p.add_argument("--queries", type=int, default=1000, help="queries asked in each mode for recall and MRR")
     p.add_argument("--rate", type=float, default=50.0, help="requests per second in the latency phase")
     p.add_argument("--seconds", type=float, default=30.0, help="length of each latency phase")
-    p.add_argument("--out", default="bench-hybrid.json", help="where to write the full results")
+    p.add_argument(
+        "--out", default=str(Path(__file__).parent / "results" / "hybrid.json"), help="where to write the full results"
+    )
     args = p.parse_args()
     all_tasks = tasks()
     askable = sum(t.query is not None for t in all_tasks[: args.docs])
@@ -204,6 +206,7 @@ def main() -> None:
         Stack(gateway_args=("--data-dir", data), http_port=free_port(), zmq_port=free_port()) as stack,
     ):
         results |= asyncio.run(run(args, stack.url, all_tasks))
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=2))
     print(table(results))
     print(f"\nfull results: {args.out}")

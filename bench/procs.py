@@ -84,11 +84,13 @@ class Stack:
         env: dict[str, str] | None = None,
         curve: bool = True,
         cache: bool = False,
+        api_key: str | None = None,
     ) -> None:
         self.url = f"http://127.0.0.1:{http_port}"
         self.zmq = f"tcp://127.0.0.1:{zmq_port}"
         self.env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT), **(env or {})}
         self.n_workers = workers
+        self.api_key = api_key  # with keys configured, /models (the readiness probe) needs one
         self.keys_dir = tempfile.mkdtemp(prefix="akidb-bench-keys-")
         security = ("--set", f"zmq.keys_dir={self.keys_dir}") if curve else ("--set", "zmq.allow_insecure=true")
         self.security_args: tuple[str, ...] = ("--keys-dir", self.keys_dir) if curve else ("--insecure",)
@@ -125,7 +127,10 @@ class Stack:
         end = time.time() + timeout
         while time.time() < end:
             try:
-                with urllib.request.urlopen(self.url + "/models", timeout=2) as r:
+                headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+                with urllib.request.urlopen(
+                    urllib.request.Request(self.url + "/models", headers=headers), timeout=2
+                ) as r:
                     import json
 
                     models = json.load(r)["models"]

@@ -41,7 +41,12 @@ async def measure(keys: bool, curve: bool, cache: Path, seconds: float) -> dict[
     args = ("--backend", "openvino", "--threads", "2", "--set", f"embedding.cache_dir={cache}")
     short = corpus.load("short", 2000)
     with Stack(
-        worker_args=args, http_port=free_port(), zmq_port=free_port(), curve=curve, env=env if keys else None
+        worker_args=args,
+        http_port=free_port(),
+        zmq_port=free_port(),
+        curve=curve,
+        env=env if keys else None,
+        api_key=key if keys else None,
     ) as st:
         return {
             "short_per_s": await throughput(st.url, short, 4, seconds, headers),

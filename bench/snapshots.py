@@ -3,8 +3,9 @@
     python -m bench.snapshots [--docs 100000] [--batch 1000] [--root PATH] [--python PATH] [--vectors FILE.npy]
 
 Starts `python -m gateway` from --root on a fresh data dir (no worker: the documents carry their vectors),
-fills a collection with --docs documents (the vectors of --vectors, default /tmp/speedL/vec-100k.npy if it
-exists, else random unit vectors; and a short text each), then times:
+fills a collection with --docs documents (the vectors of --vectors, default /tmp/vectors-100k.npy if it
+exists (bench.collection_corpus makes it, see bench/README.md), else random unit vectors; and a short
+text each), then times:
 
 - snapshot: POST /collections/bench/snapshots (SQLite online backup + the index, one checked file)
 - download: GET the file (streamed)
@@ -34,7 +35,7 @@ import orjson
 
 from bench.snapshot_latency import HERE, percentiles, request, start_gateway
 
-DEFAULT_VECTORS = Path("/tmp/speedL/vec-100k.npy")
+DEFAULT_VECTORS = Path("/tmp/vectors-100k.npy")
 
 
 def vectors(args: argparse.Namespace) -> tuple[np.ndarray, str]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import secrets
 import time
 import uuid
@@ -345,8 +346,11 @@ class CollectionService:
         """The best k documents for a text or a vector; also whether the query was embedded."""
         started = time.perf_counter()
         col = self.get(ref)
-        (vector,) = await self._query_vectors(col, [q])
-        hits = await self._search_one(col, vector, q)
+        if q.mode == "hybrid" and q.text is not None:
+            hits = await self._hybrid_one(col, q)
+        else:
+            (vector,) = await self._query_vectors(col, [q])
+            hits = await self._search_one(col, vector, q)
         self.metrics.search_latency.labels("text" if q.text is not None else "vector").observe(
             time.perf_counter() - started
         )
@@ -388,6 +392,33 @@ class CollectionService:
                 self.readers, col.search, vector, q.k, q.flt, self.cfg.filter_max_candidates, "vector" in q.include
             )
         return hits
+
+    async def _hybrid_one(self, col: Collection, q: SearchQuery) -> list[Hit]:
+        """A hybrid search whose keyword ranking runs on a reader thread while its text is embedded."""
+        self.metrics.searches.labels(q.mode).inc()
+        loop = asyncio.get_running_loop()
+        text = TextQuery(q.text or "", q.keyword_syntax)
+        keyword = loop.run_in_executor(self.readers, col.keyword_ranking, text, q.k, q.flt)
+        try:
+            (vector,) = await self._query_vectors(col, [q])
+        except BaseException:
+            keyword.add_done_callback(lambda f: f.cancelled() or f.exception())  # its outcome no longer matters
+            raise
+        ranking = await keyword
+        return await loop.run_in_executor(
+            self.readers,
+            functools.partial(
+                col.fuse,
+                vector,
+                ranking,
+                q.k,
+                q.flt,
+                alpha=q.alpha,
+                rrf_k=self.cfg.rrf_k,
+                max_candidates=self.cfg.filter_max_candidates,
+                include=q.include,
+            ),
+        )
 
     def _text_search(self, col: Collection, vector: np.ndarray, q: SearchQuery) -> list[Hit]:
         """A keyword or hybrid search (a reader thread)."""

@@ -437,6 +437,42 @@ class Collection:
                 if key in docs
             ]
 
+    def keyword_ranking(self, query: TextQuery, k: int, flt: Filter | None) -> list[tuple[int, float]]:
+        """The keys (and BM25 scores) a hybrid search of k fuses from the keyword side, best first.
+
+        Apart from `fuse` so that it can run while the query's text is still being embedded."""
+        with self.index.lock.shared():
+            self._check_open()
+            return query.run(self.store, DEPTH_PER_K * k, flt, len(self.index))
+
+    def fuse(
+        self,
+        vector: np.ndarray,
+        keyword: list[tuple[int, float]],
+        k: int,
+        flt: Filter | None,
+        *,
+        alpha: float,
+        rrf_k: int,
+        max_candidates: int,
+        include: frozenset[str],
+    ) -> list[Hit]:
+        """The dense ranking (filtered) fused with a keyword ranking by reciprocal rank fusion (score: RRF's).
+
+        A document the keyword side found and a write removed since is dropped by the fetch."""
+        depth = DEPTH_PER_K * k
+        index = self.index  # the one whose lock is held, searched below
+        with index.lock.shared():
+            self._check_open()
+            self._check_current(index, vector)
+            if flt is None:
+                dense, _ = index.search(vector, depth)
+            else:
+                dense, _ = self._filtered(vector, depth, flt, max_candidates)
+            fused = rrf(dense.tolist(), [key for key, _ in keyword], rrf_k, alpha, k)
+            docs = self.store.fetch([f.key for f in fused], include)
+            return [Hit(docs[f.key], f.score, f.ranks) for f in fused if f.key in docs]
+
     def hybrid_search(
         self,
         vector: np.ndarray,
@@ -450,19 +486,10 @@ class Collection:
         include: frozenset[str],
     ) -> list[Hit]:
         """Dense and keyword rankings (both filtered) fused by reciprocal rank fusion (score: the RRF score)."""
-        depth = DEPTH_PER_K * k
-        index = self.index  # the one whose lock is held, searched below
-        with index.lock.shared():
-            self._check_open()
-            self._check_current(index, vector)
-            if flt is None:
-                dense, _ = index.search(vector, depth)
-            else:
-                dense, _ = self._filtered(vector, depth, flt, max_candidates)
-            keyword = query.run(self.store, depth, flt, len(self.index))
-            fused = rrf(dense.tolist(), [key for key, _ in keyword], rrf_k, alpha, k)
-            docs = self.store.fetch([f.key for f in fused], include)
-            return [Hit(docs[f.key], f.score, f.ranks) for f in fused if f.key in docs]
+        keyword = self.keyword_ranking(query, k, flt)
+        return self.fuse(
+            vector, keyword, k, flt, alpha=alpha, rrf_k=rrf_k, max_candidates=max_candidates, include=include
+        )
 
     def _hits(self, keys: np.ndarray, scores: np.ndarray, include: frozenset[str]) -> list[Hit]:
         """The documents behind keys, as hits (caller holds the index lock, which holds off close)."""
