@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import functools
 import secrets
 import time
 import uuid
@@ -405,29 +404,20 @@ class CollectionService:
             keyword.add_done_callback(lambda f: f.cancelled() or f.exception())  # its outcome no longer matters
             raise
         ranking = await keyword
-        return await loop.run_in_executor(
-            self.readers,
-            functools.partial(
-                col.fuse,
-                vector,
-                ranking,
-                q.k,
-                q.flt,
-                alpha=q.alpha,
-                rrf_k=self.cfg.rrf_k,
-                max_candidates=self.cfg.filter_max_candidates,
-                include=q.include,
-            ),
-        )
+        return await loop.run_in_executor(self.readers, self._fuse, col, vector, ranking, q)
 
     def _text_search(self, col: Collection, vector: np.ndarray, q: SearchQuery) -> list[Hit]:
         """A keyword or hybrid search (a reader thread)."""
         text = TextQuery(q.text or "", q.keyword_syntax)
         if q.mode == "keyword":
             return col.keyword_search(text, q.k, q.flt, q.include)
-        return col.hybrid_search(
+        return self._fuse(col, vector, col.keyword_ranking(text, q.k, q.flt), q)
+
+    def _fuse(self, col: Collection, vector: np.ndarray, ranking: list[tuple[int, float]], q: SearchQuery) -> list[Hit]:
+        """A hybrid search's dense side fused with its keyword `ranking` (a reader thread)."""
+        return col.fuse(
             vector,
-            text,
+            ranking,
             q.k,
             q.flt,
             alpha=q.alpha,
