@@ -17,7 +17,7 @@ import pytest
 
 from tests.support.backends import fastest_backend
 from tests.support.live import LiveClient, ready
-from tests.support.processes import GatewayProcess, WorkerProcess, free_port
+from tests.support.processes import GatewayProcess, WorkerProcess
 
 pytestmark = pytest.mark.slow
 MODEL = "all-MiniLM-L6-v2"
@@ -26,11 +26,6 @@ EXPIRY_S = 1.0
 WORST_ALLOWED_S = EXPIRY_S + 6.0  # expiry + one job + a loaded 2-core machine's slack
 TOPICS = ["volcano", "violin", "tax law", "sourdough", "chess", "glacier", "cycling", "quantum", "poetry", "malaria"]
 TEXTS = [f"{topic}: fact number {i} about {topic} and nothing else" for i in range(6) for topic in TOPICS]
-
-
-@pytest.fixture
-def endpoint() -> str:
-    return f"tcp://127.0.0.1:{free_port()}"
 
 
 @pytest.fixture

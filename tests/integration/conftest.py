@@ -15,6 +15,12 @@ from tests.support.processes import WorkerProcess, free_port
 BACKENDS = backend_params()
 
 
+@pytest.fixture
+def endpoint() -> str:
+    """A fresh endpoint for a test that starts its own workers (the session worker dials zmq_endpoint)."""
+    return f"tcp://127.0.0.1:{free_port()}"
+
+
 @pytest.fixture(scope="session")
 def zmq_endpoint() -> str:
     return f"tcp://127.0.0.1:{free_port()}"

@@ -9,12 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.gateway import make_config, running_gateway
-from tests.support.processes import WorkerProcess, free_port
-
-
-@pytest.fixture
-def endpoint() -> str:
-    return f"tcp://127.0.0.1:{free_port()}"
+from tests.support.processes import WorkerProcess
 
 
 @pytest.fixture

@@ -10,14 +10,9 @@ import pytest
 
 from tests.support.fake_worker import EXIT_POISONED
 from tests.support.gateway import eventually, make_config, running_gateway
-from tests.support.processes import FakeWorkerProcess, free_port
+from tests.support.processes import FakeWorkerProcess
 
 MODEL = "all-MiniLM-L6-v2"
-
-
-@pytest.fixture
-def endpoint() -> str:
-    return f"tcp://127.0.0.1:{free_port()}"
 
 
 @pytest.fixture
