@@ -2,13 +2,16 @@
 
     python -m bench.collections ingest [--docs 10000] [--batch 100] [--concurrency 4]
     python -m bench.collections search [--docs 100000] [--vectors FILE.npy] [--rate 100] [--duration 30]
+                                       [--insert-concurrency 1]
 
 ingest: documents/s for short texts inserted with auto-embedding, against the embedding throughput
         of the same stack in the same run (/embed with the same texts and batch size, and the
         workers' own compute time). The difference is what storing costs.
-search: bulk-loads user vectors (FILE.npy rows, or random unit vectors), then sends text searches
-        open loop at --rate/s (each query is embedded: a different text each time), then vector
-        searches; reports p50/p95/p99, the gateway's RSS, and how long a restart takes.
+search: bulk-loads user vectors (FILE.npy rows, or random unit vectors; 1,000 a request,
+        --insert-concurrency requests in flight), then sends text searches open loop at --rate/s
+        (each query is embedded: a different text each time), vector searches, and text searches with
+        a metadata filter matching 1 %, 10 % and 50 % of the documents; reports p50/p95/p99, the
+        gateway's and the worker's RSS, and how long a restart takes.
 """
 
 from __future__ import annotations
@@ -62,14 +65,14 @@ async def ingest(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
     async with aiohttp.ClientSession() as s:
         await call(s, stack.url + "/embed", {"texts": texts[:64]})  # warm-up
         compute0 = scrape(stack.url, "akidb_worker_compute_seconds_sum")
-        secs = await _drain(lambda i: call(s, stack.url + "/embed", {"texts": batches[i]}), len(batches), args)
+        secs = await _drain(lambda i: call(s, stack.url + "/embed", {"texts": batches[i]}), len(batches), args.concurrency)
         compute = scrape(stack.url, "akidb_worker_compute_seconds_sum") - compute0
         embed_rate = len(texts) / secs
         await call(s, stack.url + "/collections", {"name": "ingest"}, 201)
         docs = [[{"text": t} for t in b] for b in batches]
         url = stack.url + "/collections/ingest/documents"
         compute1 = scrape(stack.url, "akidb_worker_compute_seconds_sum")
-        secs2 = await _drain(lambda i: call(s, url, {"documents": docs[i]}, 201), len(batches), args)
+        secs2 = await _drain(lambda i: call(s, url, {"documents": docs[i]}, 201), len(batches), args.concurrency)
         ingest_rate = len(texts) / secs2
         compute_ingest = scrape(stack.url, "akidb_worker_compute_seconds_sum") - compute1
     return {
@@ -85,7 +88,7 @@ async def ingest(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-async def _drain(call_i: Any, n: int, args: argparse.Namespace) -> float:
+async def _drain(call_i: Any, n: int, concurrency: int) -> float:
     """Run calls 0..n-1 with `concurrency` in flight (closed loop); returns the seconds taken."""
     numbers = iter(range(n))
 
@@ -94,8 +97,17 @@ async def _drain(call_i: Any, n: int, args: argparse.Namespace) -> float:
             await call_i(i)
 
     started = time.perf_counter()
-    await asyncio.gather(*(caller() for _ in range(args.concurrency)))
+    await asyncio.gather(*(caller() for _ in range(concurrency)))
     return time.perf_counter() - started
+
+
+# Filters by the share of documents they match: every document's metadata is
+# {"shard": i % 10, "pct": i % 100}.
+SELECTIVITY = {
+    "text_filtered_1pct": {"pct": 7},
+    "text_filtered_10pct": {"shard": 3},
+    "text_filtered_50pct": {"shard": {"$lt": 5}},
+}
 
 
 async def load_vectors(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
@@ -108,14 +120,21 @@ async def load_vectors(stack: Stack, args: argparse.Namespace) -> dict[str, Any]
             if resp.status == 200 and (await resp.json())["document_count"] == len(vectors):
                 return {"docs": len(vectors), "bulk_insert_docs_per_s": "loaded from --data-dir"}
         await call(s, stack.url + "/collections", {"name": "big"}, 201)
-        started = time.perf_counter()
-        for start in range(0, len(vectors), 1000):
+        starts = list(range(0, len(vectors), 1000))
+
+        async def insert(n: int) -> None:
+            start = starts[n]
             chunk = vectors[start : start + 1000]
-            docs = [{"id": f"d{start + i}", "vector": v, "metadata": {"shard": (start + i) % 10}}
+            docs = [{"id": f"d{start + i}", "vector": v, "metadata": {"shard": (start + i) % 10, "pct": (start + i) % 100}}
                     for i, v in enumerate(chunk)]  # fmt: skip
             await call(s, stack.url + "/collections/big/documents", {"documents": docs}, 201)
-        secs = time.perf_counter() - started
-    return {"docs": len(vectors), "bulk_insert_docs_per_s": round(len(vectors) / secs, 1)}
+
+        secs = await _drain(insert, len(starts), args.insert_concurrency)
+    return {
+        "docs": len(vectors),
+        "insert_concurrency": args.insert_concurrency,
+        "bulk_insert_docs_per_s": round(len(vectors) / secs, 1),
+    }
 
 
 async def search_load(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
@@ -135,13 +154,17 @@ async def search_load(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
         async def vector(i: int) -> None:
             await call(s, url, {"vector": qv[i % 1000], "k": 10, "include": []})
 
-        async def filtered(i: int) -> None:
-            await call(s, url, {"query": queries[i % len(queries)], "k": 10, "filter": {"shard": i % 10}})
+        def filtered(flt: dict[str, Any]) -> Any:
+            async def one(i: int) -> None:
+                await call(s, url, {"query": queries[i % len(queries)], "k": 10, "filter": flt})
+
+            return one
 
         async def embed_only(i: int) -> None:  # the query-embedding share of a text search
             await call(s, stack.url + "/embed", {"texts": [queries[-1 - i % len(queries)]]})
 
-        phases = (("embed_only", embed_only), ("text", text), ("vector", vector), ("text_filtered", filtered))
+        phases = [("embed_only", embed_only), ("text", text), ("vector", vector)]
+        phases += [(name, filtered(flt)) for name, flt in SELECTIVITY.items()]
         for name, fn in phases:
             result = await open_loop(fn, args.rate, args.duration)
             out[name] = result.summary()
@@ -168,6 +191,7 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=100)
     p.add_argument("--concurrency", type=int, default=4)
     p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--insert-concurrency", type=int, default=1, help="search: bulk-load requests in flight")
     p.add_argument("--vectors", help="(N, 384) float32 .npy for the bulk load (default: random)")
     p.add_argument("--rate", type=float, default=100)
     p.add_argument("--duration", type=float, default=30)
@@ -184,6 +208,7 @@ def main() -> None:
             else:
                 report = asyncio.run(load_vectors(stack, args))
                 report["gateway_rss_mb_loaded"] = round(rss_mb(stack.procs[0].pid), 1)
+                report["worker_rss_mb"] = [round(rss_mb(p.pid), 1) for p in stack.procs[1:]]
                 report["restart_s"] = round(restart_gateway(stack), 2)
                 report["gateway_rss_mb_restarted"] = round(rss_mb(stack.procs[0].pid), 1)
                 report["search"] = asyncio.run(search_load(stack, args))

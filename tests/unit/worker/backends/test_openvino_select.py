@@ -18,8 +18,9 @@ def test_auto_on_this_x86_cpu_is_openvino_for_bert_and_mlx_for_qwen3() -> None:
 
 
 def test_compile_cache_lives_under_cache_dir_or_data_dir(tmp_path: Path) -> None:
-    cfg = load_config(None, {}, [f"storage.data_dir={tmp_path}"])
+    on = "embedding.compile_cache=true"
+    cfg = load_config(None, {}, [f"storage.data_dir={tmp_path}", on])
     assert select.compile_cache_dir(cfg) == tmp_path / "cache" / "openvino"
-    cfg = load_config(None, {}, [f"embedding.cache_dir={tmp_path / 'c'}"])
+    cfg = load_config(None, {}, [f"embedding.cache_dir={tmp_path / 'c'}", on])
     assert select.compile_cache_dir(cfg) == tmp_path / "c" / "openvino"
-    assert select.compile_cache_dir(load_config(None, {}, ["embedding.compile_cache=false"])) is None
+    assert select.compile_cache_dir(load_config(None, {}, [])) is None  # off by default: see shared/config.py
