@@ -65,7 +65,8 @@ async def ingest(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
     async with aiohttp.ClientSession() as s:
         await call(s, stack.url + "/embed", {"texts": texts[:64]})  # warm-up
         compute0 = scrape(stack.url, "akidb_worker_compute_seconds_sum")
-        secs = await _drain(lambda i: call(s, stack.url + "/embed", {"texts": batches[i]}), len(batches), args.concurrency)
+        embed_url = stack.url + "/embed"
+        secs = await _drain(lambda i: call(s, embed_url, {"texts": batches[i]}), len(batches), args.concurrency)
         compute = scrape(stack.url, "akidb_worker_compute_seconds_sum") - compute0
         embed_rate = len(texts) / secs
         await call(s, stack.url + "/collections", {"name": "ingest"}, 201)
@@ -103,7 +104,7 @@ async def _drain(call_i: Any, n: int, concurrency: int) -> float:
 
 # Filters by the share of documents they match: every document's metadata is
 # {"shard": i % 10, "pct": i % 100}.
-SELECTIVITY = {
+SELECTIVITY: dict[str, dict[str, Any]] = {
     "text_filtered_1pct": {"pct": 7},
     "text_filtered_10pct": {"shard": 3},
     "text_filtered_50pct": {"shard": {"$lt": 5}},
@@ -122,11 +123,11 @@ async def load_vectors(stack: Stack, args: argparse.Namespace) -> dict[str, Any]
         await call(s, stack.url + "/collections", {"name": "big"}, 201)
         starts = list(range(0, len(vectors), 1000))
 
-        async def insert(n: int) -> None:
-            start = starts[n]
+        async def insert(i: int) -> None:
+            start = starts[i]
             chunk = vectors[start : start + 1000]
-            docs = [{"id": f"d{start + i}", "vector": v, "metadata": {"shard": (start + i) % 10, "pct": (start + i) % 100}}
-                    for i, v in enumerate(chunk)]  # fmt: skip
+            docs = [{"id": f"d{n}", "vector": v, "metadata": {"shard": n % 10, "pct": n % 100}}
+                    for n, v in enumerate(chunk, start)]  # fmt: skip
             await call(s, stack.url + "/collections/big/documents", {"documents": docs}, 201)
 
         secs = await _drain(insert, len(starts), args.insert_concurrency)

@@ -1,6 +1,7 @@
 """Vector search over HTTP as a keep-alive client sees it: latency, server-side took_ms, QPS, recall.
 
     python -m bench.vector_qps --vectors /tmp/vectors-100k.npy [--threads 8] [--duration 20]
+                               [--root OTHER_CHECKOUT --python ITS_PYTHON]
 
 The last `--queries` rows of VECTORS.npy are the queries; the rest (99,000 of 100,000) are bulk-loaded
 into a fresh stack (gateway + one worker, as `make run` starts them). Then:
@@ -9,6 +10,9 @@ into a fresh stack (gateway + one worker, as `make run` starts them). Then:
 - parallel: `--threads` client threads, each with its own keep-alive connection, closed loop for
   `--duration` s: requests/s and latency;
 - RSS of the gateway and of the worker with the collection loaded.
+
+`--root` runs another checkout's gateway instead (e.g. a worktree of an older commit, for a before/after
+on this machine in one sitting): the gateway alone, no worker (vector search needs none), default config.
 
 The client runs on the same cores as the server, as the issue's Chroma comparison did. Requests ask for
 `"include": []` (ids and scores) unless `--include text,metadata`.
@@ -21,9 +25,12 @@ import asyncio
 import contextlib
 import http.client
 import json
+import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,6 +40,7 @@ from bench.backends import machine
 from bench.collections import _drain, call
 from bench.procs import Stack, rss_mb
 from bench.recall import exact_top
+from bench.snapshot_latency import start_gateway
 
 
 class Client:
@@ -127,6 +135,22 @@ def pct(values: list[float], q: float) -> float:
     return round(float(np.percentile(values, q)), 3)
 
 
+@contextlib.contextmanager
+def serving(args: argparse.Namespace, data: str) -> Iterator[tuple[str, list[int]]]:
+    """(URL, pids) of this checkout's stack (gateway + one worker), or of --root's gateway alone."""
+    if args.root:
+        proc, url = start_gateway(args.root, args.python, Path(data), 10_000, Path(data) / "gateway.log")
+        try:
+            yield url, [proc.pid]
+        finally:
+            proc.terminate()
+            proc.wait(timeout=60)
+        return
+    gw = ("--data-dir", data, "--set", "server.grpc_enabled=false", *(x for s in args.set for x in ("--set", s)))
+    with Stack(gateway_args=gw, http_port=args.port, zmq_port=args.port + 1) as stack:
+        yield stack.url, stack.pids
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--vectors", required=True, help="(N, d) float32 .npy of real embeddings")
@@ -137,6 +161,8 @@ def main() -> None:
     p.add_argument("--include", default="", help="comma-separated fields to return (default: none)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="gateway config")
     p.add_argument("--port", type=int, default=18480)
+    p.add_argument("--root", type=Path, help="another checkout whose gateway to run (alone)")
+    p.add_argument("--python", default=sys.executable, help="with --root: an interpreter with its dependencies")
     args = p.parse_args()
     include = [f for f in args.include.split(",") if f]
     vectors = np.load(args.vectors).astype(np.float32)
@@ -144,17 +170,14 @@ def main() -> None:
     base, queries = vectors[: -args.queries], vectors[-args.queries :]
     truth = exact_top(base, queries, args.k)
     print(json.dumps({"machine": machine()}), flush=True)
-    with contextlib.ExitStack() as cleanup:
-        data = cleanup.enter_context(tempfile.TemporaryDirectory(prefix="akidb-bench-"))
-        gw = ("--data-dir", data, "--set", "server.grpc_enabled=false", *(x for s in args.set for x in ("--set", s)))
-        with Stack(gateway_args=gw, http_port=args.port, zmq_port=args.port + 1) as stack:
-            report: dict[str, Any] = {"documents": len(base), "include": include}
-            report["bulk_insert_docs_per_s"] = round(asyncio.run(load(stack.url, base)), 1)
-            stack_pids = stack.pids
-            report["sequential"] = sequential(args.port, queries, truth, args.k, include)
-            report["parallel"] = parallel(args.port, queries, args.k, include, args.threads, args.duration)
-            rss = [rss_mb(pid) for pid in stack_pids]
-            report["rss_mb"] = {"gateway": round(rss[0], 1), "worker": round(rss[1], 1), "total": round(sum(rss), 1)}
+    with tempfile.TemporaryDirectory(prefix="akidb-bench-") as data, serving(args, data) as (url, pids):
+        port = int(url.rsplit(":", 1)[1])
+        report: dict[str, Any] = {"root": str(args.root or "."), "documents": len(base), "include": include}
+        report["bulk_insert_docs_per_s"] = round(asyncio.run(load(url, base)), 1)
+        report["sequential"] = sequential(port, queries, truth, args.k, include)
+        report["parallel"] = parallel(port, queries, args.k, include, args.threads, args.duration)
+        rss = [round(rss_mb(pid), 1) for pid in pids]
+        report["rss_mb"] = dict(zip(("gateway", "worker"), rss, strict=False)) | {"total": round(sum(rss), 1)}
     print(json.dumps(report, indent=1))
 
 

@@ -29,17 +29,22 @@ from gateway.storage.errors import CollectionNotFound, DataDirUnusable, ModelCha
 from gateway.storage.filters import Filter
 from gateway.storage.fusion import KEYWORD, rrf
 from gateway.storage.index import IndexParams, VectorIndex, discard_partial, snapshots
+from gateway.storage.matches import MatchCache, Matches
 from gateway.storage.metrics import StorageMetrics
 from gateway.storage.snapshot_policy import SnapshotPolicy
 
 log = structlog.get_logger("gateway.storage")
 
+Ranked = tuple[np.ndarray, np.ndarray]  # (keys, scores), best first
+
 # Hits up to which an unfiltered search runs on the caller's thread (`search_now`).
 FAST_K = 100
 TEXT_AND_METADATA = frozenset(("text", "metadata"))
 WITH_VECTOR = frozenset(("text", "metadata", "vector"))
-# Candidates fetched per widened HNSW round, as a multiple of what the filter's selectivity predicts.
+# Candidates fetched per HNSW round of a filtered search, as a multiple of what the filter's selectivity predicts.
 OVERFETCH = 1.5
+# Candidates up to which a filtered search whose matches are known runs on the caller's thread (~0.5 ms).
+FAST_CANDIDATES = 256
 # A hybrid search fuses each list's best DEPTH_PER_K × k. Deeper lists let documents that are mediocre
 # in both outrank the best of one: on bench/hybrid.py's task (5,000 packages, 500 queries), lists of
 # 100 gained 35 queries over dense at recall@10 and lost 23; lists of 2k gained 28 and lost 11.
@@ -99,6 +104,7 @@ class Collection:
         self.store = store
         self.metrics = metrics
         self.index = VectorIndex(info.dimension, info.metric, info.index)
+        self.matches = MatchCache(store, info.dimension)
         self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"akidb-write-{info.id}")
         self.snapshotter = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"akidb-snap-{info.id}")
         self.policy = SnapshotPolicy(snapshot_every)
@@ -250,6 +256,7 @@ class Collection:
         old = self.index
         with self._applying, old.lock.exclusive():
             self.info, self.index = info, index
+            self.matches = MatchCache(self.store, info.dimension)  # remembered vectors are the old model's
             self.marks = self.store.watermarks()
             self.changes = len(index) + 1
         old.close()
@@ -399,14 +406,15 @@ class Collection:
     def search_now(self, query: np.ndarray, k: int, flt: Filter | None, include: frozenset[str]) -> list[Hit] | None:
         """`search` on the calling thread, for the event loop: None when that could wait or take long.
 
-        An unfiltered search of up to FAST_K hits takes ~0.1-0.3 ms, less than handing it to a reader
-        thread and back. It runs here only if the index is free right now (an insert holds it for up
-        to one ADD_CHUNK) and an open database connection is idle. A filter (several rounds, maybe an
-        exact scan), a large k, a busy index or no idle connection (a closed collection has none)
-        return None, and the caller runs `search` on a reader thread. Documents come with only the
-        fields in `include`.
+        An unfiltered search of up to FAST_K hits takes ~0.1-0.4 ms, less than handing it to a reader
+        thread and back; so does a filtered one whose filter's matches are remembered as of the index's
+        state, if it scores them exactly or needs at most FAST_CANDIDATES from the index. It runs here
+        only if the index is free right now (an insert holds it for up to one ADD_CHUNK) and an open
+        database connection is idle. Otherwise (a filter to look up, a large k, a busy index, no idle
+        connection: a closed collection has none) it returns None, and the caller runs `search` on a
+        reader thread. Documents come with only the fields in `include`.
         """
-        if flt is not None or k > FAST_K or not self.store.reader_idle():
+        if k > FAST_K or not self.store.reader_idle():
             return None
         index = self.index
         with index.lock.try_shared() as held:
@@ -414,7 +422,20 @@ class Collection:
                 return None
             self._check_open()
             self._check_current(index, query)
-            keys, scores = self.index.search(query, k)
+            if flt is None:
+                keys, scores = index.search(query, k)
+            else:
+                matches = self.matches.fresh(flt, self.marks)
+                if matches is None:
+                    return None
+                if matches.vectors is not None:
+                    keys, scores = index.exact(query, matches.keys, matches.vectors, k)
+                else:
+                    count = self._candidates(matches, k)
+                    found = self._round(query, k, matches, count) if count <= FAST_CANDIDATES else None
+                    if found is None:  # more rounds to come: a reader thread starts over
+                        return None
+                    keys, scores = found
             return self._hits(keys, scores, include)
 
     def _check_current(self, index: VectorIndex, query: np.ndarray) -> None:
@@ -498,28 +519,38 @@ class Collection:
         return [Hit(docs[key], score) for key, score in zip(key_list, score_list, strict=True) if key in docs]
 
     def _filtered(self, query: np.ndarray, k: int, flt: Filter, max_candidates: int) -> tuple[np.ndarray, np.ndarray]:
-        """Widen the HNSW search until k candidates pass the filter; a filter too rare for that gets
-        exact search over the documents that match it. Either way k come back if k match."""
-        total = len(self.index)
-        count = min(total, max(4 * k, 64))
-        while True:
-            keys, scores = self.index.search(query, count)
-            passing = self.store.matching_keys([int(x) for x in keys], flt)
-            keep = np.fromiter((int(x) in passing for x in keys), dtype=bool, count=len(keys))
-            found = int(keep.sum())
-            if found >= k or count >= total:
-                return keys[keep][:k], scores[keep][:k]
-            if count >= max_candidates:
-                return self._exact(query, k, flt)
-            # Aim at k from the selectivity seen so far (x4 when nothing passed yet), with headroom.
-            wanted = count * 4 if not found else math.ceil(count * k / found * OVERFETCH)
-            count = min(total, max_candidates, max(wanted, count * 2))
+        """The k best that pass the filter: see `_within` (caller holds the index lock)."""
+        return self._within(query, k, self.matches.get(flt, self.marks), max_candidates)
 
-    def _exact(self, query: np.ndarray, k: int, flt: Filter | None) -> tuple[np.ndarray, np.ndarray]:
-        keys, blobs = self.store.matching_vectors(flt)
-        if not blobs:
-            return keys, np.empty(0, dtype=np.float32)
-        return self.index.exact(query, keys, self._matrix(blobs), k)
+    def _within(self, query: np.ndarray, k: int, matches: Matches, max_candidates: int) -> Ranked:
+        """The k best of the filter's matches. Few matches are scored exactly, all of them; otherwise one
+        HNSW round sized by the filter's selectivity, widened while fewer than k pass, and if the
+        candidates reach `max_candidates` (the matches lie far from the query), exact search over the
+        matches. Either way k come back if k match."""
+        if matches.vectors is not None:
+            return self.index.exact(query, matches.keys, matches.vectors, k)
+        count = self._candidates(matches, k)
+        while (found := self._round(query, k, matches, count)) is None:
+            if count >= max_candidates:
+                keys, vectors = self.store.vectors_of(matches.keys, self.info.dimension)
+                return self.index.exact(query, keys, vectors, k)
+            count = min(len(self.index), max_candidates, count * 2)
+        return found
+
+    def _round(self, query: np.ndarray, k: int, matches: Matches, count: int) -> Ranked | None:
+        """The best k among `count` index candidates that are matches; None if fewer than k of them are
+        (and the index holds more than `count`)."""
+        keys, scores = self.index.search(query, count)
+        keep = matches.contains(keys)
+        if int(keep.sum()) < k and count < len(self.index):
+            return None
+        return keys[keep][:k], scores[keep][:k]
+
+    def _candidates(self, matches: Matches, k: int) -> int:
+        """Index candidates a filtered search asks for first: enough for k to pass at the filter's selectivity."""
+        total = len(self.index)
+        expected = math.ceil(k * total / max(len(matches.keys), 1) * OVERFETCH)
+        return min(total, max(4 * k, 64, expected))
 
     def get(self, doc_id: str, with_vector: bool) -> StoredDocument | None:
         with self.index.lock.shared():  # holds off close() while the database is in use

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from gateway.storage import fulltext
+from gateway.storage.errors import ModelChanged
 from gateway.storage.filters import Filter
 
 SCHEMA = """
@@ -256,23 +257,41 @@ class DocumentStore:
             ).fetchall()
         return [_document(r) for r in rows]
 
-    def matching_keys(self, keys: Sequence[int], flt: Filter) -> set[int]:
-        """Which of `keys` belong to documents that pass the filter."""
+    def filter_keys(self, flt: Filter, after_key: int, up_to_key: int) -> np.ndarray:
+        """Sorted keys in (after_key, up_to_key] of the documents that pass the filter."""
         with self._reader() as conn:
             rows = conn.execute(
-                f"SELECT key FROM documents WHERE key IN (SELECT value FROM json_each(?)) AND {flt.sql}",
-                (_json_ints(keys), *flt.params),
+                f"SELECT key FROM documents WHERE key > ? AND key <= ? AND {flt.sql} ORDER BY key",
+                (after_key, up_to_key, *flt.params),
             ).fetchall()
-        return {int(r[0]) for r in rows}
+        return np.fromiter((r[0] for r in rows), dtype=np.uint64, count=len(rows))
 
-    def matching_vectors(self, flt: Filter | None) -> tuple[np.ndarray, list[bytes]]:
-        """(keys, vector blobs) of every document that passes the filter: the exact-search input."""
-        where, params = _where(flt)
+    def removed_between(self, after_seq: int, up_to_seq: int) -> np.ndarray | None:
+        """Keys removed by the removals numbered (after_seq, up_to_seq]; None if a snapshot has since
+        forgotten some of them (they are numbered without gaps, so a short count shows it)."""
+        if up_to_seq <= after_seq:
+            return np.empty(0, dtype=np.uint64)
+        with self._reader() as conn:
+            rows = conn.execute("SELECT key FROM removed WHERE seq > ? AND seq <= ?", (after_seq, up_to_seq)).fetchall()
+        if len(rows) != up_to_seq - after_seq:
+            return None
+        return np.fromiter((r[0] for r in rows), dtype=np.uint64, count=len(rows))
+
+    def vectors_of(self, keys: np.ndarray, dimension: int) -> tuple[np.ndarray, np.ndarray]:
+        """(keys, vectors) of those of `keys` still stored, in key order; `ModelChanged` if the stored
+        vectors no longer have `dimension` (a re-embedding swapped them)."""
+        if not len(keys):
+            return keys, np.empty((0, dimension), dtype=np.float32)
         with self._reader() as conn:
             rows = conn.execute(
-                f"SELECT d.key, v.vector FROM documents AS d JOIN vectors AS v ON v.key = d.key{where}", params
+                "SELECT key, vector FROM vectors WHERE key IN (SELECT value FROM json_each(?)) ORDER BY key",
+                (_json_ints(keys.tolist()),),
             ).fetchall()
-        return np.array([r[0] for r in rows], dtype=np.uint64), [r[1] for r in rows]
+        blob = b"".join(r[1] for r in rows)
+        if len(blob) != len(rows) * dimension * 4:
+            raise ModelChanged("the collection's vectors changed dimension (re-embedded); retry")
+        found = np.fromiter((r[0] for r in rows), dtype=np.uint64, count=len(rows))
+        return found, np.frombuffer(blob, dtype=np.float32).reshape(len(rows), dimension)
 
     # -- connections --------------------------------------------------------------------------
     def writer_connection(self) -> sqlite3.Connection:
@@ -322,10 +341,6 @@ def _rollback(conn: sqlite3.Connection) -> None:
 def _document(row: tuple[Any, ...]) -> StoredDocument:
     key, doc_id, text, metadata, vector, generated = row
     return StoredDocument(key, doc_id, text, metadata, vector, bool(generated))
-
-
-def _where(flt: Filter | None) -> tuple[str, tuple[Any, ...]]:
-    return ("", ()) if flt is None else (f" WHERE {flt.sql}", flt.params)
 
 
 def _columns(with_vector: bool) -> str:

@@ -12,6 +12,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from gateway.metrics import LATENCY_BUCKETS
+from gateway.storage import matches
 from gateway.storage.collection import Collection, CollectionInfo
 from gateway.storage.db import NewDocument
 from gateway.storage.errors import CollectionNotFound
@@ -113,7 +114,12 @@ def test_search_now_answers_as_search_does_or_declines(tmp_path: Path) -> None:
     bare = col.search_now(query, 10, None, frozenset())
     assert bare is not None and [h.doc.doc_id for h in bare] == [h.doc.doc_id for h in slow]
     assert all(h.doc.text is None and h.doc.metadata is None and h.doc.vector is None for h in bare)
-    assert col.search_now(query, 10, compile_filter({"odd": 1}), frozenset()) is None  # filtered: a thread's job
+    odd = compile_filter({"odd": 1})
+    assert col.search_now(query, 10, odd, frozenset()) is None  # a filter not looked up yet: a thread's job
+    filtered = col.search(query, 10, odd, 50, with_vector=False)  # ...which remembers its matches
+    assert col.search_now(query, 10, odd, frozenset(("text", "metadata"))) == filtered
+    col.upsert(docs(1, start=50))
+    assert col.search_now(query, 10, odd, frozenset()) is None  # the matches predate the write
     assert col.search_now(query, 101, None, frozenset()) is None  # large k: a thread's job
     with col.index.lock.exclusive():  # an index change in progress: the event loop must not wait for it
         assert col.search_now(query, 10, None, frozenset()) is None
@@ -186,8 +192,13 @@ def test_a_broken_snapshot_falls_back_to_a_rebuild(tmp_path: Path) -> None:
     col.close(save=False)
 
 
+@pytest.mark.parametrize("exact_up_to", [4096, 0], ids=["exact", "index"])
 @pytest.mark.parametrize("metric", ["cosine", "ip", "l2"])
-def test_filtered_search_returns_k_and_matches_brute_force(tmp_path: Path, metric: str) -> None:
+def test_filtered_search_returns_k_and_matches_brute_force(
+    tmp_path: Path, metric: str, exact_up_to: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both ways a filter's matches are searched: all scored exactly, or index rounds (widened to exact)."""
+    monkeypatch.setattr(matches, "EXACT_UP_TO", exact_up_to)
     col = make(tmp_path / "c", metric=metric)
     col.upsert(docs(400))
     vectors = {d.doc_id: d.vector for d in docs(400)}
@@ -199,6 +210,50 @@ def test_filtered_search_returns_k_and_matches_brute_force(tmp_path: Path, metri
         assert len(got) == min(k, len(passing))
         assert [d for d, _ in got] == expected[: len(got)]
     assert top(col, query, 10, {"n": -1}) == []
+    col.close(save=False)
+
+
+@pytest.mark.parametrize("exact_up_to", [4096, 0], ids=["exact", "index"])
+def test_filtered_search_follows_writes(tmp_path: Path, exact_up_to: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A filter's remembered matches follow inserts, replacements and deletions, also across a snapshot that
+    forgets removal records: each search answers as brute force over what is stored then."""
+    monkeypatch.setattr(matches, "EXACT_UP_TO", exact_up_to)
+    col = make(tmp_path / "c")
+    stored = {d.doc_id: d for d in docs(300)}
+    col.upsert(list(stored.values()))
+    query = unit(21)
+    flt = {"odd": 1}
+
+    def check() -> None:
+        got = [d for d, _ in top(col, query, 15, flt)]
+        passing = [d for d in stored.values() if json.loads(d.metadata or "{}").get("odd") == 1]
+        expected = sorted(passing, key=lambda d: float(d.vector @ query), reverse=True)
+        assert got == [d.doc_id for d in expected[:15]]
+
+    check()
+    near = NewDocument("near", None, json.dumps({"odd": 1}), query, False)  # the best match from now on
+    stored["near"] = near
+    col.upsert([near])
+    check()
+    for doc_id in ("near", "d1", "d3"):
+        assert col.delete(doc_id)
+        del stored[doc_id]
+    check()
+    # d5 replaced: now even, so it leaves the matches; d6 replaced to become odd and nearest.
+    swapped = [NewDocument("d5", None, json.dumps({"odd": 0}), query, False),
+               NewDocument("d6", None, json.dumps({"odd": 1}), query, False)]  # fmt: skip
+    col.upsert(swapped)
+    stored.update({d.doc_id: d for d in swapped})
+    check()
+    col.snapshot()
+    col.wait_for_snapshot()
+    assert col.delete("d7")
+    del stored["d7"]
+    col.snapshot()  # forgets the removal records the remembered matches would need
+    col.wait_for_snapshot()
+    assert col.delete("d9")
+    del stored["d9"]
+    check()
     col.close(save=False)
 
 
