@@ -72,6 +72,10 @@ class Stack:
     The embedding cache is off unless `cache=True`: most benchmarks measure the embedding path and
     repeat their texts, which the cache would answer without a worker (a later `--set
     cache.max_bytes=...` in `gateway_args` still wins, as `bench.cache` does).
+
+    `root` runs another checkout's gateway and workers (e.g. a worktree of an older commit, for a
+    before/after in one sitting) with only the flags every version takes: no CURVE, no cache setting,
+    nothing of this checkout's config.
     """
 
     def __init__(
@@ -85,10 +89,12 @@ class Stack:
         curve: bool = True,
         cache: bool = False,
         api_key: str | None = None,
+        root: Path | None = None,
     ) -> None:
         self.url = f"http://127.0.0.1:{http_port}"
         self.zmq = f"tcp://127.0.0.1:{zmq_port}"
-        self.env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT), **(env or {})}
+        self.root = root or ROOT  # also the processes' working directory: `python -m` looks there first
+        self.env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(self.root), **(env or {})}
         self.n_workers = workers
         self.api_key = api_key  # with keys configured, /models (the readiness probe) needs one
         self.keys_dir = tempfile.mkdtemp(prefix="akidb-bench-keys-")
@@ -97,6 +103,9 @@ class Stack:
         self.worker_args = (*security, *worker_args)
         gateway_addr = ("--port", str(http_port), "--bind", self.zmq, "--host", "127.0.0.1")
         no_cache = () if cache else ("--set", "cache.max_bytes=0")
+        if root is not None:  # an older checkout knows none of these
+            security, no_cache, self.security_args = (), (), ()
+            self.worker_args = worker_args
         self.gateway_args = (*gateway_addr, *security, *no_cache, *gateway_args)
         self.procs: list[subprocess.Popen[bytes]] = []
 
@@ -104,7 +113,11 @@ class Stack:
         log = open(os.devnull, "wb")
         self.procs.append(
             subprocess.Popen(
-                [sys.executable, "-m", "gateway", *self.gateway_args], env=self.env, stdout=log, stderr=log
+                [sys.executable, "-m", "gateway", *self.gateway_args],
+                env=self.env,
+                stdout=log,
+                stderr=log,
+                cwd=self.root,
             )
         )
         for _ in range(self.n_workers):
@@ -114,6 +127,7 @@ class Stack:
                     env=self.env,
                     stdout=log,
                     stderr=log,
+                    cwd=self.root,
                 )
             )
         try:

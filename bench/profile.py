@@ -109,6 +109,8 @@ def main() -> None:
                    "server.uvloop=false or cache.max_bytes=0")  # fmt: skip
     p.add_argument("--worker-set", action="append", default=[], metavar="KEY=VALUE", help="worker config")
     p.add_argument("--port", type=int, default=18280)
+    p.add_argument("--root", type=Path, help="profile another checkout's gateway and worker (e.g. an older "
+                   "commit's worktree; only flags every version takes)")  # fmt: skip
     args = p.parse_args()
     args.duration = max(1, int(args.duration))
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -119,15 +121,15 @@ def main() -> None:
                    for a in ("--set", kv)])  # fmt: skip
         w_args = tuple(a for kv in args.worker_set for a in ("--set", kv))
         with Stack(workers=1, worker_args=w_args, gateway_args=gw_args, http_port=args.port,
-                   zmq_port=args.port + 1) as stack:  # fmt: skip
+                   zmq_port=args.port + 1, root=args.root) as stack:  # fmt: skip
             pids = {"gateway": stack.procs[0].pid, "worker": stack.procs[1].pid}
             chosen = list(pids) if args.target == "both" else [args.target]
             args.targets = {n: (pids[n], RESULTS / f"profile-{args.what}-{n}-{stamp}.txt") for n in chosen}
             latency = asyncio.run(load(stack.url, args))
     profiles = report(args, stamp)
     print_top(profiles)
-    summary = {"what": args.what, "rate": args.rate, "duration_s": args.duration, "set": args.set,
-               "latency": latency, "profiles": profiles}  # fmt: skip
+    summary = {"what": args.what, "root": str(args.root or ROOT), "rate": args.rate, "duration_s": args.duration,
+               "set": args.set, "latency": latency, "profiles": profiles}  # fmt: skip
     print(json.dumps(summary, indent=1))
 
 
