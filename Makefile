@@ -6,7 +6,7 @@ WORKERS ?= 1
 export AKIDB_WORKERS := $(WORKERS)
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: setup run test lint typecheck unit integration e2e bench proto smoke docs clean client-setup client-test
+.PHONY: cuda-setup setup run test lint typecheck unit integration e2e bench proto smoke docs clean client-setup client-test
 
 $(STAMP): pyproject.toml scripts/setup.sh
 	VENV=$(VENV) ./scripts/setup.sh
@@ -24,6 +24,15 @@ run: setup
 test: setup lint typecheck
 	$(BIN)/python -m pytest --cov --cov-report=term $(PYTEST_ARGS)
 	$(MAKE) client-test
+
+## cuda-setup: MLX on an NVIDIA GPU (Linux, CUDA 12): the [cuda] extra in place of MLX's CPU build. Workers
+## then pick MLX on their own (embedding.backend auto prefers MLX wherever it has a GPU); /models says "cuda"
+MLX_VERSION = $$($(BIN)/python -c 'import importlib.metadata as m; print(m.version("mlx"))')
+cuda-setup: setup
+	$(BIN)/python -m pip install -q -e ".[test,cuda]"
+	$(BIN)/python -m pip uninstall -y -q mlx-cpu
+	$(BIN)/python -m pip install -q --force-reinstall --no-deps "mlx-cuda-12==$(MLX_VERSION)"
+	$(BIN)/python -c "import mlx.core as mx; assert mx.cuda.is_available(), 'MLX sees no CUDA device'; print(mx.default_device())"
 
 ## client-setup: the client's own venv (client/.venv) with its extras, none of the server's dependencies
 CLIENT_STAMP := client/.venv/.installed

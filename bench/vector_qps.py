@@ -63,7 +63,8 @@ async def load(url: str, base: np.ndarray) -> float:
     import aiohttp
 
     async with aiohttp.ClientSession() as s:
-        await call(s, url + "/collections", {"name": "big"}, 201)
+        # With its dimension: an older gateway without a worker cannot ask one for the model's.
+        await call(s, url + "/collections", {"name": "big", "dimension": base.shape[1]}, 201)
         starts = list(range(0, len(base), 1000))
 
         async def insert(n: int) -> None:

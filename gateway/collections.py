@@ -349,7 +349,7 @@ class CollectionService:
             hits = await self._hybrid_one(col, q)
         else:
             (vector,) = await self._query_vectors(col, [q])
-            hits = await self._search_one(col, vector, q)
+            hits = await self._search_one(col, vector, q, inline=True)
         self.metrics.search_latency.labels("text" if q.text is not None else "vector").observe(
             time.perf_counter() - started
         )
@@ -360,8 +360,12 @@ class CollectionService:
         started = time.perf_counter()
         col = self.get(ref)
         vectors = await self._query_vectors(col, queries)
-        # One reader call per query: on a machine with cores to spare they run side by side.
-        hits = await asyncio.gather(*(self._search_one(col, v, q) for v, q in zip(vectors, queries, strict=True)))
+        # One reader call per query: on a machine with cores to spare they run side by side, and the
+        # event loop is not held for the whole batch (a batch of one may answer on it, as a search does).
+        inline = len(queries) == 1
+        hits = await asyncio.gather(
+            *(self._search_one(col, v, q, inline) for v, q in zip(vectors, queries, strict=True))
+        )
         self.metrics.search_latency.labels("batch").observe(time.perf_counter() - started)
         return list(hits)
 
@@ -381,12 +385,14 @@ class CollectionService:
                 out[i] = v
         return out
 
-    async def _search_one(self, col: Collection, vector: np.ndarray, q: SearchQuery) -> list[Hit]:
+    async def _search_one(self, col: Collection, vector: np.ndarray, q: SearchQuery, inline: bool) -> list[Hit]:
         self.metrics.searches.labels(q.mode).inc()
         if q.mode != "dense":
             return await asyncio.get_running_loop().run_in_executor(self.readers, self._text_search, col, vector, q)
-        hits = col.search_now(vector, q.k, q.flt, q.include)  # None: it could wait, so a reader thread runs it
-        if hits is None:
+        hits = col.search_now(vector, q.k, q.flt, q.include) if inline else None  # None: a reader thread's job
+        if hits is not None:
+            self.metrics.searches_on_loop.inc()
+        else:
             hits = await asyncio.get_running_loop().run_in_executor(
                 self.readers, col.search, vector, q.k, q.flt, self.cfg.filter_max_candidates, "vector" in q.include
             )

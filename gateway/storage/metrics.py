@@ -40,6 +40,11 @@ class StorageMetrics:
             ["mode"],
             registry=registry,
         )
+        self.searches_on_loop = Counter(
+            "akidb_searches_on_loop_total",
+            "Searches answered on the event loop, without a hop to a reader thread (alone in flight, index free)",
+            registry=registry,
+        )
         self.documents = Gauge(
             "akidb_collection_documents", "Documents stored per collection", ["collection"], registry=registry
         )

@@ -67,3 +67,24 @@ async def test_a_refused_batch_member_is_named_by_its_index(gw: Gateway, endpoin
     assert worker.jobs == []  # refused before anything was embedded
     await post(gw, "/collections/nope/search", {"queries": [{"query": "a"}]}, 404)
     await worker.close()
+
+
+async def test_lone_searches_answer_on_the_event_loop_and_batches_on_reader_threads(gw: Gateway, endpoint: str) -> None:
+    worker = await FakeWorker(endpoint).start()
+    await gw.wait_for_workers(1)
+    await post(gw, "/collections", {"name": "c"}, 201)
+    docs = [{"id": f"d{i}", "vector": v, "metadata": {"g": "ab"[i % 2]}} for i, v in enumerate(UNIT)]
+    await post(gw, "/collections/c/documents", {"documents": docs}, 201)
+    on_loop = "akidb_searches_on_loop_total"
+    before = await gw.metric(on_loop)
+    await post(gw, "/collections/c/search", {"vector": UNIT[0], "k": 2})
+    assert await gw.metric(on_loop) - before == 1
+    await post(gw, "/collections/c/search", {"queries": [{"vector": UNIT[1], "k": 1}] * 3})
+    assert await gw.metric(on_loop) - before == 1  # a batch does not hold the loop for all its members
+    flt = {"vector": UNIT[0], "k": 2, "filter": {"g": "a"}}
+    first = await post(gw, "/collections/c/search", flt)  # the filter's matches are looked up on a thread...
+    assert await gw.metric(on_loop) - before == 1
+    again = await post(gw, "/collections/c/search", flt)  # ...and remembered: the next one answers on the loop
+    assert await gw.metric(on_loop) - before == 2
+    assert [h["id"] for h in again["results"]] == [h["id"] for h in first["results"]] == ["d0", "d2"]
+    await worker.close()
