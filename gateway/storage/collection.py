@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import sqlite3
 import threading
 import time
@@ -29,20 +28,16 @@ from gateway.storage.errors import CollectionNotFound, DataDirUnusable, ModelCha
 from gateway.storage.filters import Filter
 from gateway.storage.fusion import KEYWORD, rrf
 from gateway.storage.index import IndexParams, VectorIndex, discard_partial, snapshots
-from gateway.storage.matches import MatchCache, Matches
+from gateway.storage.matches import MatchCache, Ranked, first_round, one_round, search_within
 from gateway.storage.metrics import StorageMetrics
 from gateway.storage.snapshot_policy import SnapshotPolicy
 
 log = structlog.get_logger("gateway.storage")
 
-Ranked = tuple[np.ndarray, np.ndarray]  # (keys, scores), best first
-
 # Hits up to which an unfiltered search runs on the caller's thread (`search_now`).
 FAST_K = 100
 TEXT_AND_METADATA = frozenset(("text", "metadata"))
 WITH_VECTOR = frozenset(("text", "metadata", "vector"))
-# Candidates fetched per HNSW round of a filtered search, as a multiple of what the filter's selectivity predicts.
-OVERFETCH = 1.5
 # Candidates up to which a filtered search whose matches are known runs on the caller's thread (~0.5 ms).
 FAST_CANDIDATES = 256
 # A hybrid search fuses each list's best DEPTH_PER_K × k. Deeper lists let documents that are mediocre
@@ -431,8 +426,8 @@ class Collection:
                 if matches.vectors is not None:
                     keys, scores = index.exact(query, matches.keys, matches.vectors, k)
                 else:
-                    count = self._candidates(matches, k)
-                    found = self._round(query, k, matches, count) if count <= FAST_CANDIDATES else None
+                    count = first_round(index, matches, k)
+                    found = one_round(index, query, k, matches, count) if count <= FAST_CANDIDATES else None
                     if found is None:  # more rounds to come: a reader thread starts over
                         return None
                     keys, scores = found
@@ -518,39 +513,10 @@ class Collection:
         docs = self.store.fetch(key_list, include)
         return [Hit(docs[key], score) for key, score in zip(key_list, score_list, strict=True) if key in docs]
 
-    def _filtered(self, query: np.ndarray, k: int, flt: Filter, max_candidates: int) -> tuple[np.ndarray, np.ndarray]:
-        """The k best that pass the filter: see `_within` (caller holds the index lock)."""
-        return self._within(query, k, self.matches.get(flt, self.marks), max_candidates)
-
-    def _within(self, query: np.ndarray, k: int, matches: Matches, max_candidates: int) -> Ranked:
-        """The k best of the filter's matches. Few matches are scored exactly, all of them; otherwise one
-        HNSW round sized by the filter's selectivity, widened while fewer than k pass, and if the
-        candidates reach `max_candidates` (the matches lie far from the query), exact search over the
-        matches. Either way k come back if k match."""
-        if matches.vectors is not None:
-            return self.index.exact(query, matches.keys, matches.vectors, k)
-        count = self._candidates(matches, k)
-        while (found := self._round(query, k, matches, count)) is None:
-            if count >= max_candidates:
-                keys, vectors = self.store.vectors_of(matches.keys, self.info.dimension)
-                return self.index.exact(query, keys, vectors, k)
-            count = min(len(self.index), max_candidates, count * 2)
-        return found
-
-    def _round(self, query: np.ndarray, k: int, matches: Matches, count: int) -> Ranked | None:
-        """The best k among `count` index candidates that are matches; None if fewer than k of them are
-        (and the index holds more than `count`)."""
-        keys, scores = self.index.search(query, count)
-        keep = matches.contains(keys)
-        if int(keep.sum()) < k and count < len(self.index):
-            return None
-        return keys[keep][:k], scores[keep][:k]
-
-    def _candidates(self, matches: Matches, k: int) -> int:
-        """Index candidates a filtered search asks for first: enough for k to pass at the filter's selectivity."""
-        total = len(self.index)
-        expected = math.ceil(k * total / max(len(matches.keys), 1) * OVERFETCH)
-        return min(total, max(4 * k, 64, expected))
+    def _filtered(self, query: np.ndarray, k: int, flt: Filter, max_candidates: int) -> Ranked:
+        """The k best that pass the filter (`matches.search_within`; caller holds the index lock)."""
+        matches = self.matches.get(flt, self.marks)
+        return search_within(self.index, self.store, query, k, matches, max_candidates)
 
     def get(self, doc_id: str, with_vector: bool) -> StoredDocument | None:
         with self.index.lock.shared():  # holds off close() while the database is in use

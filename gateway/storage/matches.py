@@ -1,4 +1,5 @@
-"""Which documents a metadata filter matches, remembered per collection and kept current as it changes.
+"""Which documents a metadata filter matches, remembered per collection and kept current as it changes,
+and the search within them.
 
 A filtered search asks the index for candidates and keeps those that pass the filter. Asking SQLite
 about each search's candidates costs a JSON evaluation per candidate and a widening round whenever
@@ -16,6 +17,7 @@ removals, it is rebuilt.
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -24,11 +26,16 @@ import numpy as np
 
 from gateway.storage.db import DocumentStore
 from gateway.storage.filters import Filter
+from gateway.storage.index import VectorIndex
+
+Ranked = tuple[np.ndarray, np.ndarray]  # (keys, scores), best first
 
 # Matches up to which the vectors are kept and all of them scored exactly (1.5 KB each at 384-d): at
 # 4,096 of 100k a single-thread matrix product beats the index round a filter that rare needs.
 EXACT_UP_TO = 4096
 MAX_BYTES = 32 * 2**20  # per collection; least recently used filters go first
+# Candidates asked of the index per round, as a multiple of what the filter's selectivity predicts.
+OVERFETCH = 1.5
 
 
 @dataclass(frozen=True)
@@ -138,3 +145,41 @@ class MatchCache:
             while self._bytes > self._max_bytes:
                 _, dropped = self._entries.popitem(last=False)
                 self._bytes -= dropped.nbytes
+
+
+# -- searching within a filter's matches (the caller holds the index's lock) ---------------------
+
+
+def search_within(
+    index: VectorIndex, store: DocumentStore, query: np.ndarray, k: int, matches: Matches, max_candidates: int
+) -> Ranked:
+    """The k best of the filter's matches. Few matches are scored exactly, all of them; otherwise one
+    HNSW round sized by the filter's selectivity, widened while fewer than k pass, and if the
+    candidates reach `max_candidates` (the matches lie far from the query), exact search over the
+    matches. Either way k come back if k match."""
+    if matches.vectors is not None:
+        return index.exact(query, matches.keys, matches.vectors, k)
+    count = first_round(index, matches, k)
+    while (found := one_round(index, query, k, matches, count)) is None:
+        if count >= max_candidates:
+            keys, vectors = store.vectors_of(matches.keys, index.dimension)
+            return index.exact(query, keys, vectors, k)
+        count = min(len(index), max_candidates, count * 2)
+    return found
+
+
+def first_round(index: VectorIndex, matches: Matches, k: int) -> int:
+    """Index candidates a filtered search asks for first: enough for k to pass at the filter's selectivity."""
+    total = len(index)
+    expected = math.ceil(k * total / max(len(matches.keys), 1) * OVERFETCH)
+    return min(total, max(4 * k, 64, expected))
+
+
+def one_round(index: VectorIndex, query: np.ndarray, k: int, matches: Matches, count: int) -> Ranked | None:
+    """The best k among `count` index candidates that are matches; None if fewer than k of them are
+    (and the index holds more than `count`)."""
+    keys, scores = index.search(query, count)
+    keep = matches.contains(keys)
+    if int(keep.sum()) < k and count < len(index):
+        return None
+    return keys[keep][:k], scores[keep][:k]
