@@ -66,7 +66,7 @@ class CollectionService:
         self.metrics.watch_free_space(self.data.root)
         try:
             for folder in self.data.existing():
-                col = await asyncio.to_thread(Collection.open, folder, self.cfg.snapshot_every, self.metrics)
+                col = await asyncio.to_thread(self._open, folder)
                 self._register(col)
         except BaseException:
             await self.close()
@@ -80,6 +80,9 @@ class CollectionService:
         self._by_id.clear()
         await asyncio.to_thread(self.readers.shutdown)  # waits for reads in flight, off the loop
         self.data.release()
+
+    def _open(self, folder: Path) -> Collection:
+        return Collection.open(folder, self.cfg.snapshot_every, self.metrics, self.cfg.filter_memory_mb * 2**20)
 
     def _register(self, col: Collection) -> None:
         self._by_id[col.info.id] = col
@@ -198,7 +201,7 @@ class CollectionService:
     def _publish(self, staging: Path, info: CollectionInfo) -> Collection:
         folder = self.data.publish(staging, info.id)
         try:
-            return Collection.open(folder, self.cfg.snapshot_every, self.metrics)
+            return self._open(folder)
         except BaseException:
             self.data.remove(folder)  # not served, so not kept: a restart would open it
             raise
@@ -212,7 +215,7 @@ class CollectionService:
             self.data.remove(staging)  # a full disk leaves no half-made collection behind
             raise
         folder = self.data.publish(staging, info.id)
-        return Collection.open(folder, self.cfg.snapshot_every, self.metrics)
+        return self._open(folder)
 
     async def delete(self, ref: str) -> str:
         """Remove a collection and its files; later requests for it are 404."""

@@ -163,6 +163,9 @@ class StorageConfig:
     filter_max_candidates: int = _opt(
         4096, "a filtered search widens HNSW up to this many candidates, then searches the matches exactly", minimum=1
     )
+    filter_memory_mb: int = _opt(
+        32, "per collection: MiB for the documents recent filters match (least recently used dropped first)", minimum=1
+    )
     max_restore_bytes: int = _opt(
         64 * 1024**3,
         "largest collection snapshot POST /collections/restore takes (streamed to disk); bigger is 413",

@@ -28,7 +28,7 @@ from gateway.storage.errors import CollectionNotFound, DataDirUnusable, ModelCha
 from gateway.storage.filters import Filter
 from gateway.storage.fusion import KEYWORD, rrf
 from gateway.storage.index import IndexParams, VectorIndex, discard_partial, snapshots
-from gateway.storage.matches import MatchCache, Ranked, first_round, one_round, search_within
+from gateway.storage.matches import MAX_BYTES, MatchCache, Ranked, first_round, one_round, search_within
 from gateway.storage.metrics import StorageMetrics
 from gateway.storage.snapshot_policy import SnapshotPolicy
 
@@ -92,14 +92,21 @@ class Collection:
     """A collection opened from its folder; `changes` counts writes the newest index snapshot lacks."""
 
     def __init__(
-        self, folder: Path, info: CollectionInfo, store: DocumentStore, snapshot_every: int, metrics: StorageMetrics
+        self,
+        folder: Path,
+        info: CollectionInfo,
+        store: DocumentStore,
+        snapshot_every: int,
+        metrics: StorageMetrics,
+        filter_memory: int = MAX_BYTES,
     ) -> None:
         self.folder = folder
         self.info = info
         self.store = store
         self.metrics = metrics
         self.index = VectorIndex(info.dimension, info.metric, info.index)
-        self.matches = MatchCache(store, info.dimension)
+        self.filter_memory = filter_memory
+        self.matches = MatchCache(store, info.dimension, filter_memory)
         self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"akidb-write-{info.id}")
         self.snapshotter = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"akidb-snap-{info.id}")
         self.policy = SnapshotPolicy(snapshot_every)
@@ -127,7 +134,9 @@ class Collection:
                 store.close()
 
     @classmethod
-    def open(cls, folder: Path, snapshot_every: int, metrics: StorageMetrics) -> Collection:
+    def open(
+        cls, folder: Path, snapshot_every: int, metrics: StorageMetrics, filter_memory: int = MAX_BYTES
+    ) -> Collection:
         """Open a stored collection: newest usable index snapshot, then replay what it lacks.
 
         `DataDirUnusable` names the database file when it cannot be read (corrupt, truncated, empty).
@@ -141,7 +150,7 @@ class Collection:
                     f"{folder} holds no collection description; move it out of storage.data_dir (its database "
                     f"{folder / DB_FILE} is empty, was not made by AkiDB, or its creation never finished)"
                 )
-            col = cls(folder, CollectionInfo.from_json(text), store, snapshot_every, metrics)
+            col = cls(folder, CollectionInfo.from_json(text), store, snapshot_every, metrics, filter_memory)
             col._ensure_fulltext()
             col._restore_index()
             return col
@@ -251,7 +260,7 @@ class Collection:
         old = self.index
         with self._applying, old.lock.exclusive():
             self.info, self.index = info, index
-            self.matches = MatchCache(self.store, info.dimension)  # remembered vectors are the old model's
+            self.matches = MatchCache(self.store, info.dimension, self.filter_memory)  # the old model's vectors go
             self.marks = self.store.watermarks()
             self.changes = len(index) + 1
         old.close()

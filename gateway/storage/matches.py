@@ -33,7 +33,7 @@ Ranked = tuple[np.ndarray, np.ndarray]  # (keys, scores), best first
 # Matches up to which the vectors are kept and all of them scored exactly (1.5 KB each at 384-d): at
 # 4,096 of 100k a single-thread matrix product beats the index round a filter that rare needs.
 EXACT_UP_TO = 4096
-MAX_BYTES = 32 * 2**20  # per collection; least recently used filters go first
+MAX_BYTES = 32 * 2**20  # per collection (storage.filter_memory_mb); least recently used filters go first
 # Candidates asked of the index per round, as a multiple of what the filter's selectivity predicts.
 OVERFETCH = 1.5
 

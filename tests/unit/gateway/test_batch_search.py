@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from gateway import keys
+from gateway.storage.filters import compile_filter
 from tests.support.fake_worker import FakeWorker
 from tests.support.gateway import Gateway
+from tests.unit.gateway.conftest import GatewayFactory
 
 UNIT = [[1.0, 0, 0, 0], [0, 1.0, 0, 0], [0, 0, 1.0, 0], [0, 0, 0, 1.0]]
 
@@ -88,3 +91,20 @@ async def test_lone_searches_answer_on_the_event_loop_and_batches_on_reader_thre
     assert await gw.metric(on_loop) - before == 2
     assert [h["id"] for h in again["results"]] == [h["id"] for h in first["results"]] == ["d0", "d2"]
     await worker.close()
+
+
+async def test_storage_filter_memory_mb_sizes_each_collections_filter_memory(
+    start_gateway: GatewayFactory, endpoint: str
+) -> None:
+    """The bound itself (bytes, least recently used first) is tested in storage/test_matches.py."""
+    async with start_gateway("storage.filter_memory_mb=1") as gw:
+        worker = await FakeWorker(endpoint).start()
+        await gw.wait_for_workers(1)
+        await post(gw, "/collections", {"name": "c"}, 201)
+        col = gw.app[keys.COLLECTIONS].get("c")
+        assert col.matches._max_bytes == 2**20
+        docs = [{"id": f"d{i}", "vector": v, "metadata": {"g": "ab"[i % 2]}} for i, v in enumerate(UNIT)]
+        await post(gw, "/collections/c/documents", {"documents": docs}, 201)
+        await post(gw, "/collections/c/search", {"vector": UNIT[0], "k": 3, "filter": {"g": "a"}})
+        assert col.matches.fresh(compile_filter({"g": "a"}), col.marks) is not None
+        await worker.close()
