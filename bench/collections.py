@@ -214,6 +214,7 @@ def main() -> None:
                 report["gateway_rss_mb_restarted"] = round(rss_mb(stack.procs[0].pid), 1)
                 report["search"] = asyncio.run(search_load(stack, args))
                 report["gateway_rss_mb_after_search"] = round(rss_mb(stack.procs[0].pid), 1)
+                report["worker_rss_mb_after_search"] = [round(rss_mb(p.pid), 1) for p in stack.procs[1:]]
     print(json.dumps(report, indent=1))
 
 
