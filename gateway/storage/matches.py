@@ -101,12 +101,6 @@ class MatchCache:
                 self._entries.move_to_end(key)
         return entry
 
-    def clear(self) -> None:
-        """Forget everything (the collection's vectors were replaced)."""
-        with self._lock:
-            self._entries.clear()
-            self._bytes = 0
-
     def _scan(self, flt: Filter, marks: tuple[int, int]) -> Matches:
         keys = self._store.filter_keys(flt, 0, marks[0])
         vectors = None
