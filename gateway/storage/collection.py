@@ -23,7 +23,7 @@ import numpy as np
 import structlog
 
 from gateway.storage.datadir import data_dir_of, free_bytes, is_disk_full, no_space
-from gateway.storage.db import DB_FILE, DocumentStore, NewDocument, StoredDocument
+from gateway.storage.db import DB_FILE, DocumentStore, NewDocument, StoredDocument, vector_matrix
 from gateway.storage.errors import CollectionNotFound, DataDirUnusable, ModelChanged, StorageFull
 from gateway.storage.filters import Filter
 from gateway.storage.fusion import KEYWORD, rrf
@@ -195,7 +195,7 @@ class Collection:
         self.index.remove(removed)
         replayed = 0
         for keys, blobs in self.store.vectors_after(last_key):
-            self.index.add(keys, self._matrix(blobs))
+            self.index.add(keys, vector_matrix(blobs, self.info.dimension))
             replayed += len(keys)
         self.changes = replayed + len(removed)
         self.marks = self.store.watermarks()
@@ -208,9 +208,6 @@ class Collection:
             removals_replayed=len(removed),
             seconds=round(time.perf_counter() - started, 3),
         )
-
-    def _matrix(self, blobs: list[bytes]) -> np.ndarray:
-        return np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(blobs), self.info.dimension)
 
     def _check_open(self) -> None:
         if self.closed:

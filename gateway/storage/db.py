@@ -287,11 +287,10 @@ class DocumentStore:
                 "SELECT key, vector FROM vectors WHERE key IN (SELECT value FROM json_each(?)) ORDER BY key",
                 (_json_ints(keys.tolist()),),
             ).fetchall()
-        blob = b"".join(r[1] for r in rows)
-        if len(blob) != len(rows) * dimension * 4:
+        blobs = [r[1] for r in rows]
+        if any(len(b) != dimension * 4 for b in blobs):
             raise ModelChanged("the collection's vectors changed dimension (re-embedded); retry")
-        found = np.fromiter((r[0] for r in rows), dtype=np.uint64, count=len(rows))
-        return found, np.frombuffer(blob, dtype=np.float32).reshape(len(rows), dimension)
+        return np.fromiter((r[0] for r in rows), dtype=np.uint64, count=len(rows)), vector_matrix(blobs, dimension)
 
     # -- connections --------------------------------------------------------------------------
     def writer_connection(self) -> sqlite3.Connection:
@@ -341,6 +340,11 @@ def _rollback(conn: sqlite3.Connection) -> None:
 def _document(row: tuple[Any, ...]) -> StoredDocument:
     key, doc_id, text, metadata, vector, generated = row
     return StoredDocument(key, doc_id, text, metadata, vector, bool(generated))
+
+
+def vector_matrix(blobs: Sequence[bytes], dimension: int) -> np.ndarray:
+    """Stored float32 vector blobs as one (n, dimension) matrix, without a copy per row."""
+    return np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(blobs), dimension)
 
 
 def _columns(with_vector: bool) -> str:

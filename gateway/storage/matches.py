@@ -122,10 +122,10 @@ class MatchCache:
         if len(keys) > EXACT_UP_TO:
             return Matches(marks, keys, None)
         if entry.vectors is None:
-            keys, vectors = self._store.vectors_of(keys, self._dimension)
-            return Matches(marks, keys, vectors)
-        added, new_vectors = self._store.vectors_of(added, self._dimension)
-        keys = np.concatenate([entry.keys[kept], added])
+            return Matches(marks, *self._store.vectors_of(keys, self._dimension))
+        found, new_vectors = self._store.vectors_of(added, self._dimension)
+        if len(found) < len(added):  # some deleted since the key look-up: keep the keys the vectors have
+            keys = np.concatenate([entry.keys[kept], found])
         return Matches(marks, keys, np.concatenate([entry.vectors[kept], new_vectors]))
 
     def _remember(self, key: tuple[str, tuple[object, ...]], matches: Matches) -> None:
