@@ -27,7 +27,7 @@ def read_collapsed(text: str) -> Counter[tuple[str, ...]]:
 
 
 def function_of(frame: str) -> str:
-    """`handler (gateway/routes/search.py:23)` → `handler (gateway/routes/search.py)`: lines of one function join."""
+    """`handler (gateway/api/routes/search.py:23)` → `handler (gateway/api/routes/search.py)`: lines join."""
     return _LINENO.sub(")", frame)
 
 

@@ -23,7 +23,7 @@ import aiohttp
 
 from bench.collection_corpus import texts
 from bench.procs import Stack
-from gateway.reembed import IN_FLIGHT
+from gateway.services.reembed import IN_FLIGHT
 
 MODEL = "all-MiniLM-L6-v2"
 PAGE = 32 * IN_FLIGHT  # the job's page at the default batching.max_batch_size

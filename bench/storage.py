@@ -30,9 +30,9 @@ from prometheus_client import CollectorRegistry
 
 from bench.backends import machine
 from bench.recall import exact_top
-from gateway.collection_inputs import SearchQuery
-from gateway.collections import CollectionService
-from gateway.routes.documents import parse_insert, render
+from gateway.api.routes.documents import parse_insert, render
+from gateway.services.collection_inputs import SearchQuery
+from gateway.services.collections import CollectionService
 from gateway.storage.collection import CollectionInfo
 from gateway.storage.index import IndexParams
 from gateway.storage.metrics import StorageMetrics

@@ -24,9 +24,9 @@ import orjson
 
 from bench import validation_baseline as today
 from bench.backends import machine
-from gateway.routes.documents import parse_insert
-from gateway.schemas.common import decode
-from gateway.schemas.embed import EmbedBody
+from gateway.api.routes.documents import parse_insert
+from gateway.api.schemas.common import decode
+from gateway.api.schemas.embed import EmbedBody
 
 
 def bodies() -> tuple[bytes, bytes]:

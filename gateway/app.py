@@ -7,18 +7,18 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from gateway import auth, keys
-from gateway.collections import CollectionService
-from gateway.embedding import EmbeddingService
+from gateway.api import auth, keys
+from gateway.api.middleware import RENDERER, errors, request_context
+from gateway.api.openai_format import PREFIX as OPENAI_PREFIX
+from gateway.api.openai_format import render_error as render_openai_error
+from gateway.api.routes import collections, console, docs, documents, embed, openai, reembed, search, snapshots, system
+from gateway.api.rpc.server import GrpcServer
+from gateway.api.slow_clients import body_deadline
 from gateway.metrics import LATENCY_BUCKETS, Metrics
-from gateway.middleware import RENDERER, errors, request_context
-from gateway.openai_format import PREFIX as OPENAI_PREFIX
-from gateway.openai_format import render_error as render_openai_error
-from gateway.reembed import ReembedJobs
-from gateway.routes import collections, console, docs, documents, embed, openai, reembed, search, snapshots, system
-from gateway.rpc.server import GrpcServer
-from gateway.slow_clients import body_deadline
-from gateway.snapshots import SnapshotService
+from gateway.services.collections import CollectionService
+from gateway.services.embedding import EmbeddingService
+from gateway.services.reembed import ReembedJobs
+from gateway.services.snapshots import SnapshotService
 from gateway.storage.metrics import StorageMetrics
 from gateway.transport import Transport
 from shared.config import Config

@@ -9,9 +9,9 @@ import sys
 import structlog
 from aiohttp import web
 
+from gateway.api.tls import ssl_context
 from gateway.app import create_app
 from gateway.storage.errors import DataDirUnusable, StorageError
-from gateway.tls import ssl_context
 from shared.cli import CommandLine
 from shared.config import ConfigError
 from shared.curve import CurveKeyError
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
             print=None,
             ssl_context=tls,
             # aiohttp closes a connection with no complete request head this long after it opened (or after
-            # its last response): the bound on slow headers. Bodies are bounded in gateway/slow_clients.py.
+            # its last response): the bound on slow headers. Bodies are bounded in gateway/api/slow_clients.py.
             keepalive_timeout=cfg.server.header_timeout_s,
             # A client that disconnects cancels its handler, so its queued texts are skipped (and counted)
             # instead of embedded for nobody. Writes are safe: a commit under way finishes on its thread.

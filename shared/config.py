@@ -23,7 +23,7 @@ BACKENDS = ("auto", "mlx", "openvino")
 PRECISIONS = ("auto", "f32", "bf16")
 METRICS = ("cosine", "l2", "ip")
 INDEX_DTYPES = ("f32", "f16", "bf16")
-# What an API key may do; gateway/auth.py maps every route to one of them.
+# What an API key may do; gateway/api/auth.py maps every route to one of them.
 SCOPES = ("read", "write", "admin")
 KEY_FIELDS = ("name", "sha256", "scopes")
 ENV_PREFIX = "AKIDB_"

@@ -23,9 +23,9 @@ from collections.abc import Iterable
 import structlog
 import zmq
 
-from gateway.batcher import Pending
-from gateway.dispatch import Action, Deliver, Dispatcher, Fail, Send, Wake
-from gateway.fleet import WorkerView
+from gateway.dispatch.batcher import Pending
+from gateway.dispatch.dispatcher import Action, Deliver, Dispatcher, Fail, Send, Wake
+from gateway.dispatch.fleet import WorkerView
 from gateway.metrics import Metrics
 from gateway.transport.curve import HandshakeMonitor, WorkerAuthenticator
 from shared.codec import encode

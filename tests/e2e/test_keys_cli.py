@@ -13,7 +13,7 @@ from pathlib import Path
 import yaml
 import zmq.auth
 
-from gateway.auth import KeyTable
+from gateway.api.auth import KeyTable
 from shared.config import ApiKeyEntry, load_config
 from tests.support.processes import ROOT, child_env
 

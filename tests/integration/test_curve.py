@@ -18,7 +18,7 @@ import pytest
 import zmq
 from structlog.testing import capture_logs
 
-from gateway import keys
+from gateway.api import keys
 from shared.config import load_config
 from shared.curve import KeyPair, WorkerKeys, key_paths
 from shared.protocol import ModelInfo

@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from gateway import keys
-from gateway.embedding import EmbedRequest
+from gateway.api import keys
+from gateway.services.embedding import EmbedRequest
 from tests.support import references as refs
 from tests.support.gateway import Gateway
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from gateway.openapi import document
+from gateway.api.openapi import document
 from shared.protocol import Error, Job
 from tests.support.fake_worker import FakeWorker
 from tests.support.gateway import Gateway, make_config, running_gateway

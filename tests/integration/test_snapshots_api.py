@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from gateway import keys
+from gateway.api import keys
 from shared.config import ApiKeyEntry, key_digest
 from tests.support.gateway import Gateway, eventually, make_config, running_gateway
 from tests.support.processes import free_port

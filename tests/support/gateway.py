@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from gateway import keys
+from gateway.api import keys
 from gateway.app import create_app
-from gateway.dispatch import Dispatcher
-from gateway.fleet import WorkerView
+from gateway.dispatch.dispatcher import Dispatcher
+from gateway.dispatch.fleet import WorkerView
 from shared.config import Config, load_config
 from tests.support.keys import keys_setting
 from tests.support.processes import TEST_HEARTBEAT

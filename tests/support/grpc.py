@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import grpc
 
-from gateway import keys
+from gateway.api import keys
 from tests.support.gateway import Gateway, make_config, running_gateway
 
 GRPC_ON = ("server.grpc_enabled=true", "server.grpc_port=0", "server.host=127.0.0.1")

@@ -9,9 +9,9 @@ import pytest
 import structlog
 from aiohttp import web
 
-from gateway import auth
+from gateway.api import auth
+from gateway.api.auth import ADMIN, ANY_KEY, GRPC, OPEN_ROUTES, READ, ROUTE_SCOPES, WRITE, KeyTable, Rules
 from gateway.app import create_app
-from gateway.auth import ADMIN, ANY_KEY, GRPC, OPEN_ROUTES, READ, ROUTE_SCOPES, WRITE, KeyTable, Rules
 from gateway.errors import Forbidden, Unauthorized
 from shared.config import ApiKeyEntry, key_digest
 from tests.support.gateway import make_config

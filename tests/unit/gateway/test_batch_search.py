@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway import keys
+from gateway.api import keys
 from gateway.storage.filters import compile_filter
 from tests.support.fake_worker import FakeWorker
 from tests.support.gateway import Gateway

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from gateway.batcher import Batcher, Pending
+from gateway.dispatch.batcher import Batcher, Pending
 
 
 def chunk(loop: asyncio.AbstractEventLoop, n: int, pooling: str = "mean", model: str = "m") -> Pending:

@@ -10,10 +10,10 @@ import pytest
 from prometheus_client import CollectorRegistry
 from structlog.testing import capture_logs
 
-from gateway.batcher import ChunkResult, Pending
-from gateway.dispatch import Action, Deliver, Dispatcher, Fail, Send, Wake
+from gateway.dispatch.batcher import ChunkResult, Pending
+from gateway.dispatch.dispatcher import Action, Deliver, Dispatcher, Fail, Send, Wake
+from gateway.dispatch.fleet import WorkerView
 from gateway.errors import ApiError, InvalidInput, NoWorker, PoisonJob, QueueFull, Timeout, WorkerFailed
-from gateway.fleet import WorkerView
 from gateway.metrics import Metrics
 from shared.codec import MAGIC, encode
 from shared.config import load_config

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry
 
-from gateway.embed_cache import ENTRY_OVERHEAD, EmbeddingCache, cache_key, entry
-from gateway.embedding import EmbedRequest
+from gateway.dispatch.embed_cache import ENTRY_OVERHEAD, EmbeddingCache, cache_key, entry
 from gateway.errors import InputTooLong
 from gateway.metrics import Metrics
+from gateway.services.embedding import EmbedRequest
 from shared.protocol import Job, Ready, Result
 from tests.support.fake_worker import FakeWorker
 from tests.support.gateway import Gateway

@@ -8,12 +8,12 @@ from dataclasses import replace
 import pytest
 from prometheus_client import CollectorRegistry
 
-from gateway.batcher import Pending
-from gateway.dispatch import Action, Deliver, Dispatcher, Fail, Send
-from gateway.embedding import EmbeddingService, EmbedRequest
+from gateway.dispatch.batcher import Pending
+from gateway.dispatch.dispatcher import Action, Deliver, Dispatcher, Fail, Send
+from gateway.dispatch.fleet import WorkerView
 from gateway.errors import ModelNotFound, NoWorker, Timeout
-from gateway.fleet import WorkerView
 from gateway.metrics import Metrics
+from gateway.services.embedding import EmbeddingService, EmbedRequest
 from shared.config import load_config
 from shared.protocol import Disconnect, Job, Ready
 from tests.unit.gateway.test_dispatch import INFO, MODEL, result_for

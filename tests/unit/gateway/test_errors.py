@@ -10,9 +10,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from gateway.api.middleware import errors
+from gateway.api.rpc.service import CODE_KEY, answer
 from gateway.errors import STORAGE_ERRORS, ApiError, as_api_error, from_storage
-from gateway.middleware import errors
-from gateway.rpc.service import CODE_KEY, answer
 from gateway.storage import errors as storage
 
 NOT_FOUND, INVALID, EXISTS = grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.ALREADY_EXISTS

@@ -8,9 +8,9 @@ import numpy as np
 import orjson
 import pytest
 
+from gateway.api.openai_format import check_dimensions, embeddings_body, error_body, shorten, to_base64
+from gateway.api.schemas.openai import TOKEN_IDS_REFUSED, EmbeddingsBody, parse
 from gateway.errors import InvalidInput, ModelNotFound, NoWorker
-from gateway.openai_format import check_dimensions, embeddings_body, error_body, shorten, to_base64
-from gateway.schemas.openai import TOKEN_IDS_REFUSED, EmbeddingsBody, parse
 from shared.protocol import ModelInfo
 
 MINILM = ModelInfo("all-MiniLM-L6-v2", 384, 256, "mean")

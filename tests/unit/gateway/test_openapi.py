@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
+from gateway.api.openapi import OPERATIONS, document
 from gateway.app import create_app
-from gateway.openapi import OPERATIONS, document
 from tests.support.gateway import Gateway, make_config
 
 

@@ -6,11 +6,11 @@ import numpy as np
 import orjson
 import pytest
 
-from gateway.embedding import EmbedOutcome
+from gateway.api.rpc.convert import to_embed_request, to_embedding_response, to_model_info_response
+from gateway.api.schemas.common import decode
+from gateway.api.schemas.embed import EmbedBody
 from gateway.errors import InvalidInput
-from gateway.rpc.convert import to_embed_request, to_embedding_response, to_model_info_response
-from gateway.schemas.common import decode
-from gateway.schemas.embed import EmbedBody
+from gateway.services.embedding import EmbedOutcome
 from shared.proto import embedding_pb2 as pb
 from shared.protocol import ModelInfo
 

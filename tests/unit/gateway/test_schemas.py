@@ -8,10 +8,10 @@ import numpy as np
 import orjson
 import pytest
 
+from gateway.api.schemas.common import decode, from_query
+from gateway.api.schemas.documents import GetQuery, InsertBody, ListQuery
+from gateway.api.schemas.search import SearchBody
 from gateway.errors import InvalidInput, InvalidJson
-from gateway.schemas.common import decode, from_query
-from gateway.schemas.documents import GetQuery, InsertBody, ListQuery
-from gateway.schemas.search import SearchBody
 from gateway.storage.errors import InvalidFilter
 
 
@@ -192,8 +192,8 @@ def test_a_bad_filter_in_a_batch_names_its_member() -> None:
 
 
 def test_input_type_reaches_the_embed_request_from_both_embedding_bodies() -> None:
-    from gateway.schemas.embed import EmbedBody
-    from gateway.schemas.openai import parse
+    from gateway.api.schemas.embed import EmbedBody
+    from gateway.api.schemas.openai import parse
 
     assert decode(b'{"texts": ["a"]}', EmbedBody).to_request(10).input_type is None
     assert decode(b'{"texts": ["a"], "input_type": "query"}', EmbedBody).to_request(10).input_type == "query"

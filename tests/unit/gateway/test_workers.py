@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.workers import WorkerRegistry
+from gateway.dispatch.workers import WorkerRegistry
 from shared.protocol import ModelInfo, Ready
 
 

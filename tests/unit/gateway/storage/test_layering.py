@@ -30,9 +30,10 @@ def outside_storage(name: str) -> bool:
 
 def test_the_check_sees_imports_from_above() -> None:
     source = "import gateway.errors\nfrom gateway import keys\nfrom gateway.validation import json_type\n"
-    source += "from gateway.storage.db import DocumentStore\nif True:\n    from gateway.embedding import EmbedRequest\n"
+    source += "from gateway.storage.db import DocumentStore\n"
+    source += "if True:\n    from gateway.services.embedding import EmbedRequest\n"
     names = [n for n in gateway_imports(source) if outside_storage(n)]
-    assert names == ["gateway.errors", "gateway.keys", "gateway.validation", "gateway.embedding"]
+    assert names == ["gateway.errors", "gateway.keys", "gateway.validation", "gateway.services.embedding"]
 
 
 def test_no_storage_module_imports_gateway_code_outside_storage() -> None:

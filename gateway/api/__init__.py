@@ -1,0 +1,1 @@
+"""The edge: HTTP routes, gRPC, middleware, auth, schemas, OpenAPI, TLS, console."""

@@ -1,0 +1,27 @@
+"""Typed keys for everything the aiohttp application holds (no module globals)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from gateway.api.rpc.server import GrpcServer
+from gateway.dispatch.fleet import WorkerView
+from gateway.metrics import Metrics
+from gateway.services.collections import CollectionService
+from gateway.services.embedding import EmbeddingService
+from gateway.services.reembed import ReembedJobs
+from gateway.services.snapshots import SnapshotService
+from gateway.transport import Transport
+from shared.config import Config
+
+CONFIG = web.AppKey("config", Config)
+REGISTRY = web.AppKey("registry", CollectorRegistry)
+METRICS = web.AppKey("metrics", Metrics)
+TRANSPORT = web.AppKey("transport", Transport)
+WORKERS = web.AppKey("workers", WorkerView)  # read-only: what routes, health and collections see
+EMBEDDING = web.AppKey("embedding", EmbeddingService)
+GRPC = web.AppKey("grpc", GrpcServer)
+COLLECTIONS = web.AppKey("collections", CollectionService)
+REEMBED = web.AppKey("reembed", ReembedJobs)
+SNAPSHOTS = web.AppKey("snapshots", SnapshotService)

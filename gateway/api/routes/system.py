@@ -1,0 +1,78 @@
+"""Liveness, readiness, the model list and Prometheus metrics."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from gateway.api import keys
+from gateway.api.http import json_response
+from gateway.errors import NotReady
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/health")
+async def health(request: web.Request) -> web.Response:
+    """Liveness: the gateway process answers. Says how many workers it sees, but never fails on that."""
+    return json_response({"status": "ok", "workers": request.app[keys.WORKERS].worker_count()})
+
+
+@routes.get("/ready")
+async def ready(request: web.Request) -> web.Response:
+    """Readiness: 503 until a worker for the default model is connected."""
+    service = request.app[keys.EMBEDDING]
+    model = service.default_model
+    count = request.app[keys.WORKERS].live_workers(model)
+    if count == 0:
+        raise NotReady(f"no worker for the default model {model!r} is connected")
+    return json_response({"status": "ready", "model": model, "workers": count})
+
+
+@routes.get("/models")
+async def list_models(request: web.Request) -> web.Response:
+    """Every model announced since start, with its facts, live worker count and each live worker's own facts.
+
+    `backend`, `device` and `precision` at the model's level are those of its first live worker
+    (else of its first announcement); `workers_detail` gives every worker's own.
+    """
+    view = request.app[keys.WORKERS]
+    default = request.app[keys.EMBEDDING].default_model
+    rows = []
+    for info in view.models():
+        detail = view.serving(info.name)
+        lead = detail[0] if detail else info
+        rows.append(
+            {
+                "name": info.name,
+                "dimension": info.dimension,
+                "max_tokens": info.max_tokens,
+                "pooling": info.pooling,
+                "aliases": list(info.aliases),
+                "backend": lead.backend,
+                "device": lead.device,
+                "precision": lead.precision,
+                "workers": view.live_workers(info.name),
+                "default": info.name == default,
+                "query_prompt": info.query_prompt,
+                "document_prompt": info.document_prompt,
+                "workers_detail": [
+                    {
+                        "worker_id": w.worker_id,
+                        "host": w.host,
+                        "pid": w.pid,
+                        "backend": w.backend,
+                        "device": w.device,
+                        "precision": w.precision,
+                    }
+                    for w in detail
+                ],
+            }
+        )
+    return json_response({"models": rows})
+
+
+@routes.get("/metrics")
+async def metrics(request: web.Request) -> web.Response:
+    body = generate_latest(request.app[keys.REGISTRY])
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

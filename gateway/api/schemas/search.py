@@ -1,0 +1,163 @@
+"""POST /collections/{collection}/search: one query or a batch (into `SearchQuery`s) and their results."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+from gateway.api.schemas.common import Text, Vector, choices, float32_rows
+from gateway.errors import InvalidInput
+from gateway.services.collection_inputs import SearchQuery
+from gateway.storage.errors import InvalidFilter
+from gateway.storage.filters import compile_filter
+
+MAX_K = 1000
+MAX_QUERIES = 100  # searches in one batch
+DEFAULT_INCLUDE = frozenset(("text", "metadata"))
+Include = Annotated[Literal["text", "metadata", "vector", "ranks"], choices("text", "metadata", "vector", "ranks")]
+Mode = Annotated[
+    Literal["dense", "keyword", "hybrid"],
+    choices("dense", "keyword", "hybrid"),
+    msgspec.Meta(description="dense: nearest vectors; keyword: BM25 over the texts; hybrid: both, fused by RRF"),
+]
+KeywordSyntax = Annotated[
+    Literal["plain", "fts5"],
+    choices("plain", "fts5"),
+    msgspec.Meta(description="plain: the query's words, any characters; fts5: SQLite FTS5 query syntax"),
+]
+Alpha = Annotated[
+    float, msgspec.Meta(ge=0, le=1, description="hybrid: weight of the dense ranking (keyword: 1 - alpha); default 0.5")
+]
+TEXT_MODES = ("keyword", "hybrid")
+
+
+class SearchItem(msgspec.Struct, forbid_unknown_fields=True):
+    """One search: exactly one of `query` (a text to embed) and `vector`."""
+
+    query: Text | None = None
+    vector: Vector | None = None
+    k: Annotated[int, msgspec.Meta(ge=1, le=MAX_K)] = 10
+    # Any: the filter language (gateway/storage/filters.py) checks it and names its own errors.
+    filter: Annotated[
+        Any,
+        msgspec.Meta(
+            description='metadata filter, e.g. {"genre": "sci-fi", "year": {"$gte": 2000}}',
+            extra_json_schema={"type": ["object", "null"]},
+        ),
+    ] = None
+    include: Annotated[list[Include], msgspec.Meta(description="default: text and metadata")] | None = None
+    mode: Mode = "dense"
+    alpha: Alpha | None = None
+    keyword_syntax: KeywordSyntax = "plain"
+
+    def to_query(self, where: str = "") -> SearchQuery:
+        """The collection service's input, with the filter compiled; `where` prefixes a batch member's errors."""
+        if (self.query is None) == (self.vector is None):
+            raise InvalidInput(
+                (f"{where.rstrip('.')}: " if where else "")
+                + "give either query (a text to embed) or vector (numbers), "
+                + ("not both" if self.query is not None else "got neither"),
+                param="query",
+            )
+        self._check_mode(where)
+        vector = None if self.vector is None else float32_rows([self.vector], [f"{where}vector"])[0]
+        try:
+            flt = compile_filter(self.filter)
+        except InvalidFilter as exc:
+            if not where:
+                raise
+            raise InvalidFilter(where + exc.message, param=exc.param) from None
+        return SearchQuery(
+            text=self.query,
+            vector=vector,
+            k=self.k,
+            flt=flt,
+            include=DEFAULT_INCLUDE if self.include is None else frozenset(self.include),
+            mode=self.mode,
+            alpha=0.5 if self.alpha is None else self.alpha,
+            keyword_syntax=self.keyword_syntax,
+        )
+
+    def _check_mode(self, where: str) -> None:
+        """Keyword and hybrid searches need text; alpha and keyword_syntax belong to the modes that use them."""
+        prefix = f"{where.rstrip('.')}: " if where else ""
+        if self.mode in TEXT_MODES and self.query is None:
+            raise InvalidInput(
+                f"{prefix}mode {self.mode} searches the documents' text: give query (a text), not only a vector",
+                param="query",
+            )
+        if self.alpha is not None and self.mode != "hybrid":
+            raise InvalidInput(
+                f"{prefix}alpha weighs the two rankings of a hybrid search; give mode hybrid or leave alpha out",
+                param="alpha",
+            )
+        if self.keyword_syntax != "plain" and self.mode not in TEXT_MODES:
+            raise InvalidInput(
+                f"{prefix}keyword_syntax applies to modes keyword and hybrid; give one or leave keyword_syntax out",
+                param="keyword_syntax",
+            )
+
+
+class SearchBody(SearchItem, forbid_unknown_fields=True):
+    """One search (`query` or `vector`), or a batch of them in `queries`, each with its own k, filter and include."""
+
+    queries: (
+        Annotated[
+            list[SearchItem],
+            msgspec.Meta(
+                min_length=1,
+                max_length=MAX_QUERIES,
+                description=f"up to {MAX_QUERIES} searches answered in order; their texts are embedded together",
+                extra={"noun": "search"},
+            ),
+        ]
+        | None
+    ) = None
+
+    def to_queries(self) -> list[SearchQuery]:
+        """A batch's searches in order; refuses a batch mixed with a single search's fields."""
+        assert self.queries is not None
+        alone = [name for name in ("query", "vector", "filter", "include", "alpha") if getattr(self, name) is not None]
+        alone += [
+            name for name, plain in (("mode", "dense"), ("keyword_syntax", "plain")) if getattr(self, name) != plain
+        ]
+        if alone:
+            raise InvalidInput(
+                f"give either queries (a batch, each member with its own query or vector, k, filter and include) "
+                f"or a single search, not both: found {', '.join(alone)} beside queries",
+                param="queries",
+            )
+        return [q.to_query(f"queries[{i}].") for i, q in enumerate(self.queries)]
+
+
+class Hit(msgspec.Struct):
+    id: str
+    score: Annotated[
+        float,
+        msgspec.Meta(
+            description="dense: cosine/ip similarity (higher is nearer), l2 distance; keyword: BM25 (higher is "
+            "better); hybrid: the reciprocal rank fusion score (higher is better)"
+        ),
+    ]
+    text: str | None = None
+    metadata: dict[str, Any] | None = None
+    vector: list[float] | None = None
+    ranks: (
+        Annotated[
+            dict[str, int],
+            msgspec.Meta(description='with include "ranks": the lists it came from and its rank in each (from 1)'),
+        ]
+        | None
+    ) = None
+
+
+class SearchResponse(msgspec.Struct):
+    results: list[Hit]
+    query_embedded: bool
+    took_ms: float
+
+
+class BatchSearchResponse(msgspec.Struct, forbid_unknown_fields=True):  # disjoint from SearchResponse for oneOf
+    results: Annotated[list[list[Hit]], msgspec.Meta(description="one list of hits per member of queries, in order")]
+    took_ms: float

@@ -1,0 +1,1 @@
+"""Embedding work to workers: the dispatch state machine, batcher, worker table, cache."""

@@ -1,0 +1,281 @@
+"""Re-embedding jobs: every stored text through a new model into a new index, then one swap.
+
+A job runs as one asyncio task per collection. It walks the documents in key order, embeds a page of
+texts (IN_FLIGHT batches of `batching.max_batch_size`, through the same `EmbeddingService` and batcher as
+every request, so it shares workers fairly) while the previous page commits with the job's progress.
+Inserts made during the job get keys above every older one, so the walk reaches them (see
+`gateway.storage.reembed`); when none is left the writer thread swaps the new index and model in.
+
+Progress (`last_key`, `done`) commits with each page's vectors, so a gateway restart resumes after the
+last committed page: at most the pages in flight at the stop are embedded twice. Embedding errors a
+restarted or busy worker causes (5xx, or its model not announced yet) are retried with backoff for up to RETRY_FOR_S.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import numpy as np
+import structlog
+from prometheus_client import CollectorRegistry, Counter
+
+from gateway.errors import ApiError, ModelNotFound
+from gateway.services.collections import CollectionService
+from gateway.services.embedding import EmbeddingService, EmbedRequest
+from gateway.storage import reembed as store
+from gateway.storage.collection import Collection
+from gateway.storage.errors import CollectionNotFound, JobConflict, StorageError, VectorOnlyDocuments
+from gateway.storage.index import VectorIndex
+from shared.config import Config
+
+log = structlog.get_logger("gateway.services.reembed")
+T = TypeVar("T")
+
+IN_FLIGHT = 4  # batches of max_batch_size per page: enough to keep several workers busy
+RETRY_FOR_S = 300.0  # how long a page's embedding is retried on 5xx (a worker restarting) before the job fails
+EMBED_TIMEOUT_S = 300.0  # one page: IN_FLIGHT batches queued behind other clients' requests
+
+
+@dataclass
+class Running:
+    """A job this process runs: its task, its new index, and what it did since it (re)started."""
+
+    job_id: str
+    staged: VectorIndex
+    resumed_from: int
+    started: float = field(default_factory=time.monotonic)
+    embedded: int = 0
+    task: asyncio.Task[None] | None = None
+
+
+class ReembedJobs:
+    """Start, watch, cancel and resume re-embedding jobs for the collection service's collections."""
+
+    def __init__(
+        self, cfg: Config, collections: CollectionService, embedding: EmbeddingService, registry: CollectorRegistry
+    ) -> None:
+        self.page_size = cfg.batching.max_batch_size * IN_FLIGHT
+        self.collections = collections
+        self.embedding = embedding
+        self.running: dict[str, Running] = {}  # by collection id
+        self._schema: set[str] = set()  # collections whose job tables exist
+        self.texts = Counter(
+            "akidb_reembed_texts_total",
+            "Texts re-embedding jobs embedded in this process (a page redone after a restart counts again)",
+            registry=registry,
+        )
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    async def resume(self) -> None:
+        """Take up every job a previous gateway left running."""
+        for col in self.collections.opened():
+            await self._ensure_schema(col)
+            for record in await self._read(store.jobs, col):
+                if record.state == store.RUNNING:
+                    record = await self._write(col, store.mark_resumed, col, record)
+                    staged = await asyncio.to_thread(store.load_staged, col, record)
+                    log.info("reembed_resumed", collection=col.info.name, job=record.id, done=record.done)
+                    self._launch(col, record, Running(record.id, staged, resumed_from=record.done))
+
+    async def close(self) -> None:
+        """Stop every job where it is; the next start resumes them."""
+        tasks = [r.task for r in self.running.values() if r.task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    # -- API ----------------------------------------------------------------------------------
+    async def start(self, ref: str, model: str, pooling: str | None, drop_vector_only: bool) -> dict[str, Any]:
+        """Start re-embedding a collection with `model`; its status."""
+        col = self.collections.get(ref)
+        info = self.embedding.resolve_model(model)  # 404 unknown model, 503 no worker for it now
+        if col.info.id in self.running:
+            raise JobConflict(
+                f"collection {col.info.name!r} is already being re-embedded (job {self.running[col.info.id].job_id})"
+            )
+        await self._ensure_schema(col)
+        job_id = "job_" + secrets.token_hex(8)
+        record = await self._write(
+            col, store.start, col, job_id, info.name, pooling or info.pooling, info.dimension, drop_vector_only
+        )
+        staged = VectorIndex(info.dimension, col.info.metric, col.info.index)
+        self._launch(col, record, Running(job_id, staged, resumed_from=0))
+        log.info("reembed_started", collection=col.info.name, job=job_id, model=info.name, documents=record.total)
+        return await self.status(col.info.id, job_id)
+
+    async def status(self, ref: str, job_id: str) -> dict[str, Any]:
+        """A job's state and progress."""
+        col = self.collections.get(ref)
+        await self._ensure_schema(col)
+        record = await self._read(store.job, col, job_id)
+        running = self.running.get(col.info.id)
+        if running is not None and running.job_id == record.id:
+            # Until its task ends: the swap commits before the new index serves, and "done" means both.
+            record = dataclasses.replace(record, state=store.RUNNING, finished_at=None)
+        out = {
+            "id": record.id,
+            "collection": col.info.id,
+            "model": record.model,
+            "pooling": record.pooling,
+            "dimension": record.dimension,
+            "state": record.state,
+            "error": record.error,
+            "done": record.done,
+            "total": record.total,
+            "texts_per_s": None,
+            "eta_s": None,
+            "drop_vector_only": record.drop_vector_only,
+            "vector_only": record.vector_only,
+            "dropped": record.dropped,
+            "resumed_from": record.resumed_from,
+            "created_at": record.created_at,
+            "finished_at": record.finished_at,
+        }
+        if record.state == store.RUNNING and running is not None and running.job_id == record.id:
+            left = await self._read(store.remaining, col, record.last_key)
+            rate = running.embedded / max(time.monotonic() - running.started, 1e-6)
+            out.update(
+                total=record.done + left,
+                texts_per_s=round(rate, 1),
+                eta_s=round(left / rate, 1) if rate > 0 else None,
+            )
+        elif record.finished_at is not None:
+            out.update(texts_per_s=round(record.done / max(record.finished_at - record.created_at, 1e-6), 1), eta_s=0.0)
+        return out
+
+    async def cancel(self, ref: str, job_id: str) -> dict[str, Any]:
+        """Cancel a running job: its new vectors go and the collection stays as it was."""
+        col = self.collections.get(ref)
+        await self._ensure_schema(col)
+        record = await self._read(store.job, col, job_id)
+        if record.state != store.RUNNING:
+            raise JobConflict(f"job {job_id} is {record.state} already; only a running job can be cancelled")
+        running = self.running.get(col.info.id)
+        if running is not None and running.job_id == job_id and running.task is not None:
+            running.task.cancel()
+            await asyncio.gather(running.task, return_exceptions=True)
+        # After a swap that was already under way this changes nothing: the status then says done.
+        await self._write(col, store.finish, col, job_id, store.CANCELLED)
+        log.info("reembed_cancelled", collection=col.info.name, job=job_id)
+        return await self.status(col.info.id, job_id)
+
+    # -- the job ------------------------------------------------------------------------------
+    def _launch(self, col: Collection, record: store.JobRecord, running: Running) -> None:
+        self.running[col.info.id] = running
+        running.task = asyncio.create_task(self._run(col, record, running), name=f"reembed-{record.id}")
+
+    async def _run(self, col: Collection, record: store.JobRecord, running: Running) -> None:
+        try:
+            await self._walk(col, record, running)
+        except asyncio.CancelledError:
+            raise
+        except CollectionNotFound:
+            log.info("reembed_stopped_collection_deleted", job=record.id)
+        except Exception as exc:
+            if col.closed:  # deleted under the job: its reads fail on a closed database
+                log.info("reembed_stopped_collection_deleted", job=record.id)
+                return
+            error = exc.message if isinstance(exc, ApiError | StorageError) else f"{type(exc).__name__}: {exc}"
+            log.warning("reembed_failed", collection=col.info.name, job=record.id, error=error)
+            with contextlib.suppress(Exception):
+                await self._write(col, store.finish, col, record.id, store.FAILED, error)
+        finally:
+            if self.running.get(col.info.id) is running:
+                del self.running[col.info.id]
+
+    async def _walk(self, col: Collection, record: store.JobRecord, running: Running) -> None:
+        """Embed pages in key order, the next page embedding while the last one commits; then swap."""
+        after = record.last_key
+        page = await self._read(store.pending, col, after, self.page_size)
+        embedding = self._embed_page(col, record, page)
+        while True:
+            if not page.keys:
+                done = dataclasses.replace(record, last_key=after)
+                if await self._write(col, store.swap, col, done, running.staged, record.pooling):
+                    self.collections.metrics.documents.labels(col.info.name).set(len(col.index))
+                    return
+                page = await self._read(store.pending, col, after, self.page_size)  # arrived meanwhile
+                embedding = self._embed_page(col, record, page)
+                continue
+            try:
+                keys, vectors = await embedding
+                following = await self._read(store.pending, col, page.keys[-1], self.page_size)
+            except BaseException:
+                embedding.cancel()
+                raise
+            next_embedding = self._embed_page(col, record, following)
+            try:
+                await self._write(col, store.store_batch, col, record.id, running.staged, keys, vectors, page.keys[-1])
+            except BaseException:
+                next_embedding.cancel()
+                raise
+            after, page, embedding = page.keys[-1], following, next_embedding
+
+    def _embed_page(
+        self, col: Collection, record: store.JobRecord, page: store.Pending
+    ) -> asyncio.Task[tuple[list[int], np.ndarray]]:
+        return asyncio.create_task(self._embed(col, record, page))
+
+    async def _embed(
+        self, col: Collection, record: store.JobRecord, page: store.Pending
+    ) -> tuple[list[int], np.ndarray]:
+        """The page's keys with text and their new vectors (unit length for cosine)."""
+        keys = [k for k, t in zip(page.keys, page.texts, strict=True) if t is not None]
+        texts = tuple(t for t in page.texts if t is not None)
+        if len(keys) < len(page.keys) and not record.drop_vector_only:
+            raise VectorOnlyDocuments(
+                f"{len(page.keys) - len(keys)} document(s) stored with a vector and no text were inserted during "
+                'the job; they cannot be re-embedded. Start again with "drop_vector_only": true to drop them'
+            )
+        if not texts:
+            return keys, np.empty((0, record.dimension), dtype=np.float32)
+        req = EmbedRequest(
+            texts, model=record.model, pooling=record.pooling, normalize=col.info.normalize, input_type="document"
+        )
+        vectors = (await self._retrying(req)).astype(np.float32, copy=False)
+        self.texts.inc(len(texts))
+        if col.info.metric == "cosine":
+            vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        return keys, np.ascontiguousarray(vectors, dtype=np.float32)
+
+    async def _retrying(self, req: EmbedRequest) -> np.ndarray:
+        """Embed, retrying what a restarting or overloaded worker causes (5xx, its model gone) with backoff."""
+        loop = asyncio.get_running_loop()
+        give_up, delay = loop.time() + RETRY_FOR_S, 0.5
+        while True:
+            try:
+                out = await self.embedding.embed(req, transport="reembed", timeout_s=EMBED_TIMEOUT_S)
+                return out.vectors
+            except ApiError as exc:
+                # A model no worker announces (yet): after a gateway restart the workers reconnect later.
+                retriable = exc.http_status >= 500 or isinstance(exc, ModelNotFound)
+                if not retriable or loop.time() + delay > give_up:
+                    raise
+                log.warning("reembed_embedding_retried", model=req.model, error=exc.message, retry_in_s=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def _ensure_schema(self, col: Collection) -> None:
+        if col.info.id not in self._schema:
+            await self._write(col, store.ensure_schema, col)
+            self._schema.add(col.info.id)
+
+    # -- threads ------------------------------------------------------------------------------
+    async def _write(self, col: Collection, fn: Callable[..., T], *args: Any) -> T:
+        """On the collection's writer thread: ordered with its inserts and deletes."""
+        try:
+            return await asyncio.get_running_loop().run_in_executor(col.writer, fn, *args)
+        except RuntimeError:  # the writer was shut down: the collection was deleted meanwhile
+            if col.closed:
+                raise CollectionNotFound(f"collection {col.info.name!r} was deleted", param="collection") from None
+            raise
+
+    async def _read(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.collections.readers, fn, *args)

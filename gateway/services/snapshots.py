@@ -1,0 +1,83 @@
+"""Collection snapshots (backups) and restores, above the storage engine's `Backups` and the collection service.
+
+A snapshot is written on a thread while the collection keeps serving. A restore receives the upload into a
+temporary file under the data directory (never whole in memory), then verifies and unpacks it into a new
+collection through the collection service, which creates it atomically or not at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from gateway.errors import PayloadTooLarge
+from gateway.services.collections import CollectionService
+from gateway.storage.backup import Backups, unpack
+from gateway.storage.collection import refused_when_full
+from gateway.storage.errors import CollectionNotFound
+from shared.config import Config
+
+
+class SnapshotService:
+    """Create, list, find and delete a collection's snapshots; restore one as a new collection."""
+
+    def __init__(self, cfg: Config, collections: CollectionService) -> None:
+        self.collections = collections
+        self.backups = Backups(collections.data.root, cfg.storage.snapshot_rate_mb_s)
+        self.max_restore_bytes = cfg.storage.max_restore_bytes
+
+    async def start(self) -> None:
+        """Remove what a crash left of snapshots being written or uploads being received."""
+        await asyncio.to_thread(self.backups.sweep)
+
+    async def create(self, ref: str) -> dict[str, Any]:
+        """Snapshot a collection now; the collection keeps serving reads and writes meanwhile."""
+        col = self.collections.get(ref)
+
+        def write() -> dict[str, Any]:
+            try:
+                with refused_when_full(self.backups.root):
+                    return self.backups.create(col).to_dict()
+            except Exception:
+                if col.closed:  # deleted meanwhile: its database went away under the copy
+                    raise CollectionNotFound(f"collection {col.info.name!r} was deleted", param="collection") from None
+                raise
+
+        # Shielded: a client that leaves does not leave a half-made snapshot (the thread finishes or cleans up).
+        return await asyncio.shield(asyncio.to_thread(write))
+
+    def list(self, ref: str) -> list[dict[str, Any]]:
+        """The collection's stored snapshots, oldest first."""
+        return [b.to_dict() for b in self.backups.list(self.collections.get(ref).info.name)]
+
+    def path(self, ref: str, name: str) -> Path:
+        """The file of one stored snapshot (`SnapshotNotFound` otherwise)."""
+        return self.backups.path(self.collections.get(ref).info.name, name)
+
+    async def delete(self, ref: str, name: str) -> None:
+        collection = self.collections.get(ref).info.name
+        await asyncio.to_thread(self.backups.delete, collection, name)
+
+    async def restore(self, name: str, chunks: AsyncIterator[bytes]) -> dict[str, Any]:
+        """Receive an upload to a temporary file, then create collection `name` from it if every checksum holds."""
+        self.collections.check_name_free(name)  # before a long upload, and again when creating
+        with self.backups.upload_file() as path:
+            await self._receive(chunks, path)
+            return await self.collections.restore(name, lambda staging: unpack(path, staging).info_json)
+
+    async def _receive(self, chunks: AsyncIterator[bytes], path: Path) -> None:
+        received = 0
+        with refused_when_full(self.backups.root):  # a full disk mid-upload is 507, and the file goes
+            out = await asyncio.to_thread(open, path, "wb")
+            try:
+                async for chunk in chunks:
+                    received += len(chunk)
+                    if received > self.max_restore_bytes:
+                        raise PayloadTooLarge(
+                            f"snapshot upload is over {self.max_restore_bytes} bytes (storage.max_restore_bytes)"
+                        )
+                    await asyncio.to_thread(out.write, chunk)
+            finally:
+                await asyncio.to_thread(out.close)
