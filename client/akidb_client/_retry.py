@@ -28,11 +28,13 @@ class RetryPolicy:
         status: int | None = None,
         connect_failed: bool = False,
         retry_after: str | None = None,
+        elsewhere: bool = False,
     ) -> float | None:
         """Seconds to wait before send number `attempt + 1`, or None to give up.
 
         `status` is the error response's (None for a transport error); `connect_failed` means the
-        request never reached the server (nothing sent, so safe for any call).
+        request never reached the server (nothing sent, so safe for any call); `elsewhere` means the next
+        send goes to another gateway this call has not tried, which needs no wait.
         """
         if attempt + 1 >= self.max_attempts:
             return None
@@ -42,6 +44,8 @@ class RetryPolicy:
             retryable = status in RETRY_ALWAYS or (idempotent and status in RETRY_IDEMPOTENT)
         if not retryable:
             return None
+        if elsewhere:
+            return 0.0
         wait = min(self.backoff_s * 2.0**attempt, self.max_backoff_s)
         hinted = parse_retry_after(retry_after)
         if hinted is not None:

@@ -37,25 +37,26 @@ class AsyncAkiDB:
 
     def __init__(
         self,
-        url: str | None = None,
+        url: str | Sequence[str] | None = None,
         api_key: str | None = None,
         timeout: float = DEFAULT_TIMEOUT_S,
         *,
         retry: RetryPolicy | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        base, headers = settings(url, api_key)
-        self.url = base
+        gateways, headers = settings(url, api_key)
+        self.gateways = gateways
+        self.url = str(gateways)  # every gateway, comma-separated (what AKIDB_URL takes)
         self.retry = retry or RetryPolicy()
-        self._http = httpx.AsyncClient(base_url=base, headers=headers, timeout=timeout, transport=transport)
+        self._http = httpx.AsyncClient(headers=headers, timeout=timeout, transport=transport)
         self.collections = AsyncCollections(self)
 
     async def run(self, call: Call[T]) -> T:
         """Send one call, retrying as the policy allows; its parsed result or a typed error."""
-        retrier = Retrier(self.retry, call)
+        retrier = Retrier(self.retry, call, self.gateways)
         while True:
             try:
-                response = await self._http.request(**request_args(call))
+                response = await self._http.request(**request_args(call, self.gateways, retrier.next_base()))
             except httpx.TransportError as exc:
                 delay = retrier.after_exception(exc)
             else:
@@ -117,7 +118,7 @@ class AsyncCollections:
                     yield chunk
 
         response = await self._db._http.post(
-            "/collections/restore",
+            self._db.gateways.url("/collections/restore"),
             params={"name": name},
             content=chunks(),
             headers={"Content-Type": _api.SNAPSHOT_TYPE},
@@ -174,7 +175,9 @@ class AsyncCollectionRef:
         target = Path(path)
         partial = target.with_name(target.name + ".part")
         try:
-            async with self.db._http.stream("GET", _api.snapshot_path(self.name, name)) as response:
+            async with self.db._http.stream(
+                "GET", self.db.gateways.url(_api.snapshot_path(self.name, name))
+            ) as response:
                 if response.status_code >= 400:
                     await response.aread()
                     parse(Call("GET", "", lambda b: None), response)  # raises the typed error

@@ -34,32 +34,36 @@ CHUNK = 1 << 20  # bytes per read when a snapshot file streams up or down
 
 
 class AkiDB:
-    """A connection to an AkiDB gateway: `AkiDB("http://localhost:8080", api_key=None, timeout=60)`.
+    """A connection to AkiDB: `AkiDB("http://localhost:8080", api_key=None, timeout=60)`.
 
-    `url` defaults to AKIDB_URL (else http://localhost:8080), `api_key` to AKIDB_API_KEY.
+    `url` defaults to AKIDB_URL (else http://localhost:8080), `api_key` to AKIDB_API_KEY. Several gateways
+    of one AkiDB (a list, or URLs separated by commas): the client uses one and moves to the next when it
+    refuses a connection or answers 503, retrying the call there if it is safe to repeat (reads, upserts
+    with ids).
     """
 
     def __init__(
         self,
-        url: str | None = None,
+        url: str | Sequence[str] | None = None,
         api_key: str | None = None,
         timeout: float = DEFAULT_TIMEOUT_S,
         *,
         retry: RetryPolicy | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        base, headers = settings(url, api_key)
-        self.url = base
+        gateways, headers = settings(url, api_key)
+        self.gateways = gateways
+        self.url = str(gateways)  # every gateway, comma-separated (what AKIDB_URL takes)
         self.retry = retry or RetryPolicy()
-        self._http = httpx.Client(base_url=base, headers=headers, timeout=timeout, transport=transport)
+        self._http = httpx.Client(headers=headers, timeout=timeout, transport=transport)
         self.collections = Collections(self)
 
     def run(self, call: Call[T]) -> T:
         """Send one call, retrying as the policy allows; its parsed result or a typed error."""
-        retrier = Retrier(self.retry, call)
+        retrier = Retrier(self.retry, call, self.gateways)
         while True:
             try:
-                response = self._http.request(**request_args(call))
+                response = self._http.request(**request_args(call, self.gateways, retrier.next_base()))
             except httpx.TransportError as exc:
                 delay = retrier.after_exception(exc)
             else:
@@ -120,7 +124,7 @@ class Collections:
         """Create collection `name` from a snapshot file (streamed; the server checks every checksum first)."""
         with open(path, "rb") as f:
             response = self._db._http.post(
-                "/collections/restore",
+                self._db.gateways.url("/collections/restore"),
                 params={"name": name},
                 content=iter(lambda: f.read(CHUNK), b""),
                 headers={"Content-Type": _api.SNAPSHOT_TYPE},
@@ -173,7 +177,7 @@ class CollectionRef:
         target = Path(path)
         partial = target.with_name(target.name + ".part")
         try:
-            with self.db._http.stream("GET", _api.snapshot_path(self.name, name)) as response:
+            with self.db._http.stream("GET", self.db.gateways.url(_api.snapshot_path(self.name, name))) as response:
                 if response.status_code >= 400:
                     response.read()
                     parse(Call("GET", "", lambda b: None), response)  # raises the typed error

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -168,3 +169,25 @@ def test_embed(server: Server) -> None:
     assert out.returncode == 0 and "dimension 384" in out.stdout and len(out.stdout.splitlines()) == 3
     as_json = json.loads(akidb(server, "embed", "--json", stdin="one\ntwo\n").stdout)
     assert np.asarray(as_json["embeddings"]).shape == (2, 384)
+
+
+def test_the_cli_moves_past_a_gateway_that_is_down(server: Server, name: str) -> None:
+    with socket.socket() as s:  # a port nothing listens on: the first gateway refuses connections
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    exe = shutil.which("akidb", path=str(BIN))
+    assert exe
+    env = {"PATH": str(BIN)}
+    out = subprocess.run(
+        [exe, "--url", f"{dead},{server.url}", "collections", "create", name],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert out.returncode == 0, out.stderr
+    with AkiDB(f"{dead},{server.url}") as db:
+        assert db.collections.get(name).name == name
+        db.collection(name).upsert([{"id": "a", "text": "over the other gateway"}])
+        assert db.collection(name).count() == 1
+        assert db.gateways.current == server.url

@@ -133,3 +133,94 @@ async def test_async_client_retries_the_same_way() -> None:
         with pytest.raises(BadRequest) as err:
             await db.collection("c").search("q")
     assert err.value.code == "invalid_input" and len(seen) == 2
+
+
+def two_gateways(
+    first: list[int | Exception], second: list[int | Exception]
+) -> tuple[httpx.MockTransport, list[httpx.Request]]:
+    """Gateways a and b, each answering from its own script; `seen` holds every request in order."""
+    seen: list[httpx.Request] = []
+    scripts = {"a": list(first), "b": list(second)}
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        answer = scripts[request.url.host].pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        body = (
+            {"error": {"code": "draining", "message": "m"}}
+            if answer >= 400
+            else {"status": "ok", "workers": 1, "documents": []}
+        )
+        return httpx.Response(answer, json=body)
+
+    return httpx.MockTransport(handle), seen
+
+
+SLOW = RetryPolicy(max_attempts=4, budget_s=5, backoff_s=60.0)  # a backoff would overrun the budget
+
+
+def test_a_refused_connection_moves_to_the_next_gateway_at_once_and_stays_there() -> None:
+    transport, seen = two_gateways([httpx.ConnectError("refused")], [200, 200])
+    with AkiDB("http://a,http://b", transport=transport, retry=SLOW) as db:
+        assert db.url == "http://a,http://b"
+        db.health()  # no backoff before trying b: the budget could not hold one
+        db.health()
+    assert [r.url.host for r in seen] == ["a", "b", "b"]
+
+
+def test_a_503_moves_on_and_an_upsert_with_ids_is_resent_there() -> None:
+    transport, seen = two_gateways([503], [200])
+    with AkiDB(["http://a", "http://b"], transport=transport, retry=SLOW) as db:
+        db.health()
+    assert [r.url.host for r in seen] == ["a", "b"]
+    transport, seen = two_gateways([httpx.ReadError("reset")], [200])
+    with AkiDB(["http://a", "http://b"], transport=transport, retry=SLOW) as db:
+        db.collection("c").upsert([{"id": "1", "vector": [1.0]}])
+    assert [r.url.host for r in seen] == ["a", "b"]
+
+
+def test_a_create_cut_off_mid_request_is_not_resent_but_the_next_call_goes_elsewhere() -> None:
+    transport, seen = two_gateways([httpx.ReadError("reset")], [200])
+    with AkiDB("http://a,http://b", transport=transport, retry=SLOW) as db:
+        with pytest.raises(ConnectionFailed, match="http://a/collections"):
+            db.collections.create("x")
+        db.health()
+    assert [r.url.host for r in seen] == ["a", "b"]
+
+
+def test_when_every_gateway_fails_the_backoff_applies_again() -> None:
+    transport, seen = two_gateways([503, 503], [503, 200])
+    with AkiDB("http://a,http://b", transport=transport, retry=RetryPolicy(max_attempts=4, backoff_s=0.0)) as db:
+        db.health()
+    assert [r.url.host for r in seen] == ["a", "b", "a", "b"]
+
+
+def test_akidb_url_may_name_several_gateways(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AKIDB_URL", " http://a/ , http://b ")
+    transport, _ = two_gateways([httpx.ConnectError("refused")], [200])
+    with AkiDB(transport=transport, retry=SLOW) as db:
+        db.health()
+    assert db.gateways.urls == ("http://a", "http://b")
+    with pytest.raises(ValueError, match="no gateway URL"):
+        AkiDB(" , ")
+
+
+async def test_the_async_client_fails_over_the_same_way() -> None:
+    transport, seen = two_gateways([httpx.ConnectError("refused")], [200])
+    async_transport = httpx.MockTransport(transport.handler)  # type: ignore[arg-type]
+    async with AsyncAkiDB("http://a,http://b", transport=async_transport, retry=SLOW) as db:
+        await db.health()
+    assert [r.url.host for r in seen] == ["a", "b"]
+
+
+def test_another_gateway_needs_no_wait_but_the_same_rules() -> None:
+    def delay(**kw: object) -> float | None:
+        args: dict[str, object] = {"attempt": 0, "elapsed_s": 0.0, "idempotent": True, "elsewhere": True, **kw}
+        return SLOW.delay(**args)  # type: ignore[arg-type]
+
+    assert delay(status=503) == 0.0
+    assert delay(status=None, connect_failed=True, idempotent=False) == 0.0
+    assert delay(status=None, idempotent=False) is None  # a create that may have arrived: never resent
+    assert delay(status=400) is None
+    assert delay(status=503, attempt=3) is None  # the attempt limit still holds

@@ -13,7 +13,11 @@ from akidb_client.errors import AkiDBError
 def parser() -> argparse.ArgumentParser:
     """The `akidb` argument parser."""
     top = argparse.ArgumentParser(prog="akidb", description="AkiDB from the command line.")
-    top.add_argument("--url", help="gateway URL (default: $AKIDB_URL, else http://localhost:8080)")
+    top.add_argument(
+        "--url",
+        help="gateway URL, or several separated by commas: the next is used when one fails "
+        "(default: $AKIDB_URL, else http://localhost:8080)",
+    )
     top.add_argument("--api-key", help="API key (default: $AKIDB_API_KEY)")
     top.add_argument("--timeout", type=float, default=60.0, help="seconds per request (default 60)")
     sub = top.add_subparsers(dest="command", required=True)
