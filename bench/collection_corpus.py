@@ -22,6 +22,7 @@ from bench.procs import Stack
 
 def _descriptions() -> Iterator[tuple[str, list[str]]]:
     """(summary, long-description lines) for each package in the English translation lists."""
+    corpus.ensure_lists()  # a fresh machine's apt may not keep them (Acquire::Languages "none")
     for path in corpus.translation_files():
         yield from corpus.descriptions(corpus.read(path))
 

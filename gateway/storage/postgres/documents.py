@@ -67,24 +67,15 @@ class PgDocuments:
             conn.execute(
                 sql.SQL("DELETE FROM {t} WHERE doc_id = ANY(%s)").format(t=self.table), ([d.doc_id for d in docs],)
             )
-            with conn.cursor() as cur:  # executemany pipelines the rows: one round trip, not one per document
-                cur.executemany(
-                    sql.SQL(
-                        "INSERT INTO {t} (doc_id, text, metadata, embedding, generated, updated_at)"
-                        " VALUES (%s, %s, %s, %s, %s, %s)"
-                    ).format(t=self.table),
-                    [
-                        (
-                            d.doc_id,
-                            d.text,
-                            None if d.metadata is None else Jsonb(json.loads(d.metadata)),
-                            np.asarray(d.vector, dtype=np.float32),
-                            d.generated,
-                            now,
-                        )
-                        for d in docs
-                    ],
-                )
+            # Binary COPY: the rows stream in one command rather than one INSERT each.
+            copy_sql = sql.SQL(
+                "COPY {t} (doc_id, text, metadata, embedding, generated, updated_at) FROM STDIN WITH (FORMAT BINARY)"
+            ).format(t=self.table)
+            with conn.cursor() as cur, cur.copy(copy_sql) as copy:
+                copy.set_types(["text", "text", "jsonb", "vector", "bool", "float8"])
+                for d in docs:
+                    metadata = None if d.metadata is None else Jsonb(json.loads(d.metadata))
+                    copy.write_row((d.doc_id, d.text, metadata, np.asarray(d.vector, np.float32), d.generated, now))
 
     def delete(self, doc_id: str) -> bool:
         with self.pool.connection() as conn:
