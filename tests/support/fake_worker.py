@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from shared.config import Config, load_config
+from shared.config import POOLINGS, Config, load_config
 from shared.curve import WorkerKeys
 from shared.logs import configure_logging
 from shared.protocol import Job, Message, ModelInfo
@@ -72,6 +72,8 @@ class FakeModel:
         if self.exit_on and any(self.exit_on in t for t in texts):
             os._exit(EXIT_POISONED)  # no ERROR, no goodbye: a crash
         self.stopping.wait(self.delay)
+        if (pooling or self._info.pooling) not in POOLINGS:  # as `worker.pooling.pool` refuses it
+            raise ValueError(f"unknown pooling {pooling!r}; use one of {', '.join(POOLINGS)}")
         if self.fail_on and any(self.fail_on in t for t in texts):
             raise RuntimeError(f"the fake model fails on {self.fail_on!r} (tests only)")
         rows = np.array([[len(t), self.runs, i, 1.0] for i, t in enumerate(texts)], dtype=np.float32)
