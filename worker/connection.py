@@ -54,7 +54,7 @@ log = structlog.get_logger("worker.connection")
 
 # The longest poll: how soon the thread notices `stopping`.
 POLL_CAP_S = 0.1
-HANDSHAKE_FAILURES = {
+HANDSHAKE_FAILURES: dict[int, str] = {
     zmq.EVENT_HANDSHAKE_FAILED_AUTH: "the gateway does not accept this worker's key",
     zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL: "the gateway speaks another security mechanism (CURVE on one side only?)",
     zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL: "the handshake failed (wrong zmq.server_public_key?)",
