@@ -54,6 +54,8 @@ log = structlog.get_logger("worker.connection")
 
 # The longest poll: how soon the thread notices `stopping`.
 POLL_CAP_S = 0.1
+# How long a stopping worker's socket may take to deliver its last results and DISCONNECT.
+GOODBYE_LINGER_MS = 1000
 HANDSHAKE_FAILURES: dict[int, str] = {
     zmq.EVENT_HANDSHAKE_FAILED_AUTH: "the gateway does not accept this worker's key",
     zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL: "the gateway speaks another security mechanism (CURVE on one side only?)",
@@ -84,7 +86,6 @@ class Link:
         self.close()
         sock = ctx.socket(zmq.DEALER)
         sock.setsockopt(zmq.IDENTITY, identity)
-        sock.setsockopt(zmq.LINGER, 1000)
         if curve is not None:
             sock.curve_secretkey = curve.pair.secret
             sock.curve_publickey = curve.pair.public
@@ -93,14 +94,20 @@ class Link:
         sock.connect(self.endpoint)
         self.sock = sock
 
-    def close(self) -> None:
+    def close(self, linger_ms: int = 0) -> None:
+        """Close the socket; only a goodbye lingers (`linger_ms`) to get its last frames out.
+
+        A lost link's socket must not linger: libzmq would keep it dialling the gateway to deliver
+        stale READYs and heartbeats under this process's identity, and when the gateway comes back
+        that ghost can take the identity's route (ROUTER_HANDOVER) from the fresh socket.
+        """
         if self.sock is None:
             return
         if self.monitor is not None:
             self.sock.disable_monitor()
             self.monitor.close(linger=0)
             self.monitor = None
-        self.sock.close()
+        self.sock.close(linger=linger_ms)
         self.sock = None
 
     def send(self, frames: Sequence[Any]) -> None:
@@ -305,6 +312,6 @@ class Connection(threading.Thread):
                     link.close()
                     log.error("gateway_refused_worker", endpoint=link.endpoint, reason=reason)
                 case Close():
-                    link.close()
+                    link.close(GOODBYE_LINGER_MS)
                 case Dropped(reason=reason):
                     log.warning("frame_dropped", endpoint=link.endpoint, reason=reason)
