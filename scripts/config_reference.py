@@ -13,6 +13,8 @@ def table() -> str:
     for key, default, kind, meaning in describe():
         section, name = key.split(".")
         env = f"{ENV_PREFIX}{section.upper()}__{name.upper()}"
+        if isinstance(default, tuple):
+            default = ",".join(default)
         shown = "—" if default is None else f"`{str(default).lower() if isinstance(default, bool) else default}`"
         lines.append(f"| `{key}` | {shown} | {meaning} ({kind}) | `{env}` |")
     return "\n".join(lines)

@@ -72,7 +72,10 @@ class ServerConfig:
 @dataclass(frozen=True)
 class ZmqConfig:
     bind: str = _opt("tcp://0.0.0.0:5555", "gateway: ZeroMQ ROUTER endpoint workers connect to")
-    connect: str = _opt("tcp://127.0.0.1:5555", "worker: the gateway endpoint to dial")
+    connect: tuple[str, ...] = _opt(
+        ("tcp://127.0.0.1:5555",),
+        "worker: the gateway endpoints to dial, one session each (a YAML list, or comma-separated)",
+    )
     allow_insecure: bool = _opt(False, "turn CURVE off: any peer that reaches zmq.bind may join as a worker")
     keys_dir: str | None = _opt(None, "CURVE key folder (default <storage.data_dir>/keys)")
     server_key: str | None = _opt(
@@ -145,7 +148,6 @@ class CacheConfig:
 class WorkerConfig:
     worker_id: str | None = _opt(None, "worker: id on the wire (default host-pid)")
     capacity: int = _opt(2, "worker: jobs it holds at once (one running, the rest waiting)", minimum=1)
-    test_crash_marker: str = _opt("", "worker, tests only: a job with a text containing this fails the model")
 
 
 @dataclass(frozen=True)
@@ -292,6 +294,8 @@ def _set(tree: dict[str, dict[str, Any]], section: str, key: str, value: Any, *,
 def _coerce(hint: Any, value: Any, key: str, source: str, from_text: bool) -> Any:
     if hint == tuple[ApiKeyEntry, ...]:
         return parse_api_keys(_yaml_text(value, key, source) if from_text else value, source)
+    if hint == tuple[str, ...]:
+        return _string_list(value, key, source)
     args = typing.get_args(hint)
     optional = type(None) in args
     base = next((a for a in args if a is not type(None)), hint) if args else hint
@@ -323,6 +327,19 @@ def _coerce(hint: Any, value: Any, key: str, source: str, from_text: bool) -> An
     if not value.strip() and not optional:
         raise ConfigError(f"{key}: a value is required (from {source})")
     return value
+
+
+def _string_list(value: Any, key: str, source: str) -> tuple[str, ...]:
+    """A YAML list of strings, or one string of comma-separated items; at least one, none empty."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+        raise ConfigError(f"{key}: {value!r} is not a list of strings (from {source})")
+    out = tuple(i.strip() for i in items)
+    if not out or not all(out):
+        raise ConfigError(f"{key}: {value!r} has an empty item; give one or more values (from {source})")
+    if len(set(out)) != len(out):
+        raise ConfigError(f"{key}: {value!r} names one value twice (from {source})")
+    return out
 
 
 def _build(tree: dict[str, dict[str, Any]]) -> Config:

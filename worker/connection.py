@@ -1,13 +1,19 @@
-"""The worker's IO thread: one DEALER socket to the gateway, heartbeats, reconnects.
+"""The worker's IO thread: one DEALER socket per gateway, driven by one `Session` each, in one poll loop.
 
-Socket IO lives on its own thread so a long forward pass never starves the connection:
-heartbeats keep flowing while the compute loop is busy. Jobs go to the compute loop through
-a queue; results come back through an inproc PULL socket (ZeroMQ sockets are single-thread).
+Socket IO lives on its own thread so a long forward pass never starves the links: heartbeats
+keep flowing while the compute loop is busy. Every protocol rule lives in `worker.session`;
+this module only polls, feeds each session its frames and the clock, and carries out what it
+returns. Jobs from every gateway go to the one compute loop through a queue; results come back
+through an inproc PULL socket (ZeroMQ sockets are single-thread), tagged with the session they
+answer, and go out on that gateway's socket.
 
-With CURVE keys (the default) the DEALER is a CURVE client: the gateway's handshake admits it
+Sends never block: a DEALER whose gateway is dead or stalled would otherwise hold this thread,
+and with it every other gateway's heartbeats and results. A send that would block is dropped
+and logged; that gateway's liveness countdown then decides.
+
+With CURVE keys (the default) each DEALER is a CURVE client: the gateway's handshake admits it
 only if its public key is in the gateway's accepted folder. A refused handshake is logged with
-what to do and ends the session (libzmq does not retry it, and a DEALER without a peer would
-block on its next send); the worker reconnects with backoff, like after any other loss.
+what to do and ends that link (libzmq does not retry it); the session reconnects with backoff.
 """
 
 from __future__ import annotations
@@ -17,7 +23,8 @@ import queue
 import secrets
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import structlog
 import zmq
@@ -25,13 +32,31 @@ from zmq.utils.monitor import recv_monitor_message
 
 from shared.codec import ProtocolError, decode, encode
 from shared.curve import WorkerKeys
-from shared.protocol import REFUSED, Disconnect, Heartbeat, Job, Ready
+from shared.protocol import Message, Ready
+from worker.jobs import RESULTS_ENDPOINT, Assignment, read_tag, result_tag
+from worker.session import (
+    Abandon,
+    Action,
+    Close,
+    Deliver,
+    Dropped,
+    Forward,
+    Lost,
+    Open,
+    Refused,
+    Send,
+    Session,
+    State,
+    Timing,
+)
 
 log = structlog.get_logger("worker.connection")
 
-RESULTS_ENDPOINT = "inproc://akidb-results"
-MAX_BACKOFF_S = 32.0
-HANDSHAKE_FAILURES = {
+# The longest poll: how soon the thread notices `stopping`.
+POLL_CAP_S = 0.1
+# How long a stopping worker's socket may take to deliver its last results and DISCONNECT.
+GOODBYE_LINGER_MS = 1000
+HANDSHAKE_FAILURES: dict[int, str] = {
     zmq.EVENT_HANDSHAKE_FAILED_AUTH: "the gateway does not accept this worker's key",
     zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL: "the gateway speaks another security mechanism (CURVE on one side only?)",
     zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL: "the handshake failed (wrong zmq.server_public_key?)",
@@ -44,144 +69,61 @@ def routing_identity(worker_id: str) -> bytes:
     Unique per process, so two workers started under one `--worker-id` (two hosts with one host
     name) are two peers to the gateway instead of stealing one identity from each other; stable
     across this process's reconnects, so ROUTER_HANDOVER still gives a reconnecting worker its
-    place back.
+    place back. One identity for every gateway the process serves.
     """
     return f"{worker_id}/{os.getpid()}/{secrets.token_hex(4)}".encode()
 
 
-@dataclass(frozen=True)
-class HeartbeatTiming:
-    interval_s: float
-    liveness: int
+class Link:
+    """One gateway's DEALER socket and, with CURVE, the monitor that reports a refused handshake."""
 
-
-class Connection(threading.Thread):
-    """Keeps one live session with the gateway and ferries jobs and results."""
-
-    def __init__(
-        self,
-        ctx: zmq.Context,
-        endpoint: str,
-        ready: Ready,
-        timing: HeartbeatTiming,
-        jobs: queue.Queue[Job],
-        curve: WorkerKeys | None = None,
-        stopping: threading.Event | None = None,
-    ) -> None:
-        super().__init__(name="akidb-io", daemon=True)
-        self.ctx = ctx
+    def __init__(self, endpoint: str) -> None:
         self.endpoint = endpoint
-        self.ready = ready
-        self.timing = timing
-        self.jobs = jobs
-        self.curve = curve
-        self.refused = ""  # the gateway's reason, when it turned this worker away for good
-        self.stopping = stopping or threading.Event()
-        self.results = ctx.socket(zmq.PULL)
-        self.results.bind(RESULTS_ENDPOINT)
-        self.sessions = 0  # READYs sent: 1 + reconnects
-        self.failed = False
-        self.identity = routing_identity(ready.worker_id)
-        self._sock: zmq.Socket | None = None
-        self._monitor: zmq.Socket | None = None
+        self.sock: zmq.Socket | None = None
+        self.monitor: zmq.Socket | None = None
 
-    def run(self) -> None:
-        try:
-            self._run()
-        except Exception:
-            log.exception("io_thread_failed")
-            self.failed = True
-            self.stopping.set()
-
-    def _run(self) -> None:
-        backoff = self.timing.interval_s
-        while not self.stopping.is_set():
-            self._open()
-            lost, heard_any = self._session()
-            if not lost:
-                break
-            if heard_any:
-                backoff = self.timing.interval_s  # the last session worked: start the backoff afresh
-            log.warning("gateway_lost", endpoint=self.endpoint, retry_in_s=round(backoff, 2))
-            if self.stopping.wait(backoff):
-                break
-            backoff = min(backoff * 2, MAX_BACKOFF_S)
-        self._close(say_goodbye=True)
-
-    def _open(self) -> None:
-        self._close(say_goodbye=False)
-        sock = self.ctx.socket(zmq.DEALER)
-        sock.setsockopt(zmq.IDENTITY, self.identity)
-        sock.setsockopt(zmq.LINGER, 1000)
-        if self.curve is not None:
-            sock.curve_secretkey = self.curve.pair.secret
-            sock.curve_publickey = self.curve.pair.public
-            sock.curve_serverkey = self.curve.server_public
-            self._monitor = sock.get_monitor_socket(sum(HANDSHAKE_FAILURES))
+    def open(self, ctx: zmq.Context, identity: bytes, curve: WorkerKeys | None) -> None:
+        self.close()
+        sock = ctx.socket(zmq.DEALER)
+        sock.setsockopt(zmq.IDENTITY, identity)
+        if curve is not None:
+            sock.curve_secretkey = curve.pair.secret
+            sock.curve_publickey = curve.pair.public
+            sock.curve_serverkey = curve.server_public
+            self.monitor = sock.get_monitor_socket(sum(HANDSHAKE_FAILURES))
         sock.connect(self.endpoint)
-        self._sock = sock
-        self._send(self.ready)
-        self.sessions += 1
-        log.info("worker_ready_sent", endpoint=self.endpoint, worker_id=self.ready.worker_id, session=self.sessions)
+        self.sock = sock
 
-    def _close(self, say_goodbye: bool) -> None:
-        if self._sock is None:
+    def close(self, linger_ms: int = 0) -> None:
+        """Close the socket; only a goodbye lingers (`linger_ms`) to get its last frames out.
+
+        A lost link's socket must not linger: libzmq would keep it dialling the gateway to deliver
+        stale READYs and heartbeats under this process's identity, and when the gateway comes back
+        that ghost can take the identity's route (ROUTER_HANDOVER) from the fresh socket.
+        """
+        if self.sock is None:
             return
-        if say_goodbye:
-            # Results finished before the stop (a fatal error's own ERROR among them) go first, so
-            # the callers hear from this worker before its DISCONNECT requeues what it held.
-            self._forward_results()
-            self._send(Disconnect(reason="worker shutting down"))
-        if self._monitor is not None:
-            self._sock.disable_monitor()
-            self._monitor.close(linger=0)
-            self._monitor = None
-        self._sock.close()
-        self._sock = None
+        if self.monitor is not None:
+            self.sock.disable_monitor()
+            self.monitor.close(linger=0)
+            self.monitor = None
+        self.sock.close(linger=linger_ms)
+        self.sock = None
 
-    def _send(self, msg: object) -> None:
-        assert self._sock is not None
-        self._sock.send_multipart(encode(msg), copy=False)  # type: ignore[arg-type]
+    def send(self, frames: Sequence[Any]) -> None:
+        if self.sock is None:
+            return
+        try:
+            self.sock.send_multipart(frames, zmq.NOBLOCK, copy=False)
+        except zmq.Again:  # the gateway is gone or not reading: its liveness countdown will tell
+            log.warning("send_dropped", endpoint=self.endpoint)
 
-    def _session(self) -> tuple[bool, bool]:
-        """Serve until the gateway goes silent or we are stopped: (lost, heard anything)."""
-        assert self._sock is not None
-        poller = zmq.Poller()
-        poller.register(self._sock, zmq.POLLIN)
-        poller.register(self.results, zmq.POLLIN)
-        if self._monitor is not None:
-            poller.register(self._monitor, zmq.POLLIN)
-        interval = self.timing.interval_s
-        liveness = self.timing.liveness
-        heard = False  # anything from the gateway since our last heartbeat
-        heard_any = False
-        next_beat = time.monotonic() + interval
-        while not self.stopping.is_set():
-            timeout_ms = max(0.0, min(next_beat - time.monotonic(), 0.1)) * 1000
-            events = dict(poller.poll(timeout_ms))
-            if self.results in events:
-                self._forward_results()  # every finished result before anything else
-            if self._monitor is not None and self._monitor in events and self._handshake_failed():
-                return True, heard_any
-            if self._sock in events:
-                liveness, heard, heard_any = self.timing.liveness, True, True
-                self._receive()
-            if time.monotonic() >= next_beat:
-                self._send(Heartbeat())
-                next_beat = time.monotonic() + interval
-                if not heard:
-                    liveness -= 1
-                    if liveness <= 0:
-                        return True, heard_any
-                heard = False
-        return False, heard_any
-
-    def _handshake_failed(self) -> bool:
+    def handshake_failed(self) -> bool:
         """Read the monitor: True (and a log line saying what to do) if the gateway refused the handshake."""
-        assert self._monitor is not None
+        assert self.monitor is not None
         failed = False
-        while self._monitor.poll(0):
-            event = recv_monitor_message(self._monitor)["event"]
+        while self.monitor.poll(0):
+            event = recv_monitor_message(self.monitor)["event"]
             failed = True
             log.error(
                 "gateway_refused_handshake",
@@ -192,37 +134,184 @@ class Connection(threading.Thread):
             )
         return failed
 
-    def _forward_results(self) -> None:
-        assert self._sock is not None
-        while True:
-            try:
-                self._sock.send_multipart(self.results.recv_multipart(zmq.NOBLOCK, copy=False), copy=False)
-            except zmq.Again:
-                return
 
-    def _receive(self) -> None:
-        assert self._sock is not None
-        while True:
+class Outbox:
+    """The compute loop's end of the results pair: a PUSH socket, made and used on the compute thread."""
+
+    def __init__(self, ctx: zmq.Context) -> None:
+        self._out = ctx.socket(zmq.PUSH)
+        self._out.connect(RESULTS_ENDPOINT)
+
+    def send(self, item: Assignment, msg: Message) -> None:
+        """`msg` answers `item`: tagged with its session and job, so it goes back to the gateway that sent it."""
+        frames = [result_tag(item.session, item.job.job_id), *encode(msg)]
+        self._out.send_multipart(frames, copy=False)
+
+    def close(self) -> None:
+        self._out.close(linger=1000)
+
+
+class Connection(threading.Thread):
+    """Keeps one `Session` per gateway endpoint and ferries jobs and results between them and the compute loop."""
+
+    def __init__(
+        self,
+        endpoints: Sequence[str],
+        ready: Ready,
+        timing: Timing,
+        jobs: queue.Queue[Assignment],
+        curve: WorkerKeys | None = None,
+        stopping: threading.Event | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__(name="akidb-io", daemon=True)
+        self.ctx = zmq.Context()
+        self.ready = ready
+        self.jobs = jobs
+        self.curve = curve
+        self.clock = clock
+        self.stopping = stopping or threading.Event()
+        self.sessions = [Session(ready, timing) for _ in endpoints]
+        self.links = [Link(e) for e in endpoints]
+        self.results = self.ctx.socket(zmq.PULL)
+        self.results.bind(RESULTS_ENDPOINT)
+        self.failed = False
+        self.say_goodbye = True  # False: vanish at stop, as a crashed process would (tests)
+        self.identity = routing_identity(ready.worker_id)
+        # Jobs handed to the compute loop and not answered, by (session, job_id): two gateways
+        # may use one job_id, and each answer must go back to the gateway that sent the job.
+        self._queued: dict[tuple[int, int], Assignment] = {}
+
+    @property
+    def refused(self) -> str:
+        """The gateways' reasons, once every one of them has turned this worker away for good."""
+        if all(s.state is State.REFUSED for s in self.sessions):
+            return "; ".join(s.refused_reason for s in self.sessions)
+        return ""
+
+    def run(self) -> None:
+        try:
+            self._run()
+        except Exception:
+            log.exception("io_thread_failed")
+            self.failed = True
+            self.stopping.set()
+        finally:
+            for link in self.links:
+                link.close()
+
+    def outbox(self) -> Outbox:
+        """A results sender for the calling (compute) thread."""
+        return Outbox(self.ctx)
+
+    def close(self) -> None:
+        """Release the sockets, once the compute loop has stopped sending (a PUSH with no peer would block)."""
+        self.results.close(linger=0)
+        # A stuck IO thread must not turn shutdown into a hang: then drop its sockets too.
+        self.ctx.term() if not self.is_alive() else self.ctx.destroy(linger=0)
+
+    def _run(self) -> None:
+        now = self.clock()
+        for i, session in enumerate(self.sessions):
+            self._apply(i, session.connect(now))
+        while not self.stopping.is_set():
+            if self.refused:
+                self.stopping.set()  # no gateway will have us: stop, exit 2
+                break
+            self._poll_once()
+        if not self.say_goodbye:
+            return  # vanish, as a killed process would: the links close in `run`
+        # Results finished before the stop (a fatal error's own ERROR among them) go first, so
+        # the callers hear from this worker before its DISCONNECT requeues what it held.
+        self._forward_results()
+        now = self.clock()
+        for i, session in enumerate(self.sessions):
+            self._apply(i, session.stop(now))
+
+    def _poll_once(self) -> None:
+        poller = zmq.Poller()
+        poller.register(self.results, zmq.POLLIN)
+        for link in self.links:
+            if link.sock is not None:
+                poller.register(link.sock, zmq.POLLIN)
+            if link.monitor is not None:
+                poller.register(link.monitor, zmq.POLLIN)
+        now = self.clock()
+        due = [d for d in (s.deadline() for s in self.sessions) if d is not None]
+        wait = min([POLL_CAP_S, *(d - now for d in due)])
+        events = dict(poller.poll(round(max(0.0, wait) * 1000)))
+        if self.results in events:
+            self._forward_results()  # every finished result before anything else
+        for i, link in enumerate(self.links):
+            if link.monitor is not None and link.monitor in events and link.handshake_failed():
+                self._apply(i, self.sessions[i].handshake_failed(self.clock()))
+            if link.sock is not None and link.sock in events:
+                self._receive(i)
+        now = self.clock()
+        for i, session in enumerate(self.sessions):
+            self._apply(i, session.tick(now))
+
+    def _receive(self, i: int) -> None:
+        link, session = self.links[i], self.sessions[i]
+        while link.sock is not None:
             try:
-                frames = self._sock.recv_multipart(zmq.NOBLOCK)
+                frames = link.sock.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 return
             try:
                 msg = decode(frames)
             except ProtocolError as exc:
-                log.warning("frame_dropped", reason=str(exc))
+                log.warning("frame_dropped", endpoint=link.endpoint, reason=str(exc))
+                self._apply(i, session.noise(self.clock()))
                 continue
-            if isinstance(msg, Job):
-                self.jobs.put(msg)
-            elif isinstance(msg, Disconnect) and msg.reason.startswith(REFUSED):
-                log.error("gateway_refused_worker", reason=msg.reason.removeprefix(REFUSED))
-                self.refused = msg.reason
-                self.stopping.set()
+            self._apply(i, session.receive(msg, self.clock()))
+
+    def _forward_results(self) -> None:
+        if self.stopping.is_set() and not self.say_goodbye:
+            return  # vanishing: nothing more leaves this process
+        while True:
+            try:
+                tag, *frames = self.results.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
                 return
-            elif isinstance(msg, Disconnect):
-                # The gateway does not know us (it restarted, or expired us): register again.
-                log.info("gateway_asked_ready", reason=msg.reason)
-                self._send(self.ready)
-                self.sessions += 1
-            elif not isinstance(msg, Heartbeat):
-                log.warning("frame_dropped", reason=f"unexpected {type(msg).__name__} from gateway")
+            i, job_id = read_tag(tag.bytes)
+            self._queued.pop((i, job_id), None)
+            self._apply(i, self.sessions[i].result(job_id, frames))
+
+    def _apply(self, i: int, actions: list[Action]) -> None:
+        """Carry out session `i`'s actions, in order."""
+        link = self.links[i]
+        for action in actions:
+            match action:
+                case Open():
+                    link.open(self.ctx, self.identity, self.curve)
+                case Send(msg=msg):
+                    link.send(encode(msg))
+                    if isinstance(msg, Ready):
+                        log.info(
+                            "worker_ready_sent",
+                            endpoint=link.endpoint,
+                            worker_id=msg.worker_id,
+                            session=self.sessions[i].readies,
+                        )
+                case Forward(frames=frames):
+                    link.send(frames)
+                case Deliver(job=job):
+                    item = Assignment(i, job)
+                    self._queued[(i, job.job_id)] = item
+                    self.jobs.put(item)
+                case Abandon(job_ids=ids):
+                    for job_id in ids:
+                        if (i, job_id) in self._queued:
+                            self._queued.pop((i, job_id)).abandoned = True
+                    log.info("jobs_abandoned", endpoint=link.endpoint, job_ids=list(ids))
+                case Lost(retry_in_s=wait, why=why):
+                    link.close()
+                    log.warning("gateway_lost", endpoint=link.endpoint, why=why, retry_in_s=round(wait, 2))
+                case Refused(reason=reason):
+                    link.close()
+                    log.error("gateway_refused_worker", endpoint=link.endpoint, reason=reason)
+                case Close():
+                    link.close(GOODBYE_LINGER_MS)
+                case Dropped(reason=reason):
+                    log.warning("frame_dropped", endpoint=link.endpoint, reason=reason)

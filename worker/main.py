@@ -3,27 +3,27 @@
 from __future__ import annotations
 
 import os
-import queue
 import signal
 import socket
 import sys
 import threading
 import time
+from collections.abc import Callable
 
 import structlog
-import zmq
 
 from shared.cli import CommandLine
 from shared.config import BACKENDS, PRECISIONS, Config
 from shared.curve import CurveKeyError, WorkerKeys, key_paths, load_worker_keys, missing_worker_keys
 from shared.logs import configure_logging
-from shared.protocol import Job, Ready
+from shared.protocol import ModelInfo, Ready
 from worker import blas
 from worker.backends.select import build_encoder, mlx_has_gpu, resolve_backend
-from worker.connection import Connection, HeartbeatTiming
+from worker.connection import Connection
 from worker.embedder import Embedder
 from worker.loader import ModelLoadError, locate
-from worker.runner import FatalWorkerError, Runner
+from worker.runner import FatalWorkerError, Model, Runner
+from worker.session import Timing
 from worker.tokenize import PromptTooLong, TextTokenizer
 
 log = structlog.get_logger("worker")
@@ -38,7 +38,10 @@ def command_line() -> CommandLine:
     """`akidb-worker`'s arguments: --config, --set, and shortcuts for the gateway, model and engine."""
     cli = CommandLine("akidb-worker", "Serve one embedding model to an AkiDB gateway over ZeroMQ.")
     cli.shortcut(
-        "--gateway", "zmq.connect", metavar="ENDPOINT", help="gateway ZeroMQ endpoint, e.g. tcp://10.0.0.5:5555"
+        "--gateway",
+        "zmq.connect",
+        metavar="ENDPOINT[,ENDPOINT...]",
+        help="gateway ZeroMQ endpoints, e.g. tcp://10.0.0.5:5555 (comma-separated: serve several gateways)",
     )
     cli.shortcut("--model", "embedding.model_name", metavar="NAME", help="model name, alias or Hugging Face repo id")
     cli.shortcut("--model-path", "embedding.model_path", metavar="DIR", help="serve the model in this local folder")
@@ -105,17 +108,8 @@ def load_embedder(cfg: Config) -> Embedder:
     return embedder
 
 
-def serve(cfg: Config, embedder: Embedder) -> int:
-    """Run the IO thread and the compute loop until a signal or a fatal error."""
-    worker_id = cfg.worker.worker_id or f"{socket.gethostname()}-{os.getpid()}"
-    ready = Ready(
-        worker_id=worker_id,
-        models=(embedder.info,),
-        device=embedder.info.device,
-        capacity=cfg.worker.capacity,
-        host=socket.gethostname(),
-        pid=os.getpid(),
-    )
+def serve(cfg: Config, model: Model) -> int:
+    """Serve `model` to every gateway in `zmq.connect` until a signal or a fatal error; the exit code."""
     stopping = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stopping.set())
@@ -126,29 +120,54 @@ def serve(cfg: Config, embedder: Embedder) -> int:
         return EXIT_CONFIG
     if stopping.is_set():
         return 0
-    ctx = zmq.Context()
-    jobs: queue.Queue[Job] = queue.Queue()
-    timing = HeartbeatTiming(cfg.heartbeat.interval_ms / 1000, cfg.heartbeat.liveness)
-    conn = Connection(ctx, cfg.zmq.connect, ready, timing, jobs, curve, stopping)
-    runner = Runner(ctx, embedder, jobs, cfg.worker.test_crash_marker)
+    return run_worker(cfg, Runner(model), curve, stopping)
+
+
+def ready_message(cfg: Config, info: ModelInfo) -> Ready:
+    """What this worker announces to each gateway: its id, model and capacity."""
+    return Ready(
+        worker_id=cfg.worker.worker_id or f"{socket.gethostname()}-{os.getpid()}",
+        models=(info,),
+        device=info.device,
+        capacity=cfg.worker.capacity,
+        host=socket.gethostname(),
+        pid=os.getpid(),
+    )
+
+
+def run_worker(
+    cfg: Config,
+    runner: Runner,
+    curve: WorkerKeys | None,
+    stopping: threading.Event,
+    started: Callable[[Connection], None] = lambda conn: None,
+) -> int:
+    """The IO thread plus the compute loop (on this thread) until `stopping`; the exit code.
+
+    `started` sees the IO thread once it runs (the in-process fake worker reads its sessions).
+    """
+    ready = ready_message(cfg, runner.model.info)
+    timing = Timing(cfg.heartbeat.interval_ms / 1000, cfg.heartbeat.liveness)
+    conn = Connection(cfg.zmq.connect, ready, timing, runner.jobs, curve, stopping)
     conn.start()
+    started(conn)
+    outbox = conn.outbox()
     code = 0
     try:
-        runner.serve(stopping)
+        runner.serve(outbox.send, stopping)
     except FatalWorkerError as exc:
         log.error("worker_fatal", error=str(exc))
         code = EXIT_FATAL
     finally:
+        outbox.close()
         stopping.set()
         conn.join(timeout=5)
-        conn.results.close(linger=0)
-        # A stuck IO thread must not turn shutdown into a hang: then drop its socket too.
-        ctx.term() if not conn.is_alive() else ctx.destroy(linger=0)
+        conn.close()
     if conn.failed:
         code = EXIT_FATAL
     elif conn.refused:
         code = EXIT_CONFIG
-    log.info("worker_stopped", worker_id=worker_id, exit_code=code)
+    log.info("worker_stopped", worker_id=ready.worker_id, exit_code=code)
     return code
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from gateway.api.openapi import document
-from shared.protocol import Error, Job
+from shared.protocol import Error, Job, Message
 from tests.support.fake_worker import FakeWorker
 from tests.support.gateway import Gateway, make_config, running_gateway
 from tests.support.processes import WorkerProcess, free_port
@@ -130,10 +130,10 @@ JOBS: dict[str, str] = {}  # setup kind -> the re-embedding job it started
 
 
 class FailingWorker(FakeWorker):
-    """Fails every job as a crashed engine would report it."""
+    """Fails every job as a crashed engine would report it (and, unlike a real one, stays to fail the next)."""
 
-    async def _answer(self, job: Job, n: int) -> None:
-        await self.send(Error(job.job_id, "internal", "the engine failed"))
+    def reply(self, job: Job) -> Message | None:
+        return Error(job.job_id, "internal", "the engine failed")
 
 
 def documented() -> set[tuple[str, str, int]]:

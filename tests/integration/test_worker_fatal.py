@@ -11,7 +11,7 @@ import pytest
 
 from tests.support import references as refs
 from tests.support.gateway import make_config, running_gateway
-from tests.support.processes import WorkerProcess, free_port
+from tests.support.processes import FakeWorkerProcess, WorkerProcess, free_port
 
 EXIT_WAIT_S = 90  # a worker that gets this far without exiting is hanging
 
@@ -81,12 +81,14 @@ def test_corrupt_tokenizer(tmp_path: Path) -> None:
     assert "cannot load the tokenizer" in out
 
 
-async def test_a_model_failure_mid_job_reaches_the_caller_as_502_before_the_worker_exits(
-    backend: str, tmp_path: Path
-) -> None:
-    """The worker's own ERROR(internal) arrives before its DISCONNECT: the caller hears 502, not a requeue."""
+async def test_a_model_failure_mid_job_reaches_the_caller_as_502_before_the_worker_exits(tmp_path: Path) -> None:
+    """The worker's own ERROR(internal) arrives before its DISCONNECT: the caller hears 502, not a requeue.
+
+    The fake worker runs the real worker's compute loop and IO thread; only its model is fake, and
+    fails on demand (the real model cannot be made to fail by a test).
+    """
     endpoint = f"tcp://127.0.0.1:{free_port()}"
-    worker = WorkerProcess(endpoint, "--backend", backend, "--set", "worker.test_crash_marker=CRASH-NOW")
+    worker = FakeWorkerProcess(endpoint, "--fail-on", "CRASH-NOW")
     try:
         cfg = make_config(endpoint, str(tmp_path), "server.request_timeout_s=20")
         async with running_gateway(cfg) as gw:
@@ -98,7 +100,7 @@ async def test_a_model_failure_mid_job_reaches_the_caller_as_502_before_the_work
             resp = await gw.client.post("/embed", json={"texts": ["then CRASH-NOW please"]})
             body = await resp.json()
             assert resp.status == 502 and body["error"]["code"] == "worker_error", body
-            assert "test_crash_marker" in body["error"]["message"]
+            assert "the fake model fails on 'CRASH-NOW'" in body["error"]["message"]
             assert worker.proc.wait(timeout=30) == 1  # and then it exits, for its supervisor to restart
             assert await gw.metric("akidb_jobs_requeued_total") == 0  # nothing was left to requeue
     finally:

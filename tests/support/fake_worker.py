@@ -1,46 +1,106 @@
-"""A fake worker that speaks the real protocol over a real DEALER socket.
+"""A fake worker: the real worker's IO thread, `Session` and compute loop, around a fake model.
 
-It proves the gateway's batching and failover logic, never that embedding works: its vector
-for a text is [len(text), n, index in job, 1], where the job is the n-th this worker received
-(not the gateway's job_id, which starts at a random number).
+Only the compute is fake, so the protocol it speaks is the real worker's by construction (READY,
+heartbeats, liveness, backoff, DISCONNECT and REFUSED, ERROR); `tests/integration/
+test_worker_congruence.py` holds the two to the same scenarios. It proves the gateway's batching
+and failover logic, never that embedding works: its vector for a text is [len(text), n, index in
+job, 1], where the job is the n-th this worker ran (not the gateway's job_id, which starts at a
+random number).
 
-In-process (`FakeWorker(...)`) for gateway unit tests, or as its own process for integration
-tests that need a worker to die for real:
+In-process (`FakeWorker(...)`) for gateway tests, or as its own process for tests that need a
+worker to die for real:
 
     python -m tests.support.fake_worker --gateway tcp://127.0.0.1:5555 --worker-id w0 --exit-on POISON
+
+It crashes on demand, which the real worker never does for a test: `exit_on` (a text holding it
+kills the process at once, no goodbye) and `fail_on` (the model raises: the real fatal path, an
+ERROR then exit 1).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
-import signal
-import socket
+import sys
+import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import zmq
-import zmq.asyncio
 
-from shared.codec import decode, encode
-from shared.curve import WorkerKeys, load_worker_keys
-from shared.protocol import Disconnect, Heartbeat, Job, Message, ModelInfo, Ready, Result
-from tests.support.keys import local_worker_keys, paths_in
-from worker.connection import routing_identity
+from shared.config import POOLINGS, Config, load_config
+from shared.curve import WorkerKeys
+from shared.logs import configure_logging
+from shared.protocol import Job, Message, ModelInfo
+from tests.support.keys import local_worker_keys
+from tests.support.processes import TEST_HEARTBEAT
+from worker.connection import Connection
+from worker.embedder import Embedded
+from worker.main import run_worker, serve
+from worker.runner import Runner
 
 DIM = 4
 MODEL = ModelInfo("all-MiniLM-L6-v2", DIM, 16, "mean", ("minilm",), "fake", "cpu", "f32")
 EXIT_POISONED = 3
 
 
-def fake_vectors(job: Job, n: int) -> np.ndarray:
-    return np.array([[len(t), n, i, 1.0] for i, t in enumerate(job.texts)], dtype=np.float32)
+class FakeModel:
+    """The fake compute behind the real `Runner`: rows that say which job and text they are."""
+
+    def __init__(
+        self,
+        info: ModelInfo = MODEL,
+        delay: float = 0.0,
+        exit_on: str = "",
+        fail_on: str = "",
+        stopping: threading.Event | None = None,
+    ) -> None:
+        self._info = info
+        self.delay = delay
+        self.exit_on = exit_on
+        self.fail_on = fail_on
+        self.stopping = stopping or threading.Event()  # a stop cuts the delay short
+        self.runs = 0
+
+    @property
+    def info(self) -> ModelInfo:
+        return self._info
+
+    def embed(self, texts: Sequence[str], pooling: str | None, normalize: bool, prompt: str) -> Embedded:
+        self.runs += 1
+        if self.exit_on and any(self.exit_on in t for t in texts):
+            os._exit(EXIT_POISONED)  # no ERROR, no goodbye: a crash
+        self.stopping.wait(self.delay)
+        if (pooling or self._info.pooling) not in POOLINGS:  # as `worker.pooling.pool` refuses it
+            raise ValueError(f"unknown pooling {pooling!r}; use one of {', '.join(POOLINGS)}")
+        if self.fail_on and any(self.fail_on in t for t in texts):
+            raise RuntimeError(f"the fake model fails on {self.fail_on!r} (tests only)")
+        rows = np.array([[len(t), self.runs, i, 1.0] for i, t in enumerate(texts)], dtype=np.float32)
+        counts = [len(t.split()) + 2 for t in texts]
+        return Embedded(rows, counts, counts)
+
+
+class FakeRunner(Runner):
+    """The real compute loop; it also keeps every job it ran, and lets a test subclass answer instead."""
+
+    def __init__(self, model: FakeModel, owner: FakeWorker) -> None:
+        super().__init__(model)
+        self.owner = owner
+
+    def run_job(self, job: Job) -> Message:
+        self.owner.jobs.append(job)
+        return self.owner.reply(job) or super().run_job(job)
+
+
+def fake_config(endpoint: str, worker_id: str, capacity: int, *overrides: str) -> Config:
+    """A worker config for the fake: the endpoint(s), its id and capacity, then `overrides`."""
+    base = [f"zmq.connect={endpoint}", f"worker.worker_id={worker_id}", f"worker.capacity={capacity}"]
+    return load_config(None, {}, [*base, *overrides])
 
 
 class FakeWorker:
-    """Answers every JOB after `delay` seconds; can go silent, send raw frames, or die on a marker text."""
+    """The real worker's threads in this process, on a fake model; started and stopped from asyncio tests."""
 
     def __init__(
         self,
@@ -51,115 +111,71 @@ class FakeWorker:
         delay: float = 0.0,
         model: ModelInfo = MODEL,
         heartbeat_s: float = 0.05,
-        exit_on: str = "",
+        liveness: int = 40,
+        fail_on: str = "",
         curve: WorkerKeys | None = None,
         insecure: bool = False,
     ) -> None:
-        self.endpoint = endpoint
-        self.ready = Ready(
-            worker_id=worker_id,
-            models=(model,),
-            device="cpu",
-            capacity=capacity,
-            host=socket.gethostname(),
-            pid=os.getpid(),
-        )
-        self.delay = delay
-        self.heartbeat_s = heartbeat_s
-        self.exit_on = exit_on  # a job with this in a text kills the process, as a crashing engine would
+        # Fast heartbeats, so a gateway notices a lost fake quickly; many lives, because the
+        # gateway under test heartbeats at its own, slower, pace.
+        timing = [f"heartbeat.interval_ms={round(heartbeat_s * 1000)}", f"heartbeat.liveness={liveness}"]
+        self.cfg = fake_config(endpoint, worker_id, capacity, *timing)
+        # The secure default: the local workers' pair, unless the test brings its own keys.
+        self.curve = None if insecure else (curve or local_worker_keys())
+        self.stopping = threading.Event()
         self.jobs: list[Job] = []
-        self.silent = False  # stop answering and heartbeating, like a hung or dead worker
-        self.disconnects: list[str] = []  # the reasons of every DISCONNECT the gateway sent
-        self.identity = routing_identity(worker_id)
-        self._ctx = zmq.asyncio.Context()
-        self._sock = self._ctx.socket(zmq.DEALER)
-        self._sock.setsockopt(zmq.IDENTITY, self.identity)
-        self._sock.setsockopt(zmq.LINGER, 0)
-        if not insecure:
-            # The secure default: the local workers' pair, unless the test brings its own keys.
-            keys = curve or local_worker_keys()
-            self._sock.curve_secretkey = keys.pair.secret
-            self._sock.curve_publickey = keys.pair.public
-            self._sock.curve_serverkey = keys.server_public
-        self._tasks: list[asyncio.Task[None]] = []
+        self.runner = FakeRunner(FakeModel(model, delay, fail_on=fail_on, stopping=self.stopping), self)
+        self.conn: Connection | None = None
+        self.exit_code: int | None = None
+        self._started = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"fake-worker-{worker_id}", daemon=True)
+
+    def reply(self, job: Job) -> Message | None:
+        """A test's own answer to `job` instead of the model's (None: run the model)."""
+        return None
+
+    @property
+    def disconnects(self) -> list[str]:
+        """The reasons of every DISCONNECT the gateways sent."""
+        return [r for s in self.conn.sessions for r in s.disconnects] if self.conn else []
 
     async def start(self) -> FakeWorker:
-        self._sock.connect(self.endpoint)
-        await self.send(self.ready)
-        self._tasks = [asyncio.create_task(self._receive()), asyncio.create_task(self._beat())]
+        self._thread.start()
+        await asyncio.to_thread(self._started.wait, 10)
         return self
 
-    async def send(self, msg: Message) -> None:
-        await self._sock.send_multipart(encode(msg))  # type: ignore[arg-type]
-
-    async def send_raw(self, frames: list[bytes]) -> None:
-        await self._sock.send_multipart(frames)
-
     async def close(self, goodbye: bool = False) -> None:
-        if goodbye:
-            await self.send(Disconnect("bye"))
-        for t in self._tasks:
-            t.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await t
-        self._sock.close()
-        self._ctx.term()
+        """Stop; without `goodbye` the sockets just close, as when a process dies."""
+        if self.conn is not None:
+            self.conn.say_goodbye = goodbye
+        self.stopping.set()
+        await asyncio.to_thread(self._thread.join, 15)
 
-    async def _beat(self) -> None:
-        while True:
-            await asyncio.sleep(self.heartbeat_s)
-            if not self.silent:
-                await self.send(Heartbeat())
+    def _run(self) -> None:
+        self.exit_code = run_worker(self.cfg, self.runner, self.curve, self.stopping, self._on_start)
 
-    async def _receive(self) -> None:
-        while True:
-            msg = decode(await self._sock.recv_multipart())
-            if isinstance(msg, Job):
-                self.jobs.append(msg)
-                asyncio.create_task(self._answer(msg, len(self.jobs)))  # noqa: RUF006 - tasks end by themselves
-            elif isinstance(msg, Disconnect):
-                self.disconnects.append(msg.reason)
-                await self.send(self.ready)
-
-    async def _answer(self, job: Job, n: int) -> None:
-        await asyncio.sleep(self.delay)
-        if self.exit_on and any(self.exit_on in t for t in job.texts):
-            os._exit(EXIT_POISONED)  # no ERROR, no goodbye: a crash
-        if self.silent:
-            return
-        rows = fake_vectors(job, n)
-        counts = tuple(len(t.split()) + 2 for t in job.texts)
-        await self.send(Result(job.job_id, rows, counts, counts, 0.1))
-
-
-async def _serve(args: argparse.Namespace) -> None:
-    keys = load_worker_keys(paths_in(Path(args.keys_dir))) if args.keys_dir else None
-    worker = await FakeWorker(
-        args.gateway,
-        args.worker_id,
-        capacity=args.capacity,
-        delay=args.delay,
-        exit_on=args.exit_on,
-        curve=keys,
-        insecure=keys is None,
-    ).start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    await worker.close(goodbye=True)
+    def _on_start(self, conn: Connection) -> None:
+        self.conn = conn
+        self._started.set()
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(prog="fake_worker", description="A protocol-true fake worker, for tests.")
-    p.add_argument("--gateway", required=True)
+    p = argparse.ArgumentParser(prog="fake_worker", description="The real worker around a fake model, for tests.")
+    p.add_argument("--gateway", required=True, help="endpoint(s), comma-separated")
     p.add_argument("--worker-id", default="fake-1")
     p.add_argument("--capacity", type=int, default=2)
-    p.add_argument("--delay", type=float, default=0.0)
+    p.add_argument("--delay", type=float, default=0.0, help="seconds each job takes")
+    p.add_argument("--dimension", type=int, default=DIM)
     p.add_argument("--exit-on", default="", help="exit at once (code 3) on a job with this in a text")
+    p.add_argument("--fail-on", default="", help="the model fails on a job with this in a text (ERROR, exit 1)")
     p.add_argument("--keys-dir", default="", help="CURVE: the gateway's zmq.keys_dir (none: no CURVE)")
-    asyncio.run(_serve(p.parse_args()))
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any worker config key")
+    args = p.parse_args()
+    keys = f"zmq.keys_dir={Path(args.keys_dir)}" if args.keys_dir else "zmq.allow_insecure=true"
+    cfg = fake_config(args.gateway, args.worker_id, args.capacity, *TEST_HEARTBEAT, keys, *args.set)
+    configure_logging(cfg.logging.level, "json", process="worker")
+    model = ModelInfo(MODEL.name, args.dimension, MODEL.max_tokens, MODEL.pooling, MODEL.aliases, "fake", "cpu", "f32")
+    sys.exit(serve(cfg, FakeModel(model, args.delay, args.exit_on, args.fail_on)))
 
 
 if __name__ == "__main__":

@@ -185,3 +185,32 @@ def test_shape_buckets_parse_smallest_first_and_empty_turns_them_off() -> None:
 def test_a_bad_shape_bucket_names_the_key(bad: str) -> None:
     with pytest.raises(ConfigError, match=r"embedding\.shape_buckets: .* is not TEXTSxTOKENS"):
         load_config(None, {}, [f"embedding.shape_buckets={bad}"])
+
+
+def test_a_worker_dials_one_gateway_or_a_list_of_them(tmp_path: Path) -> None:
+    assert load_config().zmq.connect == ("tcp://127.0.0.1:5555",)
+    path = tmp_path / "akidb.yaml"
+    path.write_text("zmq:\n  connect: [tcp://a:5555, tcp://b:5555]\n")
+    assert load_config(path).zmq.connect == ("tcp://a:5555", "tcp://b:5555")
+    env = {"AKIDB_ZMQ__CONNECT": "tcp://a:1, tcp://b:2"}
+    assert load_config(None, env).zmq.connect == ("tcp://a:1", "tcp://b:2")
+    assert load_config(None, {}, ["zmq.connect=tcp://c:3"]).zmq.connect == ("tcp://c:3",)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("tcp://a:1,", "zmq.connect: 'tcp://a:1,' has an empty item"),
+        ("tcp://a:1,tcp://a:1", "names one value twice"),
+    ],
+)
+def test_a_bad_gateway_list_names_the_key(value: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, {}, [f"zmq.connect={value}"])
+
+
+def test_a_gateway_list_of_non_strings_names_the_key(tmp_path: Path) -> None:
+    path = tmp_path / "akidb.yaml"
+    path.write_text("zmq:\n  connect: [5555]\n")
+    with pytest.raises(ConfigError, match=r"zmq.connect: \[5555\] is not a list of strings"):
+        load_config(path)
