@@ -58,9 +58,8 @@ class KeyRotation:
         self.reread = asyncio.Event()  # set by SIGHUP: read now, changed or not
         self.reloads = 0  # successful re-reads, for tests and logs
 
-    async def run(self) -> None:
+    async def run(self, watch: KeysFileWatch) -> None:
         """Until cancelled: wait a tick or a SIGHUP, then read the file again if it changed (or was asked to)."""
-        watch = KeysFileWatch(await asyncio.to_thread(signature, self.path))
         while True:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.interval_s):
@@ -103,9 +102,12 @@ class KeyRotation:
 async def rotating(rules: Rules, path: Path, interval_s: float) -> AsyncIterator[KeyRotation]:
     """Run a KeyRotation, with SIGHUP asking it to read the file now, for as long as the block runs."""
     rotation = KeyRotation(rules, path, interval_s)
+    # The file as it is now is the one the keys in force came from: looked at before the block runs, so a change
+    # made as soon as the app is up is a change, not the starting point.
+    watch = KeysFileWatch(await asyncio.to_thread(signature, path))
     loop = asyncio.get_running_loop()
     hup = _listen_for_sighup(loop, rotation)
-    task = asyncio.create_task(rotation.run(), name="akidb-key-rotation")
+    task = asyncio.create_task(rotation.run(watch), name="akidb-key-rotation")
     try:
         yield rotation
     finally:
