@@ -70,9 +70,11 @@ proto: setup
 smoke: setup
 	./scripts/smoke-test.sh
 
-## docs: regenerate the README's configuration reference from shared/config.py
+## docs: regenerate the README's configuration reference from shared/config.py, and docs/security.md's
+## open routes and scope table from gateway/api/auth.py (as modules: the checkout's code, not an installed copy)
 docs: setup
-	$(BIN)/python scripts/config_reference.py --write README.md
+	$(BIN)/python -m scripts.config_reference --write README.md
+	$(BIN)/python -m scripts.security_reference --write docs/security.md
 
 clean:
 	rm -rf var .pytest_cache .coverage .coverage.* htmlcov

@@ -39,6 +39,13 @@ METRICS_ROUTE = "/metrics"  # needs `read` unless auth.open_metrics
 UNSCOPED_ROUTES = frozenset({METRICS_ROUTE})
 # The path parameter naming a collection, on every route bound to one.
 COLLECTION_PARAM = "collection"
+# Routes that name their collection elsewhere than the path, and what their handler checks against a key's
+# patterns (`check_collection`, `may_see`). docs/security.md's table and tests/security read this.
+COLLECTION_ELSEWHERE: dict[tuple[str, str], str] = {
+    ("POST", "/collections"): "the body's `name`",
+    ("POST", "/collections/restore"): "the query's `name`",
+    ("GET", "/collections"): "lists only the collections the key may use",
+}
 GRPC = "GRPC"  # the method column of gRPC rows: their routes are `/package.Service/Method`
 # gRPC services answered without a key, as /health and /ready are (health checks, reflection).
 OPEN_GRPC_SERVICES = frozenset(
