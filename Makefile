@@ -6,7 +6,7 @@ WORKERS ?= 1
 export AKIDB_WORKERS := $(WORKERS)
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: cuda-setup setup run test lint typecheck unit integration e2e bench proto smoke docs clean client-setup client-test
+.PHONY: cuda-setup setup run test lint typecheck unit integration e2e security bench proto smoke docs clean client-setup client-test
 
 $(STAMP): pyproject.toml scripts/setup.sh
 	VENV=$(VENV) ./scripts/setup.sh
@@ -62,6 +62,10 @@ integration: setup
 
 e2e: setup
 	$(BIN)/python -m pytest tests/e2e $(PYTEST_ARGS)
+
+## security: the attacker's suite (every route x no key, unknown key, wrong scope, another team's collection)
+security: setup
+	$(BIN)/python -m pytest tests/security $(PYTEST_ARGS)
 
 ## proto: regenerate the committed gRPC stubs in shared/proto from embedding.proto (commit the result)
 proto: setup

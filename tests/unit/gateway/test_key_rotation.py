@@ -131,3 +131,13 @@ def test_rest_and_grpc_share_one_rules_object(tmp_path: Path) -> None:
     )
     assert app[keys.GRPC].rules is app[keys.AUTH]
     assert app[keys.AUTH].table.lookup("old-key") is not None
+
+
+def test_an_empty_keys_file_at_start_is_auth_on_with_a_warning(tmp_path: Path) -> None:
+    path = tmp_path / "keys.jsonl"
+    write_keys(path)
+    with structlog.testing.capture_logs() as logs:
+        app = create_app(make_config("tcp://127.0.0.1:1", str(tmp_path), f"auth.keys_file={path}"))
+    assert app[keys.AUTH].required and not app[keys.AUTH].table.enabled
+    (line,) = [e for e in logs if e["event"] == "auth_no_keys"]
+    assert line["log_level"] == "warning" and line["keys_file"] == str(path)
