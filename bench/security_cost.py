@@ -157,13 +157,14 @@ async def search_ms(session: aiohttp.ClientSession, url: str, headers: dict[str,
 async def interleaved_round(
     session: aiohttp.ClientSession, stacks: dict[str, tuple[str, dict[str, str]]], n: int
 ) -> dict[str, list[float]]:
-    """`n` searches per arm, the arms taking turns request by request (and who goes first alternating), so the
-    machine's drift, and another engineer's load, falls on both alike."""
+    """`n` searches per arm, the arms taking turns request by request, each in every position of the turn
+    equally often (a rotation), so the machine's drift, and another engineer's load, falls on all alike."""
     rng = np.random.default_rng()
     times: dict[str, list[float]] = {name: [] for name in stacks}
     arms = list(stacks.items())
     for i in range(n):
-        for name, (url, headers) in arms if i % 2 == 0 else reversed(arms):
+        turn = i % len(arms)
+        for name, (url, headers) in arms[turn:] + arms[:turn]:
             times[name].append(await search_ms(session, url, headers, rng))
     return times
 

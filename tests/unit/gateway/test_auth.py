@@ -304,9 +304,10 @@ def test_glob_classes_and_single_characters() -> None:
 async def test_a_scoped_key_creates_sees_and_touches_only_its_collections(start_gateway: GatewayFactory) -> None:
     async with start_gateway(SCOPED_SETTING) as gw:
         c = gw.client
-        assert (
-            await c.post("/collections", json={"name": "team-a-docs", "dimension": 3}, headers=TEAM_A_KEY)
-        ).status == 201
+        own = await c.post("/collections", json={"name": "team-a-docs", "dimension": 3}, headers=TEAM_A_KEY)
+        assert own.status == 201
+        own_id = (await own.json())["id"]
+        assert (await c.get(f"/collections/{own_id}", headers=TEAM_A_KEY)).status == 200  # its own, by id
         resp = await c.post("/collections", json={"name": "team-b-docs", "dimension": 3}, headers=TEAM_A_KEY)
         assert resp.status == 403
         error = (await resp.json())["error"]
