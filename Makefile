@@ -6,7 +6,7 @@ WORKERS ?= 1
 export AKIDB_WORKERS := $(WORKERS)
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: cuda-setup setup run test lint typecheck unit integration e2e bench proto smoke docs clean client-setup client-test
+.PHONY: cuda-setup setup run test lint typecheck unit integration e2e security bench proto smoke docs clean client-setup client-test
 
 $(STAMP): pyproject.toml scripts/setup.sh
 	VENV=$(VENV) ./scripts/setup.sh
@@ -63,6 +63,10 @@ integration: setup
 e2e: setup
 	$(BIN)/python -m pytest tests/e2e $(PYTEST_ARGS)
 
+## security: the attacker's suite (every route x no key, unknown key, wrong scope, another team's collection)
+security: setup
+	$(BIN)/python -m pytest tests/security $(PYTEST_ARGS)
+
 ## proto: regenerate the committed gRPC stubs in shared/proto from embedding.proto (commit the result)
 proto: setup
 	$(BIN)/python -m grpc_tools.protoc -I. --python_out=. --pyi_out=. --grpc_python_out=. shared/proto/embedding.proto
@@ -70,9 +74,11 @@ proto: setup
 smoke: setup
 	./scripts/smoke-test.sh
 
-## docs: regenerate the README's configuration reference from shared/config.py
+## docs: regenerate the README's configuration reference from shared/config.py, and docs/security.md's
+## open routes and scope table from gateway/api/auth.py (as modules: the checkout's code, not an installed copy)
 docs: setup
-	$(BIN)/python scripts/config_reference.py --write README.md
+	$(BIN)/python -m scripts.config_reference --write README.md
+	$(BIN)/python -m scripts.security_reference --write docs/security.md
 
 clean:
 	rm -rf var .pytest_cache .coverage .coverage.* htmlcov

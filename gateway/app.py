@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from gateway.api import auth, keys
+from gateway.api.key_rotation import rotating
 from gateway.api.middleware import RENDERER, errors, request_context
 from gateway.api.openai_format import PREFIX as OPENAI_PREFIX
 from gateway.api.openai_format import render_error as render_openai_error
@@ -27,17 +29,20 @@ from shared.config import Config
 def create_app(cfg: Config, registry: CollectorRegistry | None = None) -> web.Application:
     """Build the application; the transport binds its socket when the app starts."""
     registry = registry or CollectorRegistry()
+    # One policy for REST and gRPC, so a re-read keys file reaches both at once.
+    rules = auth.Rules.from_config(cfg.auth)
     app = web.Application(
         client_max_size=cfg.server.max_body_bytes,
         middlewares=[
             request_context,
             errors,
-            *auth.middlewares(cfg.auth),
+            *auth.middlewares(rules, lambda ref: app[keys.COLLECTIONS].name_of(ref)),
             body_deadline(cfg.server.body_timeout_s, registry),
         ],
     )
     auth.warn_if_open(cfg)
     app[keys.CONFIG] = cfg
+    app[keys.AUTH] = rules
     app[keys.REGISTRY] = registry
     app[keys.METRICS] = Metrics(app[keys.REGISTRY])
     transport = Transport(cfg, app[keys.METRICS])
@@ -55,9 +60,11 @@ def create_app(cfg: Config, registry: CollectorRegistry | None = None) -> web.Ap
     app.cleanup_ctx.append(_storage_ctx)
     app.cleanup_ctx.append(_transport_ctx)
     app.cleanup_ctx.append(_reembed_ctx)  # stopped first: no job writes to a closed collection
+    if cfg.auth.keys_file is not None:
+        app.cleanup_ctx.append(_key_rotation_ctx)
     if cfg.server.grpc_enabled:
         # After the transport's, so it is stopped first: no call arrives for a closed transport.
-        app[keys.GRPC] = GrpcServer(cfg, app[keys.EMBEDDING])
+        app[keys.GRPC] = GrpcServer(cfg, app[keys.EMBEDDING], rules)
         app.cleanup_ctx.append(_grpc_ctx)
     return app
 
@@ -82,6 +89,14 @@ async def _reembed_ctx(app: web.Application) -> AsyncIterator[None]:
     await jobs.resume()
     yield
     await jobs.close()
+
+
+async def _key_rotation_ctx(app: web.Application) -> AsyncIterator[None]:
+    cfg = app[keys.CONFIG]
+    assert cfg.auth.keys_file is not None  # only added when it is set
+    async with rotating(app[keys.AUTH], Path(cfg.auth.keys_file), cfg.heartbeat.interval_ms / 1000) as rotation:
+        app[keys.KEY_ROTATION] = rotation
+        yield
 
 
 async def _grpc_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -25,7 +25,7 @@ METRICS = ("cosine", "l2", "ip")
 INDEX_DTYPES = ("f32", "f16", "bf16")
 # What an API key may do; gateway/api/auth.py maps every route to one of them.
 SCOPES = ("read", "write", "admin")
-KEY_FIELDS = ("name", "sha256", "scopes")
+KEY_FIELDS = ("name", "sha256", "scopes", "collections")
 ENV_PREFIX = "AKIDB_"
 
 
@@ -191,20 +191,27 @@ class LoggingConfig:
 
 @dataclass(frozen=True)
 class ApiKeyEntry:
-    """One API key as the gateway knows it: a name for logs, the key's SHA-256 (never the key), its scopes."""
+    """One API key as the gateway knows it: a name for logs, the key's SHA-256 (never the key), its scopes,
+    and the glob patterns of the collections it may touch (None: every collection)."""
 
     name: str
     sha256: str
     scopes: tuple[str, ...]
+    collections: tuple[str, ...] | None = None
+    # The keys file the record came from (None: the config itself): a re-read of the file replaces only these.
+    source: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
 class AuthConfig:
     keys: tuple[ApiKeyEntry, ...] = _opt(
-        (), "API keys: a list of {name, sha256, scopes} (`akidb-keys api` makes one); none: auth is off"
+        (),
+        "API keys: a list of {name, sha256, scopes, collections} (`akidb-keys api` makes one); none: auth is off",
     )
-    keys_file: str | None = _opt(None, "more API keys: a YAML list, or JSON lines, of {name, sha256, scopes}")
-    protect_metrics: bool = _opt(False, "GET /metrics needs a key with the read scope")
+    keys_file: str | None = _opt(
+        None, "more API keys: a YAML list, or JSON lines, of the same records; re-read when it changes and on SIGHUP"
+    )
+    open_metrics: bool = _opt(False, "GET /metrics answers without a key even when keys are configured")
 
 
 @dataclass(frozen=True)
@@ -359,7 +366,7 @@ def _build(tree: dict[str, dict[str, Any]]) -> Config:
         # The file's keys join the table here, so a bad file stops the gateway at start-up.
         keys = cfg.auth.keys + read_keys_file(Path(cfg.auth.keys_file))
         cfg = dataclasses.replace(cfg, auth=dataclasses.replace(cfg.auth, keys=keys))
-    _unique_names(cfg.auth.keys)
+    check_unique_names(cfg.auth.keys)
     return cfg
 
 
@@ -401,6 +408,7 @@ def _api_key(record: Any, where: str) -> ApiKeyEntry:
         hint = " (never the key itself: `akidb-keys api` prints its sha256)" if "key" in unknown else ""
         raise ConfigError(f"{where}: unknown field(s) {', '.join(map(str, unknown))}{hint}")
     name, digest, scopes = record.get("name"), record.get("sha256"), record.get("scopes")
+    patterns = record.get("collections")
     if not isinstance(name, str) or not name.strip():
         raise ConfigError(f"{where}: name is required, a non-empty string")
     if not isinstance(digest, str) or len(digest) != 64 or any(c not in "0123456789abcdefABCDEF" for c in digest):
@@ -409,7 +417,26 @@ def _api_key(record: Any, where: str) -> ApiKeyEntry:
         scopes = [s.strip() for s in scopes.split(",")]
     if not isinstance(scopes, list) or not scopes or any(s not in SCOPES for s in scopes):
         raise ConfigError(f"{where} ({name}): scopes {scopes!r} must be a non-empty list of {', '.join(SCOPES)}")
-    return ApiKeyEntry(name=name.strip(), sha256=digest.lower(), scopes=tuple(dict.fromkeys(scopes)))
+    return ApiKeyEntry(
+        name=name.strip(),
+        sha256=digest.lower(),
+        scopes=tuple(dict.fromkeys(scopes)),
+        collections=_patterns(patterns, f"{where} ({name})"),
+    )
+
+
+def _patterns(value: Any, where: str) -> tuple[str, ...] | None:
+    """A key's `collections`: glob patterns on collection names; absent (None) means every collection."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = [p.strip() for p in value.split(",")]
+    if not isinstance(value, list) or not value or any(not isinstance(p, str) or not p.strip() for p in value):
+        raise ConfigError(
+            f"{where}: collections {value!r} must be a non-empty list of glob patterns (e.g. ['team-a-*']), "
+            "or left out for every collection"
+        )
+    return tuple(dict.fromkeys(p.strip() for p in value))
 
 
 def read_keys_file(path: Path) -> tuple[ApiKeyEntry, ...]:
@@ -429,10 +456,11 @@ def read_keys_file(path: Path) -> tuple[ApiKeyEntry, ...]:
             raise ConfigError(
                 f"auth.keys_file: {path} is neither a YAML list nor JSON lines (line {exc.lineno})"
             ) from None
-    return parse_api_keys(data, str(path))
+    return tuple(dataclasses.replace(k, source=str(path)) for k in parse_api_keys(data, str(path)))
 
 
-def _unique_names(keys: tuple[ApiKeyEntry, ...]) -> None:
+def check_unique_names(keys: tuple[ApiKeyEntry, ...]) -> None:
+    """ConfigError if two keys share a name: the logs tell keys apart by name."""
     seen: set[str] = set()
     for key in keys:
         if key.name in seen:

@@ -24,6 +24,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     api.add_argument(
         "--scopes", default="read", type=_scopes, help=f"comma-separated: {','.join(SCOPES)} (default read)"
     )
+    api.add_argument(
+        "--collections",
+        type=_patterns,
+        help="comma-separated glob patterns (e.g. 'team-a-*'): the key touches and sees only collections whose "
+        "names match (default: every collection)",
+    )
     curve = sub.add_parser("curve", help="a CURVE key pair for a worker or the gateway (ZeroMQ)")
     curve.add_argument("--name", required=True, type=_name, help="file stem: NAME.key (public), NAME.key_secret")
     curve.add_argument("--dir", default=".", type=Path, help="folder for the two files (default: here)")
@@ -43,10 +49,20 @@ def _scopes(value: str) -> list[str]:
     return scopes
 
 
-def make_api_key(name: str, scopes: list[str]) -> tuple[str, dict[str, object]]:
+def _patterns(value: str) -> list[str]:
+    patterns = list(dict.fromkeys(p.strip() for p in value.split(",") if p.strip()))
+    if not patterns:
+        raise argparse.ArgumentTypeError(f"{value!r}: one or more comma-separated glob patterns, e.g. 'team-a-*'")
+    return patterns
+
+
+def make_api_key(name: str, scopes: list[str], collections: list[str] | None = None) -> tuple[str, dict[str, object]]:
     """A new random key and the record the gateway's config holds for it (its hash, never the key)."""
     key = KEY_PREFIX + secrets.token_urlsafe(32)
-    return key, {"name": name, "sha256": key_digest(key), "scopes": scopes}
+    record: dict[str, object] = {"name": name, "sha256": key_digest(key), "scopes": scopes}
+    if collections is not None:
+        record["collections"] = collections
+    return key, record
 
 
 def make_curve_pair(name: str, folder: Path) -> tuple[Path, Path]:
@@ -59,11 +75,13 @@ def make_curve_pair(name: str, folder: Path) -> tuple[Path, Path]:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     if args.kind == "api":
-        key, record = make_api_key(args.name, args.scopes)
+        key, record = make_api_key(args.name, args.scopes, args.collections)
         scopes = ", ".join(args.scopes)
+        # Patterns quoted: a bare `*` starts a YAML alias.
+        limit = f", collections: [{', '.join(json.dumps(p) for p in args.collections)}]" if args.collections else ""
         print(f"API key {args.name!r} (shown once: the gateway keeps only its SHA-256):\n\n  {key}\n")
         print("Add it to the gateway's config under auth.keys:\n")
-        print(f"  - {{name: {args.name}, sha256: '{record['sha256']}', scopes: [{scopes}]}}\n")
+        print(f"  - {{name: {args.name}, sha256: '{record['sha256']}', scopes: [{scopes}]{limit}}}\n")
         print("or as one line of auth.keys_file:\n")
         print(f"  {json.dumps(record)}")
         return 0

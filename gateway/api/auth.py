@@ -1,16 +1,20 @@
 """API keys: the key table, the one table of the scope each route needs, and the aiohttp middleware.
 
 A client sends `Authorization: Bearer <key>` (gRPC: the `authorization` metadata). The gateway keeps only
-each key's SHA-256 and compares digests in constant time. No key and no header value is ever logged or
-echoed: logs name the key's `name`. With no keys configured, auth is off.
+each key's SHA-256, finds a presented key by its digest and compares the digests in constant time. No key
+and no header value is ever logged or echoed: logs name the key's `name`. With no keys configured (neither
+`auth.keys` nor `auth.keys_file`), auth is off. A key may be limited to collections whose names match its
+glob patterns (`collections`); such a key gets 403 on any other collection, on every route.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import hmac
 import ipaddress
-from collections.abc import Iterable
+import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import structlog
@@ -29,7 +33,19 @@ READ, WRITE, ADMIN = "read", "write", "admin"
 OPEN_ROUTES = frozenset(
     {"/health", "/ready", "/docs", "/docs/{file}", "/openapi.json", "/ui", "/ui/", "/ui/static/{file}"}
 )
-METRICS_ROUTE = "/metrics"  # open unless auth.protect_metrics
+METRICS_ROUTE = "/metrics"  # needs `read` unless auth.open_metrics
+# Routes whose answer spans every collection (the metrics' labels name each with its document count): a key
+# limited to some collections is refused there, whatever its scopes.
+UNSCOPED_ROUTES = frozenset({METRICS_ROUTE})
+# The path parameter naming a collection, on every route bound to one.
+COLLECTION_PARAM = "collection"
+# Routes that name their collection elsewhere than the path, and what their handler checks against a key's
+# patterns (`check_collection`, `may_see`). docs/security.md's table and tests/security read this.
+COLLECTION_ELSEWHERE: dict[tuple[str, str], str] = {
+    ("POST", "/collections"): "the body's `name`",
+    ("POST", "/collections/restore"): "the query's `name`",
+    ("GET", "/collections"): "lists only the collections the key may use",
+}
 GRPC = "GRPC"  # the method column of gRPC rows: their routes are `/package.Service/Method`
 # gRPC services answered without a key, as /health and /ready are (health checks, reflection).
 OPEN_GRPC_SERVICES = frozenset(
@@ -76,44 +92,67 @@ def key_digest_bytes(key: str) -> bytes:
 
 
 class KeyTable:
-    """The configured keys by digest. `lookup` does the same work for every key, found or not."""
+    """The configured keys by digest, each scoped key's patterns compiled once into one regular expression."""
 
     def __init__(self, entries: Iterable[ApiKeyEntry]) -> None:
-        self._entries = [(bytes.fromhex(e.sha256), e) for e in entries]
+        self.entries = tuple(entries)
+        self._by_digest: dict[bytes, ApiKeyEntry] = {}
+        for e in self.entries:
+            self._by_digest.setdefault(bytes.fromhex(e.sha256), e)  # the first of two records with one key wins
+        self._patterns = {e.name: _compile(e.collections) for e in self.entries if e.collections is not None}
 
     @property
     def enabled(self) -> bool:
-        """Whether auth is on: at least one key is configured."""
-        return bool(self._entries)
+        """Whether any key is configured."""
+        return bool(self.entries)
 
     def lookup(self, key: str) -> ApiKeyEntry | None:
-        """The entry whose digest matches, compared in constant time against every entry."""
+        """The entry whose digest matches the presented key's SHA-256, or None."""
         digest = key_digest_bytes(key)
-        found = None
-        for stored, entry in self._entries:
-            # No early exit: the time taken does not say which entry (or whether one) matched.
-            if hmac.compare_digest(digest, stored) and found is None:
-                found = entry
-        return found
+        entry = self._by_digest.get(digest)
+        # The dict finds a candidate by the digest's hash, which says nothing useful about the key (finding a key
+        # that lands in a given bucket means inverting SHA-256); the one byte-wise comparison is constant-time.
+        # One hash lookup instead of a comparison per key keeps a table of thousands of keys off the hot path.
+        stored = bytes.fromhex(entry.sha256) if entry is not None else _NO_DIGEST
+        return entry if hmac.compare_digest(digest, stored) else None
+
+    def allows(self, entry: ApiKeyEntry, collection: str) -> bool:
+        """Whether `entry` may touch the collection named `collection` (always, for an unscoped key)."""
+        pattern = self._patterns.get(entry.name)
+        return pattern is None or pattern.fullmatch(collection) is not None
 
 
-@dataclass(frozen=True)
+_NO_DIGEST = bytes(32)
+
+
+def _compile(patterns: tuple[str, ...]) -> re.Pattern[str]:
+    # fnmatch's case-sensitive rules (`*`, `?`, `[seq]`), all patterns in one expression: one match per request.
+    return re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in patterns))
+
+
 class Rules:
-    """The keys plus the route table, as one policy: `check` says who is calling, or raises."""
+    """The keys plus the route table, as one policy: `identify` says who is calling, `scope_for` what a route
+    needs. `table` is replaced whole when auth.keys_file changes (gateway/api/key_rotation.py); REST and gRPC
+    share one Rules, so both see the new keys from their next call on."""
 
-    table: KeyTable
-    protect_metrics: bool = False
+    def __init__(self, table: KeyTable, *, open_metrics: bool = False, required: bool | None = None) -> None:
+        self.table = table
+        self.open_metrics = open_metrics
+        # On when keys are configured, or a keys file is (it may be empty now and filled later: an emptied
+        # file must refuse every call, not open the gateway).
+        self.required = table.enabled if required is None else required
 
     @classmethod
     def from_config(cls, auth: AuthConfig) -> Rules:
         """The policy the `auth:` section describes."""
-        return cls(KeyTable(auth.keys), auth.protect_metrics)
+        required = bool(auth.keys) or auth.keys_file is not None
+        return cls(KeyTable(auth.keys), open_metrics=auth.open_metrics, required=required)
 
     def scope_for(self, method: str, route: str | None) -> str | None:
         """The scope `method route` needs; None: open; ANY_KEY: any known key (no route matched)."""
         if route is None:
             return ANY_KEY
-        if route in OPEN_ROUTES or (route == METRICS_ROUTE and not self.protect_metrics):
+        if route in OPEN_ROUTES or (route == METRICS_ROUTE and self.open_metrics):
             return None
         if method == GRPC and route.strip("/").partition("/")[0] in OPEN_GRPC_SERVICES:
             return None
@@ -121,7 +160,7 @@ class Rules:
 
     def needs_key(self, scope: str | None) -> bool:
         """Whether a call needing `scope` must carry a key (auth is on and the route is not open)."""
-        return scope is not None and self.table.enabled
+        return scope is not None and self.required
 
     def identify(self, authorization: str | None) -> ApiKeyEntry:
         """The caller's key entry, from the Authorization value; Unauthorized if missing or unknown."""
@@ -138,6 +177,29 @@ def authorize(entry: ApiKeyEntry, scope: str | None, route: str) -> None:
     """Forbidden, naming the scope, unless the key holds what `route` needs."""
     if scope and scope not in entry.scopes:
         raise Forbidden(f"the API key {entry.name!r} lacks the {scope!r} scope, which {route} needs")
+
+
+def authorize_unscoped(entry: ApiKeyEntry, route: str) -> None:
+    """Forbidden unless the key may see every collection (what UNSCOPED_ROUTES answer about)."""
+    if entry.collections is not None:
+        raise Forbidden(
+            f"the API key {entry.name!r} is limited to collections matching {_shown(entry.collections)}; "
+            f"{route} reports on every collection and needs a key without `collections`"
+        )
+
+
+def authorize_collection(table: KeyTable, entry: ApiKeyEntry, collection: str) -> None:
+    """Forbidden, naming the key and its patterns, unless the key may touch `collection`."""
+    if not table.allows(entry, collection):
+        patterns = entry.collections or ()
+        raise Forbidden(
+            f"the API key {entry.name!r} may use only collections matching {_shown(patterns)}, "
+            f"and {collection!r} does not match"
+        )
+
+
+def _shown(patterns: tuple[str, ...]) -> str:
+    return ", ".join(repr(p) for p in patterns)
 
 
 def bearer(authorization: str | None) -> str | None:
@@ -158,26 +220,76 @@ def route_of(request: web.Request) -> str | None:
     return None if resource is None else resource.canonical
 
 
-def refused(key: ApiKeyEntry | None, route: str, remote: str | None, outcome: int | str, scope: str | None) -> None:
-    """The audit line of a refused call: who (or `anonymous`), what, from where, and the answer."""
+def refused(
+    key: ApiKeyEntry | None,
+    route: str,
+    remote: str | None,
+    outcome: int | str,
+    scope: str | None,
+    collection: str | None = None,
+) -> None:
+    """The audit line of a refused call: who (or `anonymous`), what, which collection, from where, the answer."""
     log.warning(
         "auth_refused",
         key=key.name if key else "anonymous",
         route=route,
+        collection=collection,
         remote=remote,
         outcome=outcome,
         scope=scope or None,
     )
 
 
-def middlewares(auth: AuthConfig) -> list[Middleware]:
+@dataclass(frozen=True)
+class Caller:
+    """The key a request came with, and the table it was found in (a reload mid-request changes neither)."""
+
+    entry: ApiKeyEntry
+    table: KeyTable
+    route: str
+    scope: str | None
+
+    def allows(self, collection: str) -> bool:
+        """Whether this key may touch (and see) the collection named `collection`."""
+        return self.table.allows(self.entry, collection)
+
+
+CALLER = web.RequestKey("caller", Caller)
+# The collection an admin action concerns, for its audit line: from the path, or set by the handler (create,
+# restore) once it has read the name from the body or the query.
+AUDIT_COLLECTION = web.RequestKey("audit_collection", str)
+
+
+def check_collection(request: web.Request, collection: str) -> None:
+    """For routes that name a collection outside the path (create, restore): Forbidden unless the caller's key
+    may touch it. A no-op while auth is off."""
+    request[AUDIT_COLLECTION] = collection
+    caller = request.get(CALLER)
+    if caller is None:
+        return
+    try:
+        authorize_collection(caller.table, caller.entry, collection)
+    except Forbidden as exc:
+        refused(caller.entry, caller.route, request.remote, exc.http_status, caller.scope, collection)
+        raise
+
+
+def may_see(request: web.Request, collection: str) -> bool:
+    """Whether the caller may see `collection` in a listing (everyone may, while auth is off)."""
+    caller = request.get(CALLER)
+    return caller is None or caller.allows(collection)
+
+
+Resolver = Callable[[str], str]  # a collection reference from a path (id or name) → the collection's name
+
+
+def middlewares(rules: Rules, resolve: Resolver) -> list[Middleware]:
     """What create_app adds after the error middleware (which renders refusals): none while auth is off."""
-    rules = Rules.from_config(auth)
-    return [middleware(rules)] if rules.table.enabled else []
+    return [middleware(rules, resolve)] if rules.required else []
 
 
-def middleware(rules: Rules) -> Middleware:
-    """The aiohttp middleware enforcing `rules`."""
+def middleware(rules: Rules, resolve: Resolver) -> Middleware:
+    """The aiohttp middleware enforcing `rules`; `resolve` names the collection a path refers to."""
 
     @web.middleware
     async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -186,13 +298,23 @@ def middleware(rules: Rules) -> Middleware:
         if not rules.needs_key(scope):
             return await handler(request)
         shown = f"{request.method} {route or request.path}"
+        ref = request.match_info.get(COLLECTION_PARAM) if route is not None else None
+        collection = resolve(ref) if ref is not None else None
         entry = None
+        table = rules.table  # one table for the whole check, and for the handler's own checks
         try:
             entry = rules.identify(request.headers.get("Authorization"))
             authorize(entry, scope, shown)
+            if route in UNSCOPED_ROUTES:
+                authorize_unscoped(entry, shown)
+            if collection is not None:
+                authorize_collection(table, entry, collection)
         except (Unauthorized, Forbidden) as exc:
-            refused(entry, shown, request.remote, exc.http_status, scope)
+            refused(entry, shown, request.remote, exc.http_status, scope, collection)
             raise
+        request[CALLER] = Caller(entry, table, shown, scope)
+        if collection is not None:
+            request[AUDIT_COLLECTION] = collection
         structlog.contextvars.bind_contextvars(key=entry.name)
         if scope != ADMIN:
             return await handler(request)
@@ -216,13 +338,29 @@ async def _audited(request: web.Request, handler: Handler, entry: ApiKeyEntry, r
         status = error.http_status if error else 500
         raise
     finally:
-        log.info("admin_action", key=entry.name, route=route, path=request.path, remote=request.remote, outcome=status)
+        log.info(
+            "admin_action",
+            key=entry.name,
+            route=route,
+            collection=request.get(AUDIT_COLLECTION),
+            path=request.path,
+            remote=request.remote,
+            outcome=status,
+        )
 
 
 def warn_if_open(cfg: Config) -> None:
     """Log whether auth is on; a warning when it is off and the gateway listens beyond loopback."""
-    if cfg.auth.keys:
-        log.info("auth_enabled", keys=len(cfg.auth.keys), protect_metrics=cfg.auth.protect_metrics)
+    if cfg.auth.keys or cfg.auth.keys_file is not None:
+        scoped = sum(k.collections is not None for k in cfg.auth.keys)
+        log.info("auth_enabled", keys=len(cfg.auth.keys), scoped=scoped, open_metrics=cfg.auth.open_metrics)
+        if not cfg.auth.keys:
+            log.warning(
+                "auth_no_keys",
+                keys_file=cfg.auth.keys_file,
+                hint="every call but the open routes is "
+                "refused until auth.keys_file holds a key (it is re-read when it changes)",
+            )
     elif not is_loopback(cfg.server.host):
         log.warning(
             "auth_disabled",

@@ -5,6 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
+from gateway.api.auth import Rules
+from gateway.api.key_rotation import KeyRotation
 from gateway.api.rpc.server import GrpcServer
 from gateway.dispatch.fleet import WorkerView
 from gateway.metrics import Metrics
@@ -16,6 +18,8 @@ from gateway.transport import Transport
 from shared.config import Config
 
 CONFIG = web.AppKey("config", Config)
+AUTH = web.AppKey("auth", Rules)  # the API keys in force: replaced when auth.keys_file changes
+KEY_ROTATION = web.AppKey("key_rotation", KeyRotation)  # only while auth.keys_file is set and the app runs
 REGISTRY = web.AppKey("registry", CollectorRegistry)
 METRICS = web.AppKey("metrics", Metrics)
 TRANSPORT = web.AppKey("transport", Transport)

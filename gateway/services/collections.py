@@ -98,6 +98,12 @@ class CollectionService:
             raise CollectionNotFound(f"no collection {ref!r}; GET /collections lists them", param="collection")
         return col
 
+    def name_of(self, ref: str) -> str:
+        """The name of the collection `ref` names: its own name when it is a collection's id, else `ref` itself
+        (a name, or one no collection has: what a key's patterns are checked against either way)."""
+        col = self._by_id.get(ref)
+        return ref if col is None else col.info.name
+
     def opened(self) -> list[Collection]:
         """Every open collection."""
         return list(self._by_id.values())

@@ -52,6 +52,20 @@ def test_api_prints_a_key_once_and_a_config_line_that_accepts_it(tmp_path: Path)
     assert keys("api", "--name", "app").stdout != out.stdout  # a new random key each time
 
 
+def test_api_collections_makes_a_scoped_record_both_config_lines_accept(tmp_path: Path) -> None:
+    out = keys("api", "--name", "team-a", "--scopes", "read,admin", "--collections", "team-a-*, *-shared")
+    assert out.returncode == 0, out.stderr
+    yaml_line = next(line for line in out.stdout.splitlines() if line.strip().startswith("- {name: team-a"))
+    config = tmp_path / "akidb.yaml"
+    config.write_text("auth:\n  keys:\n  " + yaml_line.strip() + "\n")
+    (entry,) = load_config(config).auth.keys
+    assert entry.collections == ("team-a-*", "*-shared")
+    lines = tmp_path / "keys.jsonl"
+    lines.write_text(out.stdout.strip().splitlines()[-1] + "\n")
+    assert load_config(None, {}, [f"auth.keys_file={lines}"]).auth.keys == (entry,)
+    assert keys("api", "--name", "app", "--collections", " , ").returncode == 2
+
+
 def test_api_refuses_unknown_scopes_and_odd_names() -> None:
     assert keys("api", "--name", "app", "--scopes", "read,root").returncode == 2
     assert keys("api", "--name", "../etc", "--scopes", "read").returncode == 2

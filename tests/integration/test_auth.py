@@ -6,6 +6,9 @@ The gateway's own log output is then scanned: no key and no Authorization value 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,10 +32,11 @@ WRONG = "xk-Mm00-not-a-key"
 class Front:
     """The gateway process and where to reach it."""
 
-    def __init__(self, proc: GatewayProcess, grpc_port: int) -> None:
+    def __init__(self, proc: GatewayProcess, grpc_port: int, keys_file: Path) -> None:
         self.proc = proc
         self.url = proc.url
         self.grpc_target = f"127.0.0.1:{grpc_port}"
+        self.keys_file = keys_file
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +56,7 @@ def front(zmq_endpoint: str, minilm_worker: WorkerProcess, tmp_path_factory: pyt
     )
     try:
         wait_ready(proc, proc.url)
-        yield Front(proc, grpc_port)
+        yield Front(proc, grpc_port, tmp / "keys.jsonl")
     finally:
         proc.stop()
 
@@ -86,8 +90,11 @@ def test_rest_no_key_wrong_key_read_key_writing_and_an_admin_key(front: Front) -
     assert call(front.url, "DELETE", "/collections/notes", key=KEYS["writer"])[0] == 403
     assert call(front.url, "DELETE", "/collections/notes", key=KEYS["ops"])[0] == 200
 
-    for path in ("/health", "/ready", "/metrics"):
+    for path in ("/health", "/ready"):
         assert call(front.url, "GET", path)[0] == 200, path
+    # /metrics names every collection: a key with read, not a stranger (unless auth.open_metrics).
+    assert call(front.url, "GET", "/metrics")[0] == 401
+    assert call(front.url, "GET", "/metrics", key=KEYS["reader"])[0] == 200
 
 
 def test_the_openai_sdk_sends_its_api_key_unchanged(front: Front) -> None:
@@ -158,3 +165,43 @@ def test_keys_are_read_from_both_sources(front: Front) -> None:
     assert call(front.url, "GET", "/collections", key=KEYS["ops"])[0] == 200
     assert call(front.url, "GET", "/collections", key=KEYS["reader"])[0] == 200
     assert Path(front.proc.log.name).exists()
+
+
+def test_sighup_brings_in_a_scoped_key_and_takes_it_away_on_rest_and_grpc(front: Front) -> None:
+    scoped = "sk-Qa19-team-a-secret"
+    record = {"name": "team-a", "sha256": key_digest(scoped), "scopes": ["read"], "collections": ["team-a-*"]}
+    original = front.keys_file.read_text()
+
+    def rewrite(text: str) -> None:
+        staged = front.keys_file.with_suffix(".new")
+        staged.write_text(text)
+        staged.replace(front.keys_file)
+        os.kill(front.proc.pid, signal.SIGHUP)
+
+    def until(status: int) -> None:
+        deadline = time.monotonic() + 30  # a guard for a broken test: the re-read takes well under a second
+        while call(front.url, "GET", "/collections", key=scoped)[0] != status:
+            assert time.monotonic() < deadline, f"GET /collections never answered {status} to the scoped key"
+            time.sleep(0.05)
+
+    rewrite(original + json.dumps(record) + "\n")
+    try:
+        until(200)
+        status, _, body = call(front.url, "POST", "/embed", key=scoped, body={"texts": ["hi"]})
+        assert status == 200 and len(body["embeddings"][0]) == 384  # embedding is bound to no collection
+        status, _, body = call(front.url, "GET", "/collections/notes", key=scoped)
+        assert status == 403 and "'team-a-*'" in body["error"]["message"]
+        with grpc.insecure_channel(front.grpc_target) as channel:
+            stub = pb_grpc.EmbeddingServiceStub(channel)
+            auth = [("authorization", f"Bearer {scoped}")]
+            assert stub.Embed(pb.EmbeddingRequest(texts=["hi"]), timeout=30, metadata=auth).dimension == 384
+    finally:
+        rewrite(original)
+    until(401)
+    with grpc.insecure_channel(front.grpc_target) as channel:
+        with pytest.raises(grpc.RpcError) as gone:
+            pb_grpc.EmbeddingServiceStub(channel).Embed(
+                pb.EmbeddingRequest(texts=["hi"]), timeout=30, metadata=[("authorization", f"Bearer {scoped}")]
+            )
+        assert gone.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert call(front.url, "GET", "/collections", key=KEYS["ops"])[0] == 200  # the file's other key stayed

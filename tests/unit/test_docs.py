@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from scripts.config_reference import table
+from scripts.security_reference import BLOCKS
 from tests.support.processes import ROOT
 
 
@@ -11,3 +12,11 @@ def test_readme_config_reference_is_current() -> None:
     start = readme.index("<!-- config-reference:start")
     body = readme[readme.index("\n", start) + 1 : readme.index("<!-- config-reference:end -->")]
     assert body.strip() == table().strip(), "run: python scripts/config_reference.py and paste it into README.md"
+
+
+def test_security_docs_open_routes_and_scope_table_are_current() -> None:
+    doc = (ROOT / "docs" / "security.md").read_text()
+    for name, make in BLOCKS.items():
+        start = doc.index(f"<!-- {name}:start")
+        body = doc[doc.index("\n", start) + 1 : doc.index(f"<!-- {name}:end -->")]
+        assert body.strip() == make().strip(), "run: make docs (python -m scripts.security_reference --write ...)"

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from gateway.api import keys
+from gateway.api import auth, keys
 from gateway.api.http import json_response
 from gateway.api.schemas.common import from_query
 from gateway.api.schemas.snapshots import RestoreQuery
@@ -49,6 +49,7 @@ async def restore_collection(request: web.Request) -> web.Response:
     """The body is the snapshot file itself, streamed to disk: server.max_body_bytes does not apply to it
     (gateway/api/slow_clients.py leaves it unread), storage.max_restore_bytes does."""
     name = from_query(request.query, RestoreQuery).name
+    auth.check_collection(request, name)
     if request.content_type != UPLOAD_TYPE:
         raise UnsupportedMediaType(
             f"Content-Type must be {UPLOAD_TYPE} (the snapshot file as the body), got {request.content_type or 'none'}"

@@ -72,4 +72,4 @@ def _refusal(
 
 def interceptors(rules: Rules) -> list[grpc.aio.ServerInterceptor]:
     """The interceptors the gRPC server runs: none while auth is off."""
-    return [AuthInterceptor(rules)] if rules.table.enabled else []
+    return [AuthInterceptor(rules)] if rules.required else []

@@ -27,9 +27,10 @@ GRACE_S = 5.0
 class GrpcServer:
     """Created with the app; `start` binds server.grpc_port, and `port` is the one it got (0 → any free)."""
 
-    def __init__(self, cfg: Config, service: EmbeddingService) -> None:
+    def __init__(self, cfg: Config, service: EmbeddingService, rules: Rules) -> None:
         self.cfg = cfg
         self.service = service
+        self.rules = rules
         self.port: int | None = None
         self._server: grpc.aio.Server | None = None
         self._health: ReadinessHealth | None = None
@@ -37,7 +38,7 @@ class GrpcServer:
     async def start(self) -> None:
         """Bind and serve EmbeddingService, health and reflection. Raises OSError naming the key."""
         server = grpc.aio.server(
-            interceptors=interceptors(Rules.from_config(self.cfg.auth)),
+            interceptors=interceptors(self.rules),
             # The same request-size limit as REST; replies are sized by max_texts_per_request.
             options=[("grpc.max_receive_message_length", self.cfg.server.max_body_bytes)],
         )

@@ -155,12 +155,27 @@ def test_keys_from_yaml_env_and_a_keys_file(tmp_path: Path) -> None:
             "used twice",
         ),
         ("[unclosed", "not a YAML/JSON list"),
+        (f"[{{name: app, sha256: {DIGEST}, scopes: [read], collections: []}}]", "non-empty list of glob patterns"),
+        (f"[{{name: app, sha256: {DIGEST}, scopes: [read], collections: [a, 3]}}]", "non-empty list of glob patterns"),
+        (f"[{{name: app, sha256: {DIGEST}, scopes: [read], collections: {{a: b}}}}]", "non-empty list of glob"),
     ],
 )
 def test_bad_keys_name_the_record_and_never_echo_text(keys: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message) as err:
         load_config(None, {"AKIDB_AUTH__KEYS": keys})
     assert "a-key" not in str(err.value)
+
+
+def test_a_key_may_name_its_collections_and_a_file_key_knows_its_source(tmp_path: Path) -> None:
+    keys = f"[{{name: a, sha256: {DIGEST}, scopes: [read], collections: ['team-a-*', ' shared ', 'team-a-*']}}]"
+    (entry,) = load_config(None, {"AKIDB_AUTH__KEYS": keys}).auth.keys
+    assert entry.collections == ("team-a-*", "shared") and entry.source is None
+    env = {"AKIDB_AUTH__KEYS": f'[{{"name": "b", "sha256": "{OTHER}", "scopes": ["read"], "collections": "x-*,y"}}]'}
+    assert load_config(None, env).auth.keys[0].collections == ("x-*", "y")
+    lines = tmp_path / "keys.jsonl"
+    lines.write_text(f'{{"name": "c", "sha256": "{OTHER}", "scopes": ["read"]}}\n')
+    (from_file,) = load_config(None, {}, [f"auth.keys_file={lines}"]).auth.keys
+    assert from_file.collections is None and from_file.source == str(lines)
 
 
 def test_bad_keys_file_and_half_a_tls_pair_are_config_errors(tmp_path: Path) -> None:
