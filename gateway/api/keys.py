@@ -12,13 +12,13 @@ from gateway.services.collections import CollectionService
 from gateway.services.embedding import EmbeddingService
 from gateway.services.reembed import ReembedJobs
 from gateway.services.snapshots import SnapshotService
-from gateway.transport import Transport
+from gateway.transport.router import ZmqTransport
 from shared.config import Config
 
 CONFIG = web.AppKey("config", Config)
 REGISTRY = web.AppKey("registry", CollectorRegistry)
 METRICS = web.AppKey("metrics", Metrics)
-TRANSPORT = web.AppKey("transport", Transport)
+TRANSPORT = web.AppKey("transport", ZmqTransport)
 WORKERS = web.AppKey("workers", WorkerView)  # read-only: what routes, health and collections see
 EMBEDDING = web.AppKey("embedding", EmbeddingService)
 GRPC = web.AppKey("grpc", GrpcServer)
