@@ -14,6 +14,7 @@ from gateway.dispatch.dispatcher import Dispatcher, Send
 from gateway.dispatch.fleet import WorkerView
 from gateway.metrics import Metrics
 from gateway.transport.actions import ActionRunner
+from gateway.transport.interface import Transport
 from shared.config import Config
 from shared.protocol import Job, Message
 
@@ -57,3 +58,7 @@ class Loopback:
     def _keep(self, action: Send) -> bool:
         self.sent.append(action)
         return True
+
+
+# mypy holds the class to the interface the services take, as app.py does for ZmqTransport.
+_IS_A_TRANSPORT: type[Transport] = Loopback
