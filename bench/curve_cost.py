@@ -9,7 +9,8 @@ for rows of 8, 384, 1024 and 4096 floats, so the cost splits into a fixed part p
 per byte of result (encryption and the copies CURVE adds); CPU time is what a loaded machine cannot
 blur the way it blurs wall time. A memcpy of one 384-d result frame is timed beside it for scale.
 
-`stack`: gateway + one OpenVINO worker × 2 threads (`bench.procs.Stack`, the embedding cache off),
+`stack`: gateway + one OpenVINO worker × 2 threads (`bench.procs.Stack`, the embedding cache off;
+`--instant`: `bench.instant_worker` instead, so the path's own cost shows without a model's noise),
 32-text requests from 4 callers back to back for `--seconds`, CURVE on then off (`zmq.allow_insecure`)
 in alternating rounds. Per arm and round: texts/s, and the CPU milliseconds the gateway and the
 worker spent per 32-text request (from /proc: every thread, libzmq's included). Reported as medians
@@ -23,6 +24,8 @@ import asyncio
 import json
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -147,17 +150,35 @@ def _ticks(stat: Path) -> int:
     return int(fields[11]) + int(fields[12])  # utime, stime
 
 
-async def stack_arm(curve: bool, texts: list[str], seconds: float, cache: Path) -> dict[str, Any]:
+async def stack_arm(curve: bool, texts: list[str], seconds: float, cache: Path, instant: bool) -> dict[str, Any]:
     args = ("--backend", "openvino", "--threads", "2", "--set", f"embedding.cache_dir={cache}")
-    with Stack(worker_args=args, http_port=free_port(), zmq_port=free_port(), curve=curve) as st:
-        await throughput(st.url, texts, 4, 3.0)  # warm: shapes compiled, connections up
-        gateway, worker = st.pids
-        before = (cpu_s(gateway), cpu_s(worker))
-        threads_before = {"gateway": cpu_by_thread(gateway), "worker": cpu_by_thread(worker)}
-        per_s = await throughput(st.url, texts, 4, seconds)
-        after = (cpu_s(gateway), cpu_s(worker))
-        threads_after = {"gateway": cpu_by_thread(gateway), "worker": cpu_by_thread(worker)}
-    requests = per_s * seconds / 32  # approximate: throughput times its own warm-up calls too
+    st = Stack(0 if instant else 1, worker_args=args, http_port=free_port(), zmq_port=free_port(), curve=curve)
+    stand_in = start_instant(st) if instant else None
+    try:
+        with st:
+            return await _measure(st, stand_in.pid if stand_in else st.pids[1], texts, seconds)
+    finally:
+        if stand_in is not None:
+            stand_in.terminate()
+            stand_in.wait()
+
+
+def start_instant(st: Stack) -> subprocess.Popen[bytes]:
+    """`bench.instant_worker` for this stack; it dials first, and ZeroMQ connects it once the gateway binds."""
+    command = [sys.executable, "-m", "bench.instant_worker", "--gateway", st.zmq, *st.security_args]
+    return subprocess.Popen(command, env=st.env)
+
+
+async def _measure(st: Stack, worker: int, texts: list[str], seconds: float) -> dict[str, Any]:
+    """Texts/s, and CPU ms per request of the gateway and the worker (in all and by thread name)."""
+    await throughput(st.url, texts, 4, 3.0)  # warm: shapes compiled, connections up
+    gateway = st.pids[0]
+    before = (cpu_s(gateway), cpu_s(worker))
+    threads_before = {"gateway": cpu_by_thread(gateway), "worker": cpu_by_thread(worker)}
+    per_s = await throughput(st.url, texts, 4, seconds)
+    after = (cpu_s(gateway), cpu_s(worker))
+    threads_after = {"gateway": cpu_by_thread(gateway), "worker": cpu_by_thread(worker)}
+    requests = per_s * seconds / 32  # approximate: the measured phase runs a little past `seconds`
     out: dict[str, Any] = {
         "texts_per_s": per_s,
         "gateway_cpu_ms_per_request": round((after[0] - before[0]) / requests * 1000, 3),
@@ -171,14 +192,14 @@ async def stack_arm(curve: bool, texts: list[str], seconds: float, cache: Path) 
     return out
 
 
-async def stack(rounds: int, seconds: float) -> dict[str, Any]:
+async def stack(rounds: int, seconds: float, instant: bool) -> dict[str, Any]:
     texts = corpus.load("short", 2000)
     runs: dict[str, list[dict[str, Any]]] = {"on": [], "off": []}
     with tempfile.TemporaryDirectory(prefix="akidb-bench-") as tmp:
         for r in range(rounds):
             # Alternate which arm goes first, so a drift of the machine's load favours neither.
             for arm in ("on", "off") if r % 2 == 0 else ("off", "on"):
-                runs[arm].append(await stack_arm(arm == "on", texts, seconds, Path(tmp) / "cache"))
+                runs[arm].append(await stack_arm(arm == "on", texts, seconds, Path(tmp) / "cache", instant))
                 print(f"round {r + 1} CURVE {arm}: {runs[arm][-1]}", flush=True)
     out: dict[str, Any] = {"rounds": runs}
     for key in ("texts_per_s", "gateway_cpu_ms_per_request", "worker_cpu_ms_per_request"):
@@ -203,6 +224,9 @@ def main() -> None:
     p.add_argument("--trips", type=int, default=2000, help="round trips per link measurement")
     p.add_argument("--skip-link", action="store_true")
     p.add_argument("--skip-stack", action="store_true")
+    p.add_argument(
+        "--instant", action="store_true", help="the stack with bench.instant_worker: the path's own cost, no model"
+    )
     args = p.parse_args()
     results: dict[str, Any] = {"machine": machine(), "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
     if not args.skip_link:
@@ -210,7 +234,8 @@ def main() -> None:
         print(json.dumps(results["link"], indent=1), flush=True)
     if not args.skip_stack:
         corpus.ensure_lists()
-        results["stack"] = asyncio.run(stack(args.rounds, args.seconds))
+        results["stack"] = asyncio.run(stack(args.rounds, args.seconds, args.instant))
+        results["stack"]["worker"] = "bench.instant_worker" if args.instant else "OpenVINO × 2 threads"
     results["load_avg_at_end"] = os.getloadavg()
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"curve-{time.strftime('%Y%m%d-%H%M%S')}.json"
