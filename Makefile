@@ -6,7 +6,7 @@ WORKERS ?= 1
 export AKIDB_WORKERS := $(WORKERS)
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: cuda-setup setup run test lint typecheck unit integration e2e security bench proto smoke docs clean client-setup client-test
+.PHONY: cuda-setup setup run test lint typecheck unit integration e2e security proto smoke docs clean client-setup client-test
 
 $(STAMP): pyproject.toml scripts/setup.sh
 	VENV=$(VENV) ./scripts/setup.sh

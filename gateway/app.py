@@ -22,7 +22,7 @@ from gateway.services.embedding import EmbeddingService
 from gateway.services.reembed import ReembedJobs
 from gateway.services.snapshots import SnapshotService
 from gateway.storage.metrics import StorageMetrics
-from gateway.transport import Transport
+from gateway.transport.router import ZmqTransport
 from shared.config import Config
 
 
@@ -45,7 +45,7 @@ def create_app(cfg: Config, registry: CollectorRegistry | None = None) -> web.Ap
     app[keys.AUTH] = rules
     app[keys.REGISTRY] = registry
     app[keys.METRICS] = Metrics(app[keys.REGISTRY])
-    transport = Transport(cfg, app[keys.METRICS])
+    transport = ZmqTransport(cfg, app[keys.METRICS])
     app[keys.TRANSPORT] = transport
     app[keys.WORKERS] = transport.workers
     app[keys.EMBEDDING] = EmbeddingService(cfg, transport, app[keys.METRICS])

@@ -1,6 +1,7 @@
 """Every error a client can see: one code, one HTTP status, one gRPC status, rendered in one place.
 
-Lower layers raise their own exceptions; `STORAGE_ERRORS` is the one map from storage's to these.
+Lower layers keep their own errors: `STORAGE_ERRORS` is the one map from storage's exceptions to these,
+`DISPATCH_ERRORS` the one map from the dispatcher's failure reasons.
 Anything that is neither an `ApiError` nor mapped is a bug: logged with its traceback and answered 500.
 """
 
@@ -10,6 +11,7 @@ from typing import Any, ClassVar
 
 import grpc
 
+from gateway.dispatch.failures import Failure, Reason
 from gateway.storage import errors as storage
 
 
@@ -228,6 +230,22 @@ def from_storage(exc: storage.StorageError) -> ApiError | None:
     """The API error a storage exception shows clients, with its message and param; None if unmapped."""
     api = next((STORAGE_ERRORS[c] for c in type(exc).__mro__ if c in STORAGE_ERRORS), None)
     return None if api is None else api(exc.message, param=exc.param)
+
+
+# The dispatcher's failure reasons as clients see them (every reason has one).
+DISPATCH_ERRORS: dict[Reason, type[ApiError]] = {
+    Reason.QUEUE_FULL: QueueFull,
+    Reason.SHUTTING_DOWN: NoWorker,
+    Reason.DEADLINE: Timeout,
+    Reason.INVALID_JOB: InvalidInput,
+    Reason.WORKER_FAILED: WorkerFailed,
+    Reason.POISONED: PoisonJob,
+}
+
+
+def from_dispatch(failure: Failure) -> ApiError:
+    """The API error a dispatcher's failure shows its callers, with its message."""
+    return DISPATCH_ERRORS[failure.reason](failure.message)
 
 
 def as_api_error(exc: Exception) -> ApiError | None:

@@ -2,8 +2,9 @@
 
 Structs only. `shared.codec` is the one module that turns them into ZeroMQ frames and back.
 
-Structs are slotted frozen dataclasses rather than msgspec Structs: the standard library
-is enough for a dozen small messages, and msgpack stays the only serialisation dependency.
+Structs are slotted frozen dataclasses rather than msgspec Structs: the standard library is
+enough for a dozen small messages, and the wire's code here (which the worker imports too)
+needs msgpack alone. msgspec is the gateway's, for its HTTP schemas (`gateway/api/schemas`).
 """
 
 from __future__ import annotations

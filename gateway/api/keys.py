@@ -14,7 +14,7 @@ from gateway.services.collections import CollectionService
 from gateway.services.embedding import EmbeddingService
 from gateway.services.reembed import ReembedJobs
 from gateway.services.snapshots import SnapshotService
-from gateway.transport import Transport
+from gateway.transport.router import ZmqTransport
 from shared.config import Config
 
 CONFIG = web.AppKey("config", Config)
@@ -22,7 +22,7 @@ AUTH = web.AppKey("auth", Rules)  # the API keys in force: replaced when auth.ke
 KEY_ROTATION = web.AppKey("key_rotation", KeyRotation)  # only while auth.keys_file is set and the app runs
 REGISTRY = web.AppKey("registry", CollectorRegistry)
 METRICS = web.AppKey("metrics", Metrics)
-TRANSPORT = web.AppKey("transport", Transport)
+TRANSPORT = web.AppKey("transport", ZmqTransport)
 WORKERS = web.AppKey("workers", WorkerView)  # read-only: what routes, health and collections see
 EMBEDDING = web.AppKey("embedding", EmbeddingService)
 GRPC = web.AppKey("grpc", GrpcServer)

@@ -29,8 +29,8 @@ import numpy as np
 import structlog
 
 from gateway.dispatch.batcher import Batcher, ChunkResult, Pending
+from gateway.dispatch.failures import Failure, Reason
 from gateway.dispatch.workers import WorkerRegistry, WorkerState
-from gateway.errors import ApiError, InvalidInput, NoWorker, PoisonJob, QueueFull, Timeout, WorkerFailed
 from gateway.metrics import Metrics
 from shared.codec import ProtocolError, decode
 from shared.config import Config
@@ -63,10 +63,10 @@ class Deliver:
 
 @dataclass(frozen=True)
 class Fail:
-    """Fail these chunks' callers with `error`."""
+    """Fail these chunks' callers with `failure` (mapped to a client's error where callers are settled)."""
 
     items: tuple[Pending, ...]
-    error: ApiError
+    failure: Failure
 
 
 @dataclass(frozen=True)
@@ -111,15 +111,17 @@ class Dispatcher:
     # ---- entry points
 
     def submit(self, item: Pending, now: float) -> list[Action]:
-        """Queue a chunk (and dispatch at once if a worker is free). Raises `QueueFull`."""
+        """Queue a chunk (and dispatch at once if a worker is free); a full queue fails it with QUEUE_FULL."""
         if not self.batcher.has_room(len(item.texts)):
             self.metrics.abandoned.inc(self.batcher.purge_all())
             if not self.batcher.has_room(len(item.texts)):
                 self.metrics.queue_depth.set(self.batcher.queued_texts)
-                raise QueueFull(
+                message = (
                     f"the embedding queue is full ({self.batcher.queued_texts} texts waiting, "
                     f"batching.max_queue_texts={self.batcher.max_queue_texts}); retry shortly or add workers"
                 )
+                self._fail([item], Failure(Reason.QUEUE_FULL, message))
+                return self._flush()
         self.batcher.add(item)
         self._pump(item.model, now)
         return self._flush()
@@ -197,7 +199,7 @@ class Dispatcher:
 
     def close(self) -> list[Action]:
         """Fail every waiting caller and tell every worker the gateway is leaving."""
-        gone = NoWorker("the gateway is shutting down")
+        gone = Failure(Reason.SHUTTING_DOWN, "the gateway is shutting down")
         for job in self.jobs.values():
             self._fail(job.items, gone)
         self.jobs.clear()
@@ -269,10 +271,9 @@ class Dispatcher:
             return
         self.metrics.worker_compute.labels(job.model).observe(msg.compute_ms / 1000)
         if msg.embeddings.shape[0] != job.size:
-            error = WorkerFailed(
-                f"worker {worker.worker_id} returned {msg.embeddings.shape[0]} rows for {job.size} texts"
-            )
-            self._fail(job.items, error)
+            rows = msg.embeddings.shape[0]
+            message = f"worker {worker.worker_id} returned {rows} rows for {job.size} texts"
+            self._fail(job.items, Failure(Reason.WORKER_FAILED, message))
         else:
             offset = 0
             for item in job.items:
@@ -289,7 +290,7 @@ class Dispatcher:
         if job is None:
             return
         log.warning("job_failed", worker_id=worker.worker_id, job_id=msg.job_id, code=msg.code, message=msg.message)
-        self._fail(job.items, api_error(worker.worker_id, msg))
+        self._fail(job.items, worker_failure(worker.worker_id, msg))
         self._pump(job.model, now)
 
     # ---- losing workers
@@ -321,9 +322,10 @@ class Dispatcher:
                 log.error("job_poisoned", job_id=job_id, worker_id=worker.worker_id, reason=reason, texts=job.size)
                 self._fail(
                     list(poisoned),
-                    PoisonJob(
+                    Failure(
+                        Reason.POISONED,
                         f"{MAX_DEATHS} workers in a row were lost while holding this input (last: "
-                        f"{worker.worker_id}, {reason}); it likely crashes the model, so it is not sent again"
+                        f"{worker.worker_id}, {reason}); it likely crashes the model, so it is not sent again",
                     ),
                 )
                 items = [i for i in items if i.deaths < MAX_DEATHS]
@@ -423,26 +425,27 @@ class Dispatcher:
         for name in self.registry.known:
             self.metrics.workers.labels(name).set(self.registry.count(name))
 
-    def _fail(self, items: list[Pending], error: ApiError) -> None:
+    def _fail(self, items: list[Pending], failure: Failure) -> None:
         live = tuple(i for i in items if not i.abandoned)
         if live:
-            self._out.append(Fail(live, error))
+            self._out.append(Fail(live, failure))
 
     def _flush(self) -> list[Action]:
         out, self._out = self._out, []
         return out
 
 
-def api_error(worker_id: str, msg: Error) -> ApiError:
-    """The API error a worker's ERROR becomes: the one place worker codes meet HTTP statuses."""
+def worker_failure(worker_id: str, msg: Error) -> Failure:
+    """What a worker's ERROR means for its callers: the one place worker codes meet failure reasons."""
     if msg.code == ErrorCode.DEADLINE_EXCEEDED:
-        return Timeout(
+        return Failure(
+            Reason.DEADLINE,
             "the request's deadline (server.request_timeout_s, or the caller's own) passed "
-            f"before a worker ran it: {msg.message}"
+            f"before a worker ran it: {msg.message}",
         )
     if msg.code == ErrorCode.INVALID_JOB:
-        return InvalidInput(msg.message)
-    return WorkerFailed(f"worker {worker_id} failed the job ({msg.code}): {msg.message}")
+        return Failure(Reason.INVALID_JOB, msg.message)
+    return Failure(Reason.WORKER_FAILED, f"worker {worker_id} failed the job ({msg.code}): {msg.message}")
 
 
 def _name(identity: bytes) -> str:

@@ -14,7 +14,7 @@ from gateway.dispatch.embed_cache import CachedEmbedding, EmbeddingCache, cache_
 from gateway.dispatch.fleet import WorkerView
 from gateway.errors import ApiError, InputTooLong, ModelNotFound, NoWorker, Timeout
 from gateway.metrics import Metrics
-from gateway.transport import Transport
+from gateway.transport.interface import Transport
 from shared import models
 from shared.config import Config
 from shared.protocol import ModelInfo
@@ -160,6 +160,8 @@ class EmbeddingService:
                     Pending(info.name, chunk, pooling, normalize, deadline, loop.time(), future, prompt=prompt)
                 )
                 futures.append(future)
+                if future.done():
+                    break  # refused (a full queue): the rest would only be refused or wasted
             gathered = asyncio.gather(*futures)
             # If we leave early (timeout, client gone) the gather ends with the children's
             # cancellation; consume that so asyncio does not report it as never retrieved.

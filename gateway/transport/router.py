@@ -1,9 +1,9 @@
 """The gateway's ZeroMQ side: one ROUTER socket on the event loop around the dispatcher.
 
-With `curve.py` beside it, the only gateway code that imports zmq. It reads frames and
-hands them to the dispatcher with the loop's time, and carries out the actions that come back: send frames, resolve or
-fail callers' futures, arm the one batching-window timer. Every call runs on the event loop
-thread and none awaits, so dispatcher calls never interleave.
+With `curve.py` beside it, the only gateway code that imports zmq. It reads frames and hands
+them to the dispatcher with the loop's time; `ActionRunner` carries out the actions that come
+back, sending through this socket. Every call runs on the event loop thread and none awaits, so
+dispatcher calls never interleave.
 
 Unless `zmq.allow_insecure` is set, the ROUTER is a CURVE server and `gateway.transport.curve`
 decides at the handshake who may connect; a peer whose key is later removed from the
@@ -17,16 +17,15 @@ import asyncio
 import contextlib
 import random
 import typing
-from collections import deque
-from collections.abc import Iterable
 
 import structlog
 import zmq
 
 from gateway.dispatch.batcher import Pending
-from gateway.dispatch.dispatcher import Action, Deliver, Dispatcher, Fail, Send, Wake
+from gateway.dispatch.dispatcher import Action, Dispatcher, Send
 from gateway.dispatch.fleet import WorkerView
 from gateway.metrics import Metrics
+from gateway.transport.actions import ActionRunner
 from gateway.transport.curve import HandshakeMonitor, WorkerAuthenticator
 from shared.codec import encode
 from shared.config import Config
@@ -49,31 +48,34 @@ def _readable(sock: zmq.Socket) -> bool:
     return bool(typing.cast(int, sock.getsockopt(zmq.EVENTS)) & zmq.POLLIN)
 
 
-class Transport:
-    """ROUTER socket + heartbeat ticker + window timer; the dispatcher decides everything else."""
+class ZmqTransport:
+    """`Transport` over a ROUTER socket + heartbeat ticker; the dispatcher decides everything else."""
 
     def __init__(self, cfg: Config, metrics: Metrics) -> None:
         self.cfg = cfg
         self.dispatcher = Dispatcher(cfg, metrics, first_job_id=random.getrandbits(48))
-        self.workers = WorkerView(self.dispatcher.registry, self.dispatcher.batcher)
+        self._workers = WorkerView(self.dispatcher.registry, self.dispatcher.batcher)
         self.endpoint = cfg.zmq.bind
         self._interval = cfg.heartbeat.interval_ms / 1000
         self._ctx: zmq.Context | None = None
         self._sock: zmq.Socket | None = None
         self._ticker: asyncio.Task[None] | None = None
-        # uvloop's call_at answers a plain Handle (no `when()`) for a time already past: keep the time here.
-        self._timer: asyncio.Handle | None = None
-        self._timer_at = 0.0
+        self._runner: ActionRunner | None = None
         self.metrics = metrics
         self._auth: WorkerAuthenticator | None = None
         self._monitor: HandshakeMonitor | None = None
         self._accepted: frozenset[str] = frozenset()  # z85 keys of the workers allowed now
+
+    @property
+    def workers(self) -> WorkerView:
+        return self._workers
 
     # ---- lifecycle
 
     async def start(self) -> None:
         """Bind the ROUTER socket and start the heartbeat task."""
         self._loop = asyncio.get_running_loop()
+        self._runner = ActionRunner(self.dispatcher, self._loop, self._send)
         self._ctx = zmq.Context()
         sock = self._ctx.socket(zmq.ROUTER)
         # MANDATORY: sending to a vanished worker raises instead of silently dropping the job.
@@ -136,8 +138,8 @@ class Transport:
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker
-        if self._timer:
-            self._timer.cancel()
+        if self._runner is not None:
+            self._runner.cancel_timer()
         if self._monitor is not None:
             self._loop.remove_reader(self._monitor.fd)
             self._monitor.close()
@@ -145,11 +147,8 @@ class Transport:
             self._auth.stop()
         if self._sock is not None:
             self._loop.remove_reader(_fd(self._sock))
-            for action in self.dispatcher.close():
-                if isinstance(action, Send):
-                    self._send(action)  # a goodbye that fails has nobody to reach anyway
-                else:
-                    self._settle(action)
+            # Closing forgets every worker first, so a goodbye that fails has no follow-up.
+            self._apply(self.dispatcher.close())
             self._sock.close(linger=CLOSE_LINGER_MS)
         if self._ctx is not None:
             self._ctx.term()
@@ -157,46 +156,12 @@ class Transport:
     # ---- what the embedding service calls
 
     def submit(self, item: Pending) -> None:
-        """Queue a chunk (dispatched at once if a worker is free). Raises `QueueFull`."""
+        """Queue a chunk (dispatched at once if a worker is free); every outcome settles its future."""
         self._apply(self.dispatcher.submit(item, self._loop.time()))
 
-    # ---- carrying out actions
-
-    def _apply(self, actions: Iterable[Action]) -> None:
-        todo = deque(actions)
-        while todo:
-            action = todo.popleft()
-            if isinstance(action, Send):
-                if not self._send(action):
-                    todo.extend(self.dispatcher.on_send_failed(action.identity, action.msg, self._loop.time()))
-            elif isinstance(action, Wake):
-                self._wake_at(action.at)
-            else:
-                self._settle(action)
-
-    @staticmethod
-    def _settle(action: Action) -> None:
-        """Resolve or fail callers that are still waiting."""
-        if isinstance(action, Deliver):
-            if not action.item.future.done():
-                action.item.future.set_result(action.result)
-        elif isinstance(action, Fail):
-            for item in action.items:
-                if not item.future.done():
-                    item.future.set_exception(action.error)
-
-    def _wake_at(self, at: float) -> None:
-        """One timer, at the earliest window end asked for; `wake` re-asks for any later one."""
-        if self._timer is not None and not self._timer.cancelled() and self._timer_at <= at:
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer = self._loop.call_at(at, self._on_timer)
-        self._timer_at = at
-
-    def _on_timer(self) -> None:
-        self._timer = None
-        self._apply(self.dispatcher.wake(self._loop.time()))
+    def _apply(self, actions: list[Action]) -> None:
+        assert self._runner is not None, "start() first"
+        self._runner.apply(actions)
 
     # ---- socket IO
 

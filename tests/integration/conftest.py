@@ -1,13 +1,17 @@
-"""Fixtures for integration tests: real worker processes with the real model, real sockets."""
+"""Fixtures for integration tests: real worker processes with the real model (or fake workers that speak
+the real protocol), real sockets."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from pathlib import Path
 
 import pytest
+import uvloop
 
 from tests.support.backends import backend_params
-from tests.support.gateway import Gateway, make_config, running_gateway
+from tests.support.gateway import Gateway, GatewayFactory, gateway_factory, make_config, running_gateway
 from tests.support.processes import WorkerProcess, free_port
 
 # Every embedding-path test runs once per backend (session-scoped: one worker each at a time);
@@ -47,3 +51,23 @@ async def gateway(zmq_endpoint: str, minilm_worker: WorkerProcess, tmp_path) -> 
         except TimeoutError:
             pytest.fail(f"worker did not connect; its log:\n{minilm_worker.output()[-3000:]}")
         yield gw
+
+
+@pytest.fixture
+def start_gateway(endpoint: str, tmp_path: Path) -> GatewayFactory:
+    """A gateway on `endpoint` for fake workers: `async with start_gateway("batching.max_batch_size=4") as gw:`."""
+    return gateway_factory(endpoint, str(tmp_path))
+
+
+@pytest.fixture
+async def gw(start_gateway: GatewayFactory) -> AsyncIterator[Gateway]:
+    async with start_gateway() as gateway:
+        yield gateway
+
+
+def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> Mapping[str, Callable[[], object]]:
+    """The transport's socket tests run on both loops the gateway may use (server.uvloop): asyncio's and
+    uvloop's, whose add_reader on the ZeroMQ FD is what the transport's reading rests on. The rest: asyncio's."""
+    if item.path.name == "test_transport.py":
+        return {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
+    return {"asyncio": asyncio.new_event_loop}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -53,6 +54,18 @@ class Gateway:
         """One sample's value from /metrics (0 if absent)."""
         value = self.app[keys.REGISTRY].get_sample_value(name, labels or None)
         return float(value or 0.0)
+
+
+GatewayFactory = Callable[..., AbstractAsyncContextManager[Gateway]]
+
+
+def gateway_factory(endpoint: str, data_dir: str) -> GatewayFactory:
+    """`async with factory("batching.max_batch_size=4") as gw:` — overrides as section.key=value."""
+
+    def factory(*overrides: str) -> AbstractAsyncContextManager[Gateway]:
+        return running_gateway(make_config(endpoint, data_dir, *overrides))
+
+    return factory
 
 
 @contextlib.asynccontextmanager

@@ -28,11 +28,25 @@ def child_env(**extra: str) -> dict[str, str]:
     return env
 
 
+class LogDir:
+    """Where children's log files go: the system's temp dir, unless a test session points it at its own."""
+
+    path: Path | None = None
+
+    @classmethod
+    def use(cls, path: Path) -> None:
+        """Put the logs of children started from now on in `path` (tests/conftest.py: pytest's temp dir,
+        which pytest prunes to its last few runs, so logs never pile up in /tmp)."""
+        cls.path = path
+
+
 class ChildProcess:
-    """A `python -m <module>` child with its output in a temp log file, killed for real."""
+    """A `python -m <module>` child with its output in a log file (kept after it stops), killed for real."""
 
     def __init__(self, module: str, args: list[str], env: dict[str, str] | None = None) -> None:
-        self.log = tempfile.NamedTemporaryFile(prefix=f"akidb-{module}-", suffix=".log", delete=False)  # noqa: SIM115
+        self.log = tempfile.NamedTemporaryFile(  # noqa: SIM115 (closed in stop; read back after)
+            prefix=f"akidb-{module}-", suffix=".log", delete=False, dir=LogDir.path
+        )
         self.cmd = [sys.executable, "-m", module, *args]
         self.proc = subprocess.Popen(
             self.cmd, stdout=self.log, stderr=subprocess.STDOUT, env=env or child_env(), cwd=ROOT

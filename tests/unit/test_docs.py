@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from scripts.config_reference import table
 from scripts.security_reference import BLOCKS
 from tests.support.processes import ROOT
@@ -20,3 +22,15 @@ def test_security_docs_open_routes_and_scope_table_are_current() -> None:
         start = doc.index(f"<!-- {name}:start")
         body = doc[doc.index("\n", start) + 1 : doc.index(f"<!-- {name}:end -->")]
         assert body.strip() == make().strip(), "run: make docs (python -m scripts.security_reference --write ...)"
+
+
+def test_relative_links_in_the_docs_are_closed_and_point_at_files() -> None:
+    broken = []
+    for doc in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        for target, end in re.findall(r"\]\(([^)\s]*)(\)|\s|$)", doc.read_text(), flags=re.MULTILINE):
+            path = target.split("#")[0]
+            if end != ")":
+                broken.append(f"{doc.name}: ']({target}' is not closed")
+            elif path and not re.match(r"[a-z]+:", path) and not (doc.parent / path).exists():
+                broken.append(f"{doc.name}: {target} does not exist")
+    assert broken == []

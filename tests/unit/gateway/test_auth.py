@@ -14,8 +14,7 @@ from gateway.api.auth import ADMIN, ANY_KEY, GRPC, OPEN_ROUTES, READ, ROUTE_SCOP
 from gateway.app import create_app
 from gateway.errors import Forbidden, Unauthorized
 from shared.config import ApiKeyEntry, key_digest
-from tests.support.gateway import make_config
-from tests.unit.gateway.conftest import GatewayFactory
+from tests.support.gateway import GatewayFactory, make_config
 
 KEYS = {"reader": "r-secret-key", "writer": "w-secret-key", "ops": "a-secret-key"}
 ENTRIES = (

@@ -12,8 +12,9 @@ from structlog.testing import capture_logs
 
 from gateway.dispatch.batcher import ChunkResult, Pending
 from gateway.dispatch.dispatcher import Action, Deliver, Dispatcher, Fail, Send, Wake
+from gateway.dispatch.failures import Reason
 from gateway.dispatch.fleet import WorkerView
-from gateway.errors import ApiError, InvalidInput, NoWorker, PoisonJob, QueueFull, Timeout, WorkerFailed
+from gateway.errors import ApiError, InvalidInput, NoWorker, PoisonJob, QueueFull, Timeout, WorkerFailed, from_dispatch
 from gateway.metrics import Metrics
 from shared.codec import MAGIC, encode
 from shared.config import load_config
@@ -30,9 +31,8 @@ from shared.protocol import (
     Ready,
     Result,
 )
+from tests.support.loopback import INFO, MODEL, result_for
 
-MODEL = "all-MiniLM-L6-v2"
-INFO = ModelInfo(MODEL, 4, 16, "mean", ("minilm",), "fake", "cpu", "f32")
 FIRST_JOB = 1000
 # Heartbeats every 0.1 s, a worker silent for 0.3 s is gone; a 50 ms batching window.
 BASE = ("heartbeat.interval_ms=100", "heartbeat.liveness=3", "batching.batch_timeout_ms=50")
@@ -66,12 +66,6 @@ class Fleet:
         return float(self.registry.get_sample_value(name, labels or None) or 0.0)
 
 
-def result_for(job: Job) -> Result:
-    rows = np.array([[len(t), i, 0, 1] for i, t in enumerate(job.texts)], dtype=np.float32)
-    counts = tuple(2 for _ in job.texts)
-    return Result(job.job_id, rows, counts, counts, 1.0)
-
-
 def sent(actions: list[Action], identity: bytes | None = None) -> list[Message]:
     return [a.msg for a in actions if isinstance(a, Send) and (identity is None or a.identity == identity)]
 
@@ -90,7 +84,8 @@ def delivered(actions: list[Action]) -> dict[Pending, ChunkResult]:
 
 
 def failed(actions: list[Action]) -> dict[Pending, ApiError]:
-    return {item: a.error for a in actions if isinstance(a, Fail) for item in a.items}
+    """Each failed caller with the error it will see (the dispatcher's failure, mapped as the transport maps it)."""
+    return {item: from_dispatch(a.failure) for a in actions if isinstance(a, Fail) for item in a.items}
 
 
 def wakes(actions: list[Action]) -> list[float]:
@@ -213,10 +208,13 @@ def test_the_queue_refuses_past_max_queue_texts_with_503_and_frees_abandoned_roo
     f.ready(b"w", capacity=1)
     f.submit(1)  # running: no longer queued
     queued, _ = f.submit(4)
-    with pytest.raises(QueueFull) as refused:
-        f.submit(1)
-    assert refused.value.http_status == 503 and refused.value.code == "queue_full"
-    assert refused.value.headers == {"Retry-After": "1"}
+    refused, out = f.submit(1)
+    assert [(a.items, a.failure.reason) for a in out if isinstance(a, Fail)] == [((refused,), Reason.QUEUE_FULL)]
+    assert len(out) == 1  # refused with an action like every other outcome, and nothing queued
+    error = failed(out)[refused]
+    assert isinstance(error, QueueFull) and error.http_status == 503 and error.code == "queue_full"
+    assert error.headers == {"Retry-After": "1"} and "batching.max_queue_texts=4" in error.message
+    assert f.metric("akidb_embedding_queue_depth") == 4
     queued.future.cancel()  # its caller timed out or left
     f.submit(2)
     assert f.metric("akidb_embedding_abandoned_total") == 4

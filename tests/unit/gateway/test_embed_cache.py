@@ -14,11 +14,8 @@ from gateway.dispatch.embed_cache import ENTRY_OVERHEAD, EmbeddingCache, cache_k
 from gateway.errors import InputTooLong
 from gateway.metrics import Metrics
 from gateway.services.embedding import EmbedRequest
-from shared.protocol import Job, Ready, Result
-from tests.support.fake_worker import FakeWorker
-from tests.support.gateway import Gateway
-from tests.unit.gateway.test_dispatch import INFO
-from tests.unit.gateway.test_embedding import Loopback, service
+from shared.protocol import Job, Result
+from tests.support.loopback import INFO, LoopbackFleet
 
 BASE = {"model": "m", "pooling": "mean", "normalize": True, "truncate": True, "prompt": "", "text": "hello"}
 
@@ -101,20 +98,22 @@ def test_threads_may_share_it() -> None:
 # -- the service: hits, misses and what reaches a worker ---------------------------------------
 
 
-def answer_with_random_rows(t: Loopback, seed: int) -> None:
+def answer_with_random_rows(t: LoopbackFleet, seed: int) -> None:
     """Answer every job with random float32 rows (not a function of the text, so a recompute would differ)."""
     rng = np.random.default_rng(seed)
-    while t.sent:
-        identity, job = t.sent.pop()
+
+    def answer(job: Job) -> Result:
         rows = rng.standard_normal((len(job.texts), 4)).astype(np.float32)
         counts = tuple(len(text) for text in job.texts)
-        t.apply(t.dispatcher.on_message(identity, Result(job.job_id, rows, counts, counts, 1.0), 0.0))
+        return Result(job.job_id, rows, counts, counts, 1.0)
+
+    t.answer_all(answer)
 
 
 async def test_a_hit_is_bitwise_the_vector_of_the_miss_that_filled_it_with_its_token_counts() -> None:
-    t = Loopback()
+    t = LoopbackFleet()
     t.worker_up()
-    svc = service(t)
+    svc = t.service()
     call = asyncio.create_task(svc.embed(EmbedRequest(("alpha", "beta gamma"))))
     await asyncio.sleep(0)
     answer_with_random_rows(t, seed=1)
@@ -128,9 +127,9 @@ async def test_a_hit_is_bitwise_the_vector_of_the_miss_that_filled_it_with_its_t
 
 
 async def test_only_uncached_texts_go_to_the_worker_each_once() -> None:
-    t = Loopback()
+    t = LoopbackFleet()
     t.worker_up()
-    svc = service(t)
+    svc = t.service()
     call = asyncio.create_task(svc.embed(EmbedRequest(("a", "bb"))))
     await asyncio.sleep(0)
     t.answer_all()
@@ -146,18 +145,18 @@ async def test_only_uncached_texts_go_to_the_worker_each_once() -> None:
 
 
 async def test_options_that_change_the_vector_miss_and_the_cache_can_be_off() -> None:
-    t = Loopback()
+    t = LoopbackFleet()
     t.worker_up()
-    svc = service(t)
+    svc = t.service()
     for req in (EmbedRequest(("a",)), EmbedRequest(("a",), normalize=False), EmbedRequest(("a",), pooling="cls")):
         call = asyncio.create_task(svc.embed(req))
         await asyncio.sleep(0)
         assert len(t.sent) == 1, req
         t.answer_all()
         await call
-    off = Loopback("cache.max_bytes=0")
+    off = LoopbackFleet("cache.max_bytes=0")
     off.worker_up()
-    svc = service(off)
+    svc = off.service()
     for _ in range(2):
         call = asyncio.create_task(svc.embed(EmbedRequest(("a", "a"))))
         await asyncio.sleep(0)
@@ -167,9 +166,9 @@ async def test_options_that_change_the_vector_miss_and_the_cache_can_be_off() ->
 
 
 async def test_a_hit_keeps_the_truncate_false_check_true() -> None:
-    t = Loopback()
+    t = LoopbackFleet()
     t.worker_up()
-    svc = service(t)
+    svc = t.service()
 
     def too_long(job: Job) -> Result:
         rows = np.ones((len(job.texts), 4), dtype=np.float32)
@@ -179,34 +178,17 @@ async def test_a_hit_keeps_the_truncate_false_check_true() -> None:
         call = asyncio.create_task(svc.embed(EmbedRequest(("long text",), truncate=False)))
         await asyncio.sleep(0)
         assert len(t.sent) == (1 if attempt == 0 else 0)
-        while t.sent:
-            identity, job = t.sent.pop()
-            t.apply(t.dispatcher.on_message(identity, too_long(job), 0.0))
+        t.answer_all(too_long)
         with pytest.raises(InputTooLong, match="texts\\[0\\] has 40 tokens"):
             await call
     assert t.registry.get_sample_value("akidb_embedding_cache_hits_total") == 1  # the second was refused from the cache
 
 
-async def test_a_mixed_request_over_a_real_socket_sends_the_worker_only_the_new_texts(
-    gw: Gateway, endpoint: str
-) -> None:
-    worker = await FakeWorker(endpoint).start()
-    await gw.wait_for_workers(1)
-    first = await gw.client.post("/embed", json={"texts": ["one", "two"]})
-    assert first.status == 200
-    resp = await gw.client.post("/embed", json={"texts": ["three", "one", "two", "four five"]})
-    body = await resp.json()
-    assert resp.status == 200 and [j.texts for j in worker.jobs] == [("one", "two"), ("three", "four five")]
-    assert body["usage"]["total_tokens"] == 3 + 3 + 3 + 4  # the fake's count: words + 2, hits included
-    np.testing.assert_array_equal(np.array(body["embeddings"])[:, 0], [5, 3, 3, 9])
-    await worker.close()
-
-
 async def test_a_query_and_a_document_of_one_text_are_two_entries() -> None:
-    t = Loopback()
+    t = LoopbackFleet()
     info = dataclasses.replace(INFO, query_prompt="query: ", document_prompt="passage: ")
-    t.apply(t.dispatcher.on_message(b"w", Ready("w", (info,), "cpu", 2), 0.0))
-    svc = service(t)
+    t.worker_up(info=info)
+    svc = t.service()
     # each prompt is its own entry: three misses, then the query again is a hit (no job)
     for input_type, sent in [("query", ["query: "]), ("document", ["passage: "]), (None, [""]), ("query", [])]:
         call = asyncio.create_task(svc.embed(EmbedRequest(("same text",), input_type=input_type)))

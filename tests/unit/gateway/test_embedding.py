@@ -1,4 +1,4 @@
-"""The embedding service over the real dispatcher, with a transport that carries actions out in memory."""
+"""The embedding service over the real dispatcher and the in-memory transport (no sockets)."""
 
 from __future__ import annotations
 
@@ -6,60 +6,16 @@ import asyncio
 from dataclasses import replace
 
 import pytest
-from prometheus_client import CollectorRegistry
 
-from gateway.dispatch.batcher import Pending
-from gateway.dispatch.dispatcher import Action, Deliver, Dispatcher, Fail, Send
-from gateway.dispatch.fleet import WorkerView
-from gateway.errors import ModelNotFound, NoWorker, Timeout
-from gateway.metrics import Metrics
-from gateway.services.embedding import EmbeddingService, EmbedRequest
-from shared.config import load_config
-from shared.protocol import Disconnect, Job, Ready
-from tests.unit.gateway.test_dispatch import INFO, MODEL, result_for
-
-
-class Loopback:
-    """A transport without a socket: jobs it would send are kept, callers are settled at once."""
-
-    def __init__(self, *overrides: str) -> None:
-        self.cfg = load_config(None, {}, list(overrides))
-        self.registry = CollectorRegistry()
-        self.metrics = Metrics(self.registry)
-        self.dispatcher = Dispatcher(self.cfg, self.metrics, 1)
-        self.workers = WorkerView(self.dispatcher.registry)
-        self.sent: list[tuple[bytes, Job]] = []
-
-    def submit(self, item: Pending) -> None:
-        self.apply(self.dispatcher.submit(item, asyncio.get_running_loop().time()))
-
-    def apply(self, actions: list[Action]) -> None:
-        for a in actions:
-            if isinstance(a, Send) and isinstance(a.msg, Job):
-                self.sent.append((a.identity, a.msg))
-            elif isinstance(a, Deliver) and not a.item.future.done():
-                a.item.future.set_result(a.result)
-            elif isinstance(a, Fail):
-                for item in a.items:
-                    if not item.future.done():
-                        item.future.set_exception(a.error)
-
-    def worker_up(self, identity: bytes = b"w", capacity: int = 2) -> None:
-        self.apply(self.dispatcher.on_message(identity, Ready(identity.decode(), (INFO,), "cpu", capacity), 0.0))
-
-    def answer_all(self) -> None:
-        while self.sent:
-            identity, job = self.sent.pop()  # the last first: the service must reorder
-            self.apply(self.dispatcher.on_message(identity, result_for(job), 0.0))
-
-
-def service(transport: Loopback) -> EmbeddingService:
-    return EmbeddingService(transport.cfg, transport, transport.metrics)  # type: ignore[arg-type]
+from gateway.errors import ModelNotFound, NoWorker, QueueFull, Timeout
+from gateway.services.embedding import EmbedRequest
+from shared.protocol import Disconnect
+from tests.support.loopback import INFO, MODEL, LoopbackFleet
 
 
 async def test_no_worker_is_503_and_an_unknown_model_is_404() -> None:
-    t = Loopback()
-    svc = service(t)
+    t = LoopbackFleet()
+    svc = t.service()
     with pytest.raises(NoWorker):
         svc.resolve_model(None)
     t.worker_up()
@@ -67,16 +23,16 @@ async def test_no_worker_is_503_and_an_unknown_model_is_404() -> None:
     with pytest.raises(ModelNotFound) as unknown:
         svc.resolve_model("no-such-model")
     assert unknown.value.http_status == 404 and "akidb-worker --model no-such-model" in unknown.value.message
-    t.apply(t.dispatcher.on_message(b"w", Disconnect("bye"), 0.0))
+    t.receive(b"w", Disconnect("bye"))
     with pytest.raises(NoWorker) as gone:
         svc.resolve_model(None)
     assert gone.value.http_status == 503 and "connected right now" in gone.value.message
 
 
 async def test_a_big_request_is_split_and_reassembled_in_order() -> None:
-    t = Loopback("batching.max_batch_size=4", "batching.batch_timeout_ms=0")
+    t = LoopbackFleet("batching.max_batch_size=4", "batching.batch_timeout_ms=0")
     t.worker_up(capacity=8)
-    svc = service(t)
+    svc = t.service()
     texts = tuple("x" * (i + 1) for i in range(10))
     call = asyncio.create_task(svc.embed(EmbedRequest(texts)))
     await asyncio.sleep(0)
@@ -87,9 +43,9 @@ async def test_a_big_request_is_split_and_reassembled_in_order() -> None:
 
 
 async def test_a_request_past_its_timeout_gets_504_and_frees_its_queue_slots() -> None:
-    t = Loopback("batching.max_queue_texts=2", "batching.batch_timeout_ms=0")
+    t = LoopbackFleet("batching.max_queue_texts=2", "batching.batch_timeout_ms=0")
     t.worker_up(capacity=1)
-    svc = service(t)
+    svc = t.service()
     running = asyncio.create_task(svc.embed(EmbedRequest(("runs long",)), timeout_s=5))
     await asyncio.sleep(0)
     with pytest.raises(Timeout) as late:
@@ -106,9 +62,9 @@ async def test_a_request_past_its_timeout_gets_504_and_frees_its_queue_slots() -
 
 
 async def test_normalize_defaults_to_the_config_and_requests_override_it() -> None:
-    t = Loopback("embedding.normalize=false")
+    t = LoopbackFleet("embedding.normalize=false")
     t.worker_up()
-    svc = service(t)
+    svc = t.service()
     for req in (EmbedRequest(("a",)), EmbedRequest(("b",), normalize=True)):
         call = asyncio.create_task(svc.embed(req))
         await asyncio.sleep(0)
@@ -119,10 +75,10 @@ async def test_normalize_defaults_to_the_config_and_requests_override_it() -> No
 
 
 async def test_input_type_sends_the_models_prompt_apart_from_the_texts() -> None:
-    t = Loopback()
+    t = LoopbackFleet()
     info = replace(INFO, query_prompt="Query: ", document_prompt="Passage: ")
-    t.apply(t.dispatcher.on_message(b"w", Ready("w", (info,), "cpu", 2), 0.0))
-    svc = service(t)
+    t.worker_up(info=info)
+    svc = t.service()
     for input_type, prompt in ((None, ""), ("query", "Query: "), ("document", "Passage: ")):
         call = asyncio.create_task(svc.embed(EmbedRequest(("a", "b"), input_type=input_type)))
         await asyncio.sleep(0)
@@ -130,3 +86,21 @@ async def test_input_type_sends_the_models_prompt_apart_from_the_texts() -> None
         t.answer_all()
         await call
         assert (job.texts, job.prompt) == (("a", "b"), prompt)
+
+
+async def test_a_full_queue_fails_the_request_with_503_and_queues_none_of_its_later_chunks() -> None:
+    t = LoopbackFleet("batching.max_batch_size=2", "batching.max_queue_texts=3", "batching.batch_timeout_ms=0")
+    t.worker_up(capacity=1)
+    svc = t.service()
+    running = asyncio.create_task(svc.embed(EmbedRequest(("runs",))))
+    await asyncio.sleep(0)
+    with pytest.raises(QueueFull) as full:
+        await svc.embed(EmbedRequest(("a", "b", "c", "d", "e", "f")))  # chunks of 2: the second is refused
+    assert full.value.http_status == 503 and full.value.headers == {"Retry-After": "1"}
+    assert "batching.max_queue_texts=3" in full.value.message
+    labels = {"model": MODEL, "status": "queue_full", "transport": "http"}
+    assert t.registry.get_sample_value("akidb_embedding_requests_total", labels) == 1
+    t.answer_all()
+    assert [job.texts for _, job in t.sent] == []  # the refused request's first chunk left with it
+    assert len((await running).vectors) == 1
+    assert t.registry.get_sample_value("akidb_embedding_abandoned_total") == 2

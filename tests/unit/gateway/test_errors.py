@@ -1,4 +1,4 @@
-"""The one map from storage's exceptions to API errors, and both front doors applying it."""
+"""The maps from storage's exceptions and the dispatcher's failures to API errors; both front doors apply them."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.api.middleware import errors
 from gateway.api.rpc.service import CODE_KEY, answer
-from gateway.errors import STORAGE_ERRORS, ApiError, as_api_error, from_storage
+from gateway.dispatch.failures import Failure, Reason
+from gateway.errors import DISPATCH_ERRORS, STORAGE_ERRORS, ApiError, as_api_error, from_dispatch, from_storage
 from gateway.storage import errors as storage
 
 NOT_FOUND, INVALID, EXISTS = grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.ALREADY_EXISTS
@@ -56,6 +57,27 @@ def test_every_storage_error_but_the_base_is_mapped() -> None:
         if issubclass(cls, storage.StorageError) and cls not in STARTUP_ONLY
     }
     assert declared == set(STORAGE_ERRORS) == {row[0] for row in EXPECTED}
+
+
+# What callers have always seen when the dispatcher could not deliver their texts.
+DISPATCHED = [
+    (Reason.QUEUE_FULL, "queue_full", 503, grpc.StatusCode.UNAVAILABLE),
+    (Reason.SHUTTING_DOWN, "no_worker", 503, grpc.StatusCode.UNAVAILABLE),
+    (Reason.DEADLINE, "timeout", 504, grpc.StatusCode.DEADLINE_EXCEEDED),
+    (Reason.INVALID_JOB, "invalid_input", 400, INVALID),
+    (Reason.WORKER_FAILED, "worker_error", 502, grpc.StatusCode.INTERNAL),
+    (Reason.POISONED, "worker_failed", 502, grpc.StatusCode.INTERNAL),
+]
+
+
+@pytest.mark.parametrize(("reason", "code", "http_status", "grpc_status"), DISPATCHED)
+def test_each_dispatch_failure_keeps_its_code_status_and_message(
+    reason: Reason, code: str, http_status: int, grpc_status: grpc.StatusCode
+) -> None:
+    api = from_dispatch(Failure(reason, "what went wrong; what to change"))
+    assert (api.code, api.http_status, api.grpc_status) == (code, http_status, grpc_status)
+    assert api.message == "what went wrong; what to change"
+    assert set(DISPATCH_ERRORS) == set(Reason) == {row[0] for row in DISPATCHED}
 
 
 def test_an_unusable_data_directory_met_while_serving_is_a_bug() -> None:

@@ -7,9 +7,8 @@ import grpc
 
 from shared.proto import embedding_pb2 as pb
 from shared.proto import embedding_pb2_grpc as pb_grpc
-from tests.support.gateway import Gateway
+from tests.support.gateway import Gateway, GatewayFactory
 from tests.support.grpc import GRPC_ON, channel
-from tests.unit.gateway.conftest import GatewayFactory
 
 MODEL = "all-MiniLM-L6-v2"  # the default model: the label when a body names none
 

@@ -5,12 +5,9 @@ from __future__ import annotations
 import asyncio
 
 import numpy as np
-from prometheus_client import CollectorRegistry
 
-from gateway.metrics import Metrics
-from gateway.transport import Transport
 from tests.support.fake_worker import FakeWorker
-from tests.support.gateway import Gateway, eventually, make_config
+from tests.support.gateway import Gateway, eventually
 
 MODEL = "all-MiniLM-L6-v2"
 
@@ -93,13 +90,16 @@ async def test_two_workers_with_one_worker_id_both_serve(start_gateway, endpoint
             await t.close()
 
 
-async def test_a_window_already_over_when_armed_does_not_break_the_timer(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    # uvloop answers call_at for a time under half a millisecond away with a plain Handle (no `when()`);
-    # a second wake in the same loop turn once raised there, failing that request with a 500.
-    transport = Transport(make_config("tcp://127.0.0.1:1", str(tmp_path)), Metrics(CollectorRegistry()))
-    loop = transport._loop = asyncio.get_running_loop()
-    woken = asyncio.Event()
-    transport._on_timer = woken.set  # type: ignore[method-assign]
-    transport._wake_at(loop.time() - 1)
-    transport._wake_at(loop.time())  # later than the one armed: kept, not re-armed
-    await asyncio.wait_for(woken.wait(), 1)
+async def test_a_mixed_request_over_a_real_socket_sends_the_worker_only_the_new_texts(
+    gw: Gateway, endpoint: str
+) -> None:
+    worker = await FakeWorker(endpoint).start()
+    await gw.wait_for_workers(1)
+    first = await gw.client.post("/embed", json={"texts": ["one", "two"]})
+    assert first.status == 200
+    resp = await gw.client.post("/embed", json={"texts": ["three", "one", "two", "four five"]})
+    body = await resp.json()
+    assert resp.status == 200 and [j.texts for j in worker.jobs] == [("one", "two"), ("three", "four five")]
+    assert body["usage"]["total_tokens"] == 3 + 3 + 3 + 4  # the fake's count: words + 2, hits included
+    np.testing.assert_array_equal(np.array(body["embeddings"])[:, 0], [5, 3, 3, 9])
+    await worker.close()

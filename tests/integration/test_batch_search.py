@@ -7,8 +7,7 @@ from typing import Any
 from gateway.api import keys
 from gateway.storage.filters import compile_filter
 from tests.support.fake_worker import FakeWorker
-from tests.support.gateway import Gateway
-from tests.unit.gateway.conftest import GatewayFactory
+from tests.support.gateway import Gateway, GatewayFactory
 
 UNIT = [[1.0, 0, 0, 0], [0, 1.0, 0, 0], [0, 0, 1.0, 0], [0, 0, 0, 1.0]]
 
