@@ -78,7 +78,8 @@ def test_folder_without_config_json(tmp_path: Path) -> None:
 
 def test_unsupported_model_type_lists_the_supported_ones(tmp_path: Path) -> None:
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "t5"}))
-    with pytest.raises(ModelLoadError, match=r"model_type 't5' .* is not supported; supported: bert, qwen3"):
+    supported = "supported: bert, xlm-roberta, qwen3"
+    with pytest.raises(ModelLoadError, match=rf"model_type 't5' .* is not supported; {supported}"):
         locate(cfg(model_name="x", model_path=str(tmp_path)))
 
 
