@@ -10,8 +10,9 @@ from pathlib import Path
 from shared.config import Config, parse_shape_buckets
 from worker.embedder import Encoder
 from worker.loader import ModelLoadError, ModelSource
+from worker.reranker import CrossEncoder
 
-OPENVINO_FAMILIES = ("bert",)
+OPENVINO_FAMILIES = ("bert", "xlm-roberta")
 
 
 def is_x86() -> bool:
@@ -61,6 +62,13 @@ def compile_cache_dir(cfg: Config) -> Path | None:
 def build_encoder(backend: str, source: ModelSource, cfg: Config) -> Encoder:
     """Construct the chosen backend's encoder (importing its engine only now)."""
     emb = cfg.embedding
+    if source.kind == "rerank":
+        raise ModelLoadError(
+            f"model {source.name!r} is a reranker (a cross-encoder): it scores (query, document) pairs and makes no "
+            "embeddings, and workers do not serve rerank models yet; choose an embedding model"
+        )
+    if source.family not in ("bert", "qwen3"):
+        raise ModelLoadError(f"{source.family} models are served only as rerankers; choose a BERT or Qwen3 embedder")
     if backend == "openvino":
         from worker.backends.openvino_bert import OpenVinoBertEncoder
 
@@ -73,3 +81,19 @@ def build_encoder(backend: str, source: ModelSource, cfg: Config) -> Encoder:
     from worker.backends.mlx_bert import MlxBertEncoder
 
     return MlxBertEncoder(source, emb.precision)
+
+
+def build_cross_encoder(backend: str, source: ModelSource, cfg: Config) -> CrossEncoder:
+    """Construct the chosen backend's cross-encoder for a rerank model (BERT or XLM-R classifier)."""
+    if source.kind != "rerank" or source.family not in OPENVINO_FAMILIES:
+        raise ModelLoadError(
+            f"model {source.name!r} is not a BERT or XLM-RoBERTa sequence classifier; "
+            "rerankers supported: ms-marco-MiniLM-L-6-v2, bge-reranker-base, bge-reranker-v2-m3 and their kin"
+        )
+    if backend == "openvino":
+        from worker.backends.openvino_rerank import OpenVinoCrossEncoder
+
+        return OpenVinoCrossEncoder(source, cfg.embedding.precision, cfg.embedding.num_threads)
+    from worker.backends.mlx_rerank import MlxCrossEncoder
+
+    return MlxCrossEncoder(source, cfg.embedding.precision)
