@@ -48,7 +48,9 @@ class Scored:
 
 def sigmoid(logits: np.ndarray) -> np.ndarray:
     """0..1 relevance scores from one-label logits, as CrossEncoder.predict returns them."""
-    return (1.0 / (1.0 + np.exp(-logits.astype(np.float64)))).astype(np.float32)
+    # Clipped: beyond ±60 the float32 score is 0 or 1 anyway, and exp(800) would overflow.
+    x = np.clip(logits.astype(np.float64), -60.0, 60.0)
+    return (1.0 / (1.0 + np.exp(-x))).astype(np.float32)
 
 
 class Reranker:

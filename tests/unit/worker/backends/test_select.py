@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import importlib.util
+from dataclasses import replace
 
 import pytest
 
+from shared.config import Config, EmbeddingConfig
+from tests.support import references as refs
 from worker.backends import select
-from worker.loader import ModelLoadError
+from worker.loader import ModelLoadError, ModelSource, locate
 
 
 @pytest.fixture
@@ -31,6 +34,8 @@ def machine(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
         ("linux", True, True, True, "bert", "mlx"),  # MLX with CUDA beats a CPU engine
         ("linux", True, False, True, "bert", "openvino"),  # x86 CPU: OpenVINO
         ("linux", True, False, True, "qwen3", "mlx"),  # OpenVINO does not serve Qwen3 here
+        ("linux", True, False, True, "xlm-roberta", "openvino"),  # bge-reranker on an x86 CPU
+        ("darwin", False, True, False, "xlm-roberta", "mlx"),
         ("linux", True, False, False, "bert", "mlx"),  # OpenVINO not installed
         ("linux", False, False, True, "bert", "mlx"),  # ARM Linux CPU
     ],
@@ -56,3 +61,25 @@ def test_openvino_not_installed_says_how_to_install(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(select.importlib.util, "find_spec", lambda name: None if name == "openvino" else real(name))
     with pytest.raises(ModelLoadError, match="openvino is not installed here; pip install openvino, or use mlx"):
         select.resolve_backend("openvino", "bert")
+
+
+def source(folder: str, **changes: object) -> ModelSource:
+    path = refs.TINY_RERANKERS[folder]
+    return replace(locate(replace(EmbeddingConfig(), model_name="tiny", model_path=str(path))), **changes)  # type: ignore[arg-type]
+
+
+def test_an_embedding_worker_refuses_a_reranker_saying_what_it_is() -> None:
+    with pytest.raises(ModelLoadError, match=r"model 'tiny' is a reranker \(a cross-encoder\).*makes no embeddings"):
+        select.build_encoder("openvino", source("bert"), Config())
+
+
+def test_xlmr_embedders_are_not_served() -> None:
+    with pytest.raises(ModelLoadError, match=r"xlm-roberta models are served only as rerankers"):
+        select.build_encoder("mlx", source("xlmr", kind="embed"), Config())
+
+
+def test_a_cross_encoder_needs_a_classifier_checkpoint() -> None:
+    with pytest.raises(ModelLoadError, match=r"is not a BERT or XLM-RoBERTa sequence classifier"):
+        select.build_cross_encoder("openvino", source("bert", kind="embed"), Config())
+    with pytest.raises(ModelLoadError, match=r"is not a BERT or XLM-RoBERTa sequence classifier"):
+        select.build_cross_encoder("mlx", source("bert", family="qwen3"), Config())
