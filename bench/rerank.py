@@ -32,7 +32,7 @@ from bench.backends import machine
 from shared.config import EmbeddingConfig
 from worker.backends.openvino_rerank import OpenVinoCrossEncoder
 from worker.loader import locate
-from worker.pairs import Pair, PairTokenizer
+from worker.pairs import Pair, PairEncoder, PairTokenizer
 from worker.reranker import Reranker, sigmoid
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,7 +49,7 @@ def ensure_model(fixture_python: str, folder: Path) -> None:
     subprocess.run([fixture_python, str(script), "--minilm-size", str(folder)], cwd=ROOT, check=True)
 
 
-def make_pairs(tok: PairTokenizer, n: int) -> list[Pair]:
+def make_pairs(tok: PairEncoder, n: int) -> list[Pair]:
     """`n` pairs of about PAIR_TOKENS tokens: each description cut, by words, to the longest fit."""
     queries = corpus.load("short", n)
     bodies = iter(corpus.load("bodies", 50 * n))

@@ -101,6 +101,16 @@ RERANKERS: tuple[ModelSpec, ...] = (
         aliases=("BAAI/bge-reranker-v2-m3",),
         kind="rerank",
     ),
+    # A causal LM scored from its "yes"/"no" next-token logits after a prompt (MLX only).
+    ModelSpec(
+        name="qwen3-reranker-0.6b",
+        family="qwen3",
+        repo_id="Qwen/Qwen3-Reranker-0.6B",
+        pooling="last",
+        max_tokens=8192,  # the model card's max_length
+        aliases=("Qwen/Qwen3-Reranker-0.6B",),
+        kind="rerank",
+    ),
 )
 
 REGISTRY = REGISTRY + RERANKERS

@@ -16,7 +16,7 @@ import numpy as np
 
 from worker.embedder import TOKEN_BUDGET, WARM_UP_TOKENS
 from worker.loader import ModelSource
-from worker.pairs import Pair, PairTokenizer, pad_types
+from worker.pairs import Pair, PairEncoder, pad_types
 from worker.tokenize import length_groups, pad
 
 
@@ -56,7 +56,7 @@ def sigmoid(logits: np.ndarray) -> np.ndarray:
 class Reranker:
     """Tokenise pairs, group by length, run the `CrossEncoder`: what a rerank job will be served by."""
 
-    def __init__(self, source: ModelSource, tokenizer: PairTokenizer, model: CrossEncoder, batch_size: int) -> None:
+    def __init__(self, source: ModelSource, tokenizer: PairEncoder, model: CrossEncoder, batch_size: int) -> None:
         self.source = source
         self.tokenizer = tokenizer
         self.model = model

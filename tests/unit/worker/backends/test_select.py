@@ -78,8 +78,13 @@ def test_xlmr_embedders_are_not_served() -> None:
         select.build_encoder("mlx", source("xlmr", kind="embed"), Config())
 
 
-def test_a_cross_encoder_needs_a_classifier_checkpoint() -> None:
-    with pytest.raises(ModelLoadError, match=r"is not a BERT or XLM-RoBERTa sequence classifier"):
-        select.build_cross_encoder("openvino", source("bert", kind="embed"), Config())
-    with pytest.raises(ModelLoadError, match=r"is not a BERT or XLM-RoBERTa sequence classifier"):
-        select.build_cross_encoder("mlx", source("bert", family="qwen3"), Config())
+def test_a_reranker_must_be_a_classifier_or_qwen3_reranker() -> None:
+    with pytest.raises(ModelLoadError, match=r"'tiny' is not a reranker this worker implements"):
+        select.build_reranker("openvino", source("bert", kind="embed"), Config())
+    with pytest.raises(ModelLoadError, match=r"'tiny' is not a reranker this worker implements"):
+        select.build_reranker("mlx", source("bert", family="t5"), Config())
+
+
+def test_qwen3_reranker_runs_on_mlx_only() -> None:
+    with pytest.raises(ModelLoadError, match=r"Qwen3-Reranker runs on MLX only; use embedding.backend: mlx"):
+        select.build_reranker("openvino", source("qwen3", kind="rerank"), Config())
