@@ -14,7 +14,7 @@ class ModelSpec:
     """A known model. `max_tokens` and `pooling` are its defaults, overridable in config."""
 
     name: str
-    family: str  # "bert" or "qwen3": which model code loads it
+    family: str  # "bert", "xlm-roberta" or "qwen3": which model code loads it (config.json's model_type)
     repo_id: str
     pooling: str
     max_tokens: int
@@ -27,6 +27,9 @@ class ModelSpec:
     # whose request says `input_type: query` / `document`. Empty: the text as it is.
     query_prompt: str = ""
     document_prompt: str = ""
+    # "embed": texts in, vectors out. "rerank": (query, document) pairs in, one relevance logit
+    # each out, from a sequence-classification head on the first token (no pooling choice).
+    kind: str = "embed"
 
 
 # Qwen3-Embedding's model card: queries carry a one-line task instruction, documents nothing.
@@ -66,6 +69,51 @@ REGISTRY: tuple[ModelSpec, ...] = (
         query_prompt=QWEN3_QUERY_PROMPT,
     ),
 )
+
+
+# Cross-encoders: sentence-transformers' CrossEncoder and FlagEmbedding's FlagReranker both cut
+# pairs at 512 tokens by default; bge-reranker-v2-m3 takes 8192, but 512 is what its card scores with.
+RERANKERS: tuple[ModelSpec, ...] = (
+    ModelSpec(
+        name="ms-marco-MiniLM-L-6-v2",
+        family="bert",
+        repo_id="cross-encoder/ms-marco-MiniLM-L-6-v2",
+        pooling="cls",
+        max_tokens=512,
+        aliases=("cross-encoder/ms-marco-MiniLM-L-6-v2",),
+        kind="rerank",
+    ),
+    ModelSpec(
+        name="bge-reranker-base",
+        family="xlm-roberta",
+        repo_id="BAAI/bge-reranker-base",
+        pooling="cls",
+        max_tokens=512,
+        aliases=("BAAI/bge-reranker-base",),
+        kind="rerank",
+    ),
+    ModelSpec(
+        name="bge-reranker-v2-m3",
+        family="xlm-roberta",
+        repo_id="BAAI/bge-reranker-v2-m3",
+        pooling="cls",
+        max_tokens=512,
+        aliases=("BAAI/bge-reranker-v2-m3",),
+        kind="rerank",
+    ),
+    # A causal LM scored from its "yes"/"no" next-token logits after a prompt (MLX only).
+    ModelSpec(
+        name="qwen3-reranker-0.6b",
+        family="qwen3",
+        repo_id="Qwen/Qwen3-Reranker-0.6B",
+        pooling="last",
+        max_tokens=8192,  # the model card's max_length
+        aliases=("Qwen/Qwen3-Reranker-0.6B",),
+        kind="rerank",
+    ),
+)
+
+REGISTRY = REGISTRY + RERANKERS
 
 
 def find(name: str) -> ModelSpec | None:

@@ -14,7 +14,8 @@ from shared import models
 from shared.config import EmbeddingConfig
 
 # The config.json model_type values this worker has model code for, each with its default pooling.
-FAMILY_POOLING = {"bert": "mean", "qwen3": "last"}
+# XLM-RoBERTa is here for its cross-encoders (bge-reranker), whose head reads the first token.
+FAMILY_POOLING = {"bert": "mean", "xlm-roberta": "cls", "qwen3": "last"}
 FAMILIES = tuple(FAMILY_POOLING)
 
 
@@ -35,6 +36,7 @@ class ModelSource:
     config: dict[str, Any]
     query_prompt: str = ""
     document_prompt: str = ""
+    kind: str = "embed"  # or "rerank": a cross-encoder scoring (query, document) pairs
 
 
 def locate(cfg: EmbeddingConfig) -> ModelSource:
@@ -55,8 +57,11 @@ def locate(cfg: EmbeddingConfig) -> ModelSource:
             f"model_type {config.get('model_type')!r} in {path}/config.json is not supported; "
             f"supported: {', '.join(FAMILIES)}"
         )
-    pooling = cfg.pooling or (spec.pooling if spec else _folder_pooling(path) or FAMILY_POOLING[family])
-    limit = int(config.get("max_position_embeddings", 10**9))
+    kind = spec.kind if spec else folder_kind(config)
+    # A cross-encoder's head reads the first token: "cls" says so, and no pooling setting applies.
+    folder_pooling = "cls" if kind == "rerank" else _folder_pooling(path) or FAMILY_POOLING[family]
+    pooling = cfg.pooling or (spec.pooling if spec else folder_pooling)
+    limit = position_limit(config)
     default_max = spec.max_tokens if spec else _folder_max_tokens(path) or limit
     max_tokens = cfg.max_tokens or default_max
     if max_tokens > limit:
@@ -66,7 +71,22 @@ def locate(cfg: EmbeddingConfig) -> ModelSource:
     # embedding.query_prompt / document_prompt override the registry's, "" included (no prompt).
     query_prompt = cfg.query_prompt if cfg.query_prompt is not None else spec.query_prompt if spec else ""
     document_prompt = cfg.document_prompt if cfg.document_prompt is not None else spec.document_prompt if spec else ""
-    return ModelSource(name, path, family, pooling, max_tokens, aliases, config, query_prompt, document_prompt)
+    return ModelSource(name, path, family, pooling, max_tokens, aliases, config, query_prompt, document_prompt, kind)
+
+
+def position_limit(config: dict[str, Any]) -> int:
+    """The most tokens the model's position table holds."""
+    limit = int(config.get("max_position_embeddings", 10**9))
+    if config.get("model_type") == "xlm-roberta":
+        # RoBERTa numbers positions from padding_idx + 1 (514 rows hold 512 tokens).
+        limit -= int(config.get("pad_token_id", 1)) + 1
+    return limit
+
+
+def folder_kind(config: dict[str, Any]) -> str:
+    """ "rerank" for a checkpoint saved as a sequence classifier (a cross-encoder), else "embed"."""
+    architectures = config.get("architectures") or []
+    return "rerank" if any(str(a).endswith("ForSequenceClassification") for a in architectures) else "embed"
 
 
 def _folder(cfg: EmbeddingConfig, spec: models.ModelSpec | None) -> Path:
@@ -106,6 +126,16 @@ def check_bert_config(config: dict[str, Any]) -> None:
     if config.get("position_embedding_type", "absolute") != "absolute":
         raise ModelLoadError(
             f"position_embedding_type {config.get('position_embedding_type')!r} is not supported; only 'absolute'"
+        )
+
+
+def check_cross_encoder_config(config: dict[str, Any]) -> None:
+    """Refuse classifiers that are not one-logit relevance scorers, and encoders our backends do not implement."""
+    check_bert_config(config)
+    labels = len(config.get("id2label") or {"0": "LABEL_0"})
+    if labels != 1:
+        raise ModelLoadError(
+            f"the model's classifier has {labels} labels; a reranker needs one relevance logit (num_labels: 1)"
         )
 
 

@@ -50,19 +50,7 @@ class TextTokenizer:
     @classmethod
     def from_folder(cls, folder: Path, max_tokens: int) -> TextTokenizer:
         """Load `tokenizer.json`, or let transformers convert a slow tokenizer's files."""
-        path = folder / "tokenizer.json"
-        try:
-            if path.exists():
-                return cls(Tokenizer.from_file(str(path)), max_tokens)
-            from transformers import AutoTokenizer  # only for folders without tokenizer.json
-
-            fast = AutoTokenizer.from_pretrained(str(folder), use_fast=True)
-            return cls(fast.backend_tokenizer, max_tokens)
-        except Exception as exc:  # tokenizers and transformers raise many unrelated types here
-            raise ModelLoadError(
-                f"cannot load the tokenizer in {folder} ({type(exc).__name__}: {exc}); the folder needs "
-                "tokenizer.json (or a slow tokenizer's files): download the model again or fix embedding.model_path"
-            ) from None
+        return cls(load_tokenizer(folder), max_tokens)
 
     def prompt_tokens(self, prompt: str) -> int:
         """Tokens of `prompt` alone; raises `PromptTooLong` if it leaves no token for text."""
@@ -103,6 +91,22 @@ class TextTokenizer:
             for i, enc in zip(over, shortened, strict=True):
                 ids[i] = enc.ids
         return Tokenized(ids=ids, input_tokens=input_tokens)
+
+
+def load_tokenizer(folder: Path) -> Tokenizer:
+    """The folder's `tokenizer.json`, or a slow tokenizer's files converted by transformers."""
+    path = folder / "tokenizer.json"
+    try:
+        if path.exists():
+            return Tokenizer.from_file(str(path))
+        from transformers import AutoTokenizer  # only for folders without tokenizer.json
+
+        return AutoTokenizer.from_pretrained(str(folder), use_fast=True).backend_tokenizer
+    except Exception as exc:  # tokenizers and transformers raise many unrelated types here
+        raise ModelLoadError(
+            f"cannot load the tokenizer in {folder} ({type(exc).__name__}: {exc}); the folder needs "
+            "tokenizer.json (or a slow tokenizer's files): download the model again or fix embedding.model_path"
+        ) from None
 
 
 def pad(rows: Sequence[Sequence[int]], pad_id: int = 0) -> tuple[np.ndarray, np.ndarray]:

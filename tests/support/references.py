@@ -9,6 +9,13 @@ import numpy as np
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 TINY_QWEN3 = FIXTURES / "tiny-qwen3"
 TINY_QWEN3_4BIT = FIXTURES / "tiny-qwen3-4bit"
+# Cross-encoders (tests/fixtures/make_tiny_rerankers.py), keyed by the reference's prefix.
+TINY_RERANKERS = {
+    "bert": FIXTURES / "tiny-bert-reranker",
+    "xlmr": FIXTURES / "tiny-xlmr-reranker",
+    "qwen3": FIXTURES / "tiny-qwen3-reranker",
+}
+RERANK_DOCS_PER_QUERY = 10  # tiny_rerank_reference.npz: 20 queries, each with 10 documents in a row
 
 # MiniLM reference (tests/fixtures/make_minilm_reference.py): the texts the tests name.
 SYNONYMS = (0, 1)

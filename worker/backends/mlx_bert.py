@@ -26,12 +26,16 @@ class _Embeddings(nn.Module):
         self.position_embeddings = nn.Embedding(cfg["max_position_embeddings"], hidden)
         self.token_type_embeddings = nn.Embedding(cfg.get("type_vocab_size", 2), hidden)
         self.LayerNorm = nn.LayerNorm(hidden, eps=cfg.get("layer_norm_eps", 1e-12))
+        # (XLM-)RoBERTa numbers positions from padding_idx + 1; rows are right-padded, so a real
+        # token's position is its index plus that offset.
+        self.position_offset = int(cfg.get("pad_token_id", 1)) + 1 if cfg.get("model_type") == "xlm-roberta" else 0
 
-    def __call__(self, input_ids: mx.array) -> mx.array:
-        positions = mx.arange(input_ids.shape[1])
-        # Every text is one segment: token type 0 throughout.
-        x = self.word_embeddings(input_ids) + self.position_embeddings(positions) + self.token_type_embeddings.weight[0]
-        return self.LayerNorm(x)
+    def __call__(self, input_ids: mx.array, token_type_ids: mx.array | None = None) -> mx.array:
+        positions = mx.arange(input_ids.shape[1]) + self.position_offset
+        # Without segment ids (an embedded text) every token is type 0.
+        table = self.token_type_embeddings
+        types = table.weight[0] if token_type_ids is None else table(token_type_ids)
+        return self.LayerNorm(self.word_embeddings(input_ids) + self.position_embeddings(positions) + types)
 
 
 class _SelfAttention(nn.Module):
@@ -108,8 +112,8 @@ class BertModel(nn.Module):
         self.embeddings = _Embeddings(cfg)
         self.encoder = _Encoder(cfg)
 
-    def __call__(self, input_ids: mx.array, attention_mask: mx.array) -> mx.array:
-        x = self.embeddings(input_ids)
+    def __call__(self, input_ids: mx.array, attention_mask: mx.array, types: mx.array | None = None) -> mx.array:
+        x = self.embeddings(input_ids, types)
         # Additive mask, broadcast over heads and query positions: padding gets -inf-ish.
         bias = ((1 - attention_mask.astype(x.dtype)) * -1e9)[:, None, None, :].astype(x.dtype)
         for layer in self.encoder.layer:

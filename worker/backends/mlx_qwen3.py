@@ -17,13 +17,13 @@ from worker.backends.mlx_weights import read_safetensors
 from worker.loader import ModelLoadError, ModelSource
 
 
-def load_qwen3(source: ModelSource) -> Qwen3Model:
-    """Build the decoder stack and load its weights, quantising layers the checkpoint quantised."""
+def load_qwen3(source: ModelSource, checkpoint: dict[str, mx.array] | None = None) -> Qwen3Model:
+    """The decoder stack with its weights (read from the folder unless given), quantised as the checkpoint is."""
     # Qwen3Model checkpoints have bare keys, Qwen3ForCausalLM ones a "model." prefix;
-    # the LM head is not used for embeddings.
+    # the LM head is not part of the stack (embeddings never use it; the reranker takes two rows).
     weights = {
         key.removeprefix("model."): value
-        for key, value in read_safetensors(source.path).items()
+        for key, value in (read_safetensors(source.path) if checkpoint is None else checkpoint).items()
         if not key.startswith("lm_head.")
     }
     model = Qwen3Model(ModelArgs.from_dict(source.config))

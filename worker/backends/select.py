@@ -10,8 +10,12 @@ from pathlib import Path
 from shared.config import Config, parse_shape_buckets
 from worker.embedder import Encoder
 from worker.loader import ModelLoadError, ModelSource
+from worker.pairs import QWEN3_RERANK_TEMPLATE, PairTokenizer, TemplatePairTokenizer
+from worker.reranker import CrossEncoder, Reranker
 
-OPENVINO_FAMILIES = ("bert",)
+OPENVINO_FAMILIES = ("bert", "xlm-roberta")
+# Cross-encoders: BERT and XLM-R sequence classifiers (both backends), Qwen3-Reranker (MLX).
+RERANK_FAMILIES = ("bert", "xlm-roberta", "qwen3")
 
 
 def is_x86() -> bool:
@@ -61,6 +65,13 @@ def compile_cache_dir(cfg: Config) -> Path | None:
 def build_encoder(backend: str, source: ModelSource, cfg: Config) -> Encoder:
     """Construct the chosen backend's encoder (importing its engine only now)."""
     emb = cfg.embedding
+    if source.kind == "rerank":
+        raise ModelLoadError(
+            f"model {source.name!r} is a reranker (a cross-encoder): it scores (query, document) pairs and makes no "
+            "embeddings, and workers do not serve rerank models yet; choose an embedding model"
+        )
+    if source.family not in ("bert", "qwen3"):
+        raise ModelLoadError(f"{source.family} models are served only as rerankers; choose a BERT or Qwen3 embedder")
     if backend == "openvino":
         from worker.backends.openvino_bert import OpenVinoBertEncoder
 
@@ -73,3 +84,32 @@ def build_encoder(backend: str, source: ModelSource, cfg: Config) -> Encoder:
     from worker.backends.mlx_bert import MlxBertEncoder
 
     return MlxBertEncoder(source, emb.precision)
+
+
+def build_reranker(backend: str, source: ModelSource, cfg: Config) -> Reranker:
+    """A rerank model's tokenizer and the chosen backend's cross-encoder (importing its engine only now)."""
+    emb = cfg.embedding
+    if source.kind != "rerank" or source.family not in RERANK_FAMILIES:
+        raise ModelLoadError(
+            f"model {source.name!r} is not a reranker this worker implements (BERT or XLM-RoBERTa sequence "
+            "classifiers, Qwen3-Reranker); supported: ms-marco-MiniLM-L-6-v2, bge-reranker-base, "
+            "bge-reranker-v2-m3, qwen3-reranker-0.6b and their kin"
+        )
+    cross: CrossEncoder
+    if source.family == "qwen3":
+        if backend != "mlx":
+            raise ModelLoadError("Qwen3-Reranker runs on MLX only; use embedding.backend: mlx (or auto)")
+        from worker.backends.mlx_qwen3_rerank import MlxQwen3Reranker
+
+        prompts = TemplatePairTokenizer.from_folder(source.path, source.max_tokens, QWEN3_RERANK_TEMPLATE)
+        cross = MlxQwen3Reranker(source, emb.precision, prompts.token_id("yes"), prompts.token_id("no"))
+        return Reranker(source, prompts, cross, emb.batch_size)
+    if backend == "openvino":
+        from worker.backends.openvino_rerank import OpenVinoCrossEncoder
+
+        cross = OpenVinoCrossEncoder(source, emb.precision, emb.num_threads)
+    else:
+        from worker.backends.mlx_rerank import MlxCrossEncoder
+
+        cross = MlxCrossEncoder(source, emb.precision)
+    return Reranker(source, PairTokenizer.from_folder(source.path, source.max_tokens), cross, emb.batch_size)

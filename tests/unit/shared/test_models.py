@@ -26,3 +26,23 @@ def test_find_and_canonical_ignore_case_and_know_aliases() -> None:
     assert models.canonical("SENTENCE-TRANSFORMERS/all-MiniLM-L6-v2") == "all-MiniLM-L6-v2"
     assert models.canonical("my-own-model") == "my-own-model"
     assert models.find("nope") is None
+
+
+def test_embedding_models_are_kind_embed_by_default() -> None:
+    assert {spec.kind for spec in models.REGISTRY if spec not in models.RERANKERS} == {"embed"}
+
+
+@pytest.mark.parametrize(
+    ("name", "repo_id", "family"),
+    [
+        ("cross-encoder/ms-marco-MiniLM-L-6-v2", "cross-encoder/ms-marco-MiniLM-L-6-v2", "bert"),
+        ("bge-reranker-base", "BAAI/bge-reranker-base", "xlm-roberta"),
+        ("BAAI/bge-reranker-v2-m3", "BAAI/bge-reranker-v2-m3", "xlm-roberta"),
+        ("qwen3-reranker-0.6b", "Qwen/Qwen3-Reranker-0.6B", "qwen3"),
+    ],
+)
+def test_rerankers_are_registered_with_kind_rerank(name: str, repo_id: str, family: str) -> None:
+    spec = models.find(name)
+    assert spec is not None and spec in models.RERANKERS
+    assert (spec.kind, spec.repo_id, spec.family) == ("rerank", repo_id, family)
+    assert spec.max_tokens == (8192 if family == "qwen3" else 512)

@@ -11,7 +11,7 @@ import huggingface_hub.constants
 import pytest
 
 from shared.config import EmbeddingConfig
-from worker.loader import ModelLoadError, check_bert_config, locate
+from worker.loader import ModelLoadError, check_bert_config, check_cross_encoder_config, locate
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 TINY_QWEN3 = FIXTURES / "tiny-qwen3"
@@ -78,7 +78,8 @@ def test_folder_without_config_json(tmp_path: Path) -> None:
 
 def test_unsupported_model_type_lists_the_supported_ones(tmp_path: Path) -> None:
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "t5"}))
-    with pytest.raises(ModelLoadError, match=r"model_type 't5' .* is not supported; supported: bert, qwen3"):
+    supported = "supported: bert, xlm-roberta, qwen3"
+    with pytest.raises(ModelLoadError, match=rf"model_type 't5' .* is not supported; {supported}"):
         locate(cfg(model_name="x", model_path=str(tmp_path)))
 
 
@@ -158,3 +159,50 @@ def test_bert_variants_the_encoders_do_not_implement_are_refused(setting: dict, 
     check_bert_config({"hidden_act": "gelu", "position_embedding_type": "absolute"})  # what MiniLM declares
     with pytest.raises(ModelLoadError, match=message):
         check_bert_config(setting)
+
+
+RERANKERS = {"bert": FIXTURES / "tiny-bert-reranker", "xlmr": FIXTURES / "tiny-xlmr-reranker"}
+
+
+@pytest.mark.parametrize(("folder", "family"), [("bert", "bert"), ("xlmr", "xlm-roberta")])
+def test_a_sequence_classifier_folder_is_a_reranker(folder: str, family: str) -> None:
+    src = locate(cfg(model_name="my-reranker", model_path=str(RERANKERS[folder])))
+    assert (src.kind, src.family, src.pooling) == ("rerank", family, "cls")  # the head reads the first token
+    assert src.max_tokens == 512  # XLM-R: 514 position rows, numbered from padding_idx + 1 = 2
+    assert locate(cfg()).kind == "embed"
+
+
+def test_xlmr_max_tokens_cannot_reach_past_its_position_table() -> None:
+    with pytest.raises(ModelLoadError, match=r"embedding.max_tokens: 513 is over the model's limit of 512"):
+        locate(cfg(model_name="x", model_path=str(RERANKERS["xlmr"]), max_tokens=513))
+
+
+def test_a_registered_reranker_is_found_in_the_hub_cache_offline(tmp_path: Path, offline: None) -> None:
+    snapshot = fake_hub_cache(tmp_path, "cross-encoder/ms-marco-MiniLM-L-6-v2", RERANKERS["bert"])
+    src = locate(cfg(model_name="ms-marco-MiniLM-L-6-v2", cache_dir=str(tmp_path)))
+    assert (src.path, src.name, src.kind, src.max_tokens) == (snapshot, "ms-marco-MiniLM-L-6-v2", "rerank", 512)
+
+
+@pytest.mark.parametrize(
+    "name", ["bge-reranker-v2-m3", "BAAI/bge-reranker-base", "ms-marco-MiniLM-L-6-v2", "Qwen/Qwen3-Reranker-0.6B"]
+)
+def test_a_reranker_that_is_not_downloaded_says_what_to_do_offline(name: str, tmp_path: Path, offline: None) -> None:
+    with pytest.raises(ModelLoadError) as err:
+        locate(cfg(model_name=name, cache_dir=str(tmp_path)))
+    message = str(err.value)
+    assert "not in the local Hugging Face cache" in message
+    assert "embedding.model_path" in message and "embedding.auto_download: true" in message
+    with pytest.raises(ModelLoadError, match=r"download failed \((OfflineModeIsEnabled|LocalEntryNotFoundError)"):
+        locate(cfg(model_name=name, cache_dir=str(tmp_path), auto_download=True))
+
+
+@pytest.mark.parametrize(
+    ("id2label", "ok"), [({"0": "LABEL_0"}, True), (None, True), ({"0": "neg", "1": "pos"}, False)]
+)
+def test_a_cross_encoder_must_have_one_label(id2label: dict[str, str] | None, ok: bool) -> None:
+    config = {"hidden_act": "gelu", "id2label": id2label}
+    if ok:
+        check_cross_encoder_config(config)
+    else:
+        with pytest.raises(ModelLoadError, match=r"classifier has 2 labels; a reranker needs one relevance logit"):
+            check_cross_encoder_config(config)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import importlib.util
+from dataclasses import replace
 
 import pytest
 
+from shared.config import Config, EmbeddingConfig
+from tests.support import references as refs
 from worker.backends import select
-from worker.loader import ModelLoadError
+from worker.loader import ModelLoadError, ModelSource, locate
 
 
 @pytest.fixture
@@ -31,6 +34,8 @@ def machine(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
         ("linux", True, True, True, "bert", "mlx"),  # MLX with CUDA beats a CPU engine
         ("linux", True, False, True, "bert", "openvino"),  # x86 CPU: OpenVINO
         ("linux", True, False, True, "qwen3", "mlx"),  # OpenVINO does not serve Qwen3 here
+        ("linux", True, False, True, "xlm-roberta", "openvino"),  # bge-reranker on an x86 CPU
+        ("darwin", False, True, False, "xlm-roberta", "mlx"),
         ("linux", True, False, False, "bert", "mlx"),  # OpenVINO not installed
         ("linux", False, False, True, "bert", "mlx"),  # ARM Linux CPU
     ],
@@ -56,3 +61,30 @@ def test_openvino_not_installed_says_how_to_install(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(select.importlib.util, "find_spec", lambda name: None if name == "openvino" else real(name))
     with pytest.raises(ModelLoadError, match="openvino is not installed here; pip install openvino, or use mlx"):
         select.resolve_backend("openvino", "bert")
+
+
+def source(folder: str, **changes: object) -> ModelSource:
+    path = refs.TINY_RERANKERS[folder]
+    return replace(locate(replace(EmbeddingConfig(), model_name="tiny", model_path=str(path))), **changes)  # type: ignore[arg-type]
+
+
+def test_an_embedding_worker_refuses_a_reranker_saying_what_it_is() -> None:
+    with pytest.raises(ModelLoadError, match=r"model 'tiny' is a reranker \(a cross-encoder\).*makes no embeddings"):
+        select.build_encoder("openvino", source("bert"), Config())
+
+
+def test_xlmr_embedders_are_not_served() -> None:
+    with pytest.raises(ModelLoadError, match=r"xlm-roberta models are served only as rerankers"):
+        select.build_encoder("mlx", source("xlmr", kind="embed"), Config())
+
+
+def test_a_reranker_must_be_a_classifier_or_qwen3_reranker() -> None:
+    with pytest.raises(ModelLoadError, match=r"'tiny' is not a reranker this worker implements"):
+        select.build_reranker("openvino", source("bert", kind="embed"), Config())
+    with pytest.raises(ModelLoadError, match=r"'tiny' is not a reranker this worker implements"):
+        select.build_reranker("mlx", source("bert", family="t5"), Config())
+
+
+def test_qwen3_reranker_runs_on_mlx_only() -> None:
+    with pytest.raises(ModelLoadError, match=r"Qwen3-Reranker runs on MLX only; use embedding.backend: mlx"):
+        select.build_reranker("openvino", source("qwen3", kind="rerank"), Config())
