@@ -12,10 +12,10 @@ from gateway.services.collection_inputs import CollectionSpec
 Name = Annotated[
     str,
     msgspec.Meta(
-        pattern=r"^(?!col_)[A-Za-z0-9][A-Za-z0-9._-]{0,127}$",
+        pattern=r"^(?!col_)(?!restore$)[A-Za-z0-9][A-Za-z0-9._-]{0,127}$",
         extra={
             "rule": "1-128 letters, digits, '.', '_' or '-', starting with a letter or digit and not with 'col_' "
-            "(ids do)"
+            "(ids do), and not 'restore' (/collections/restore restores a snapshot)"
         },
     ),
 ]
