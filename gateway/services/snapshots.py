@@ -15,7 +15,7 @@ from typing import Any
 from gateway.errors import PayloadTooLarge
 from gateway.services.collections import CollectionService
 from gateway.storage.backup import Backups, unpack
-from gateway.storage.collection import refused_when_full
+from gateway.storage.collection import Collection, refused_when_full
 from gateway.storage.errors import CollectionNotFound
 from shared.config import Config
 
@@ -60,7 +60,7 @@ class SnapshotService:
         collection = self.collections.get(ref).info.name
         await asyncio.to_thread(self.backups.delete, collection, name)
 
-    async def restore(self, name: str, chunks: AsyncIterator[bytes]) -> dict[str, Any]:
+    async def restore(self, name: str, chunks: AsyncIterator[bytes]) -> Collection:
         """Receive an upload to a temporary file, then create collection `name` from it if every checksum holds."""
         self.collections.check_name_free(name)  # before a long upload, and again when creating
         with self.backups.upload_file() as path:

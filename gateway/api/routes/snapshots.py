@@ -8,7 +8,8 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from gateway.api import keys
-from gateway.api.http import json_response
+from gateway.api.http import json_response, struct_response
+from gateway.api.schemas.collections import CollectionInfo
 from gateway.api.schemas.common import from_query
 from gateway.api.schemas.snapshots import RestoreQuery
 from gateway.errors import PayloadTooLarge, RequestTimeout, UnsupportedMediaType
@@ -58,7 +59,7 @@ async def restore_collection(request: web.Request) -> web.Response:
     if length is not None and length > service.max_restore_bytes:
         raise PayloadTooLarge(f"snapshot upload is {length} bytes, over storage.max_restore_bytes")
     timeout = request.app[keys.CONFIG].server.body_timeout_s
-    return json_response(await service.restore(name, _chunks(request, timeout)), status=201)
+    return struct_response(CollectionInfo.of(await service.restore(name, _chunks(request, timeout))), status=201)
 
 
 async def _chunks(request: web.Request, stall_s: float) -> AsyncIterator[bytes]:
