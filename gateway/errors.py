@@ -47,10 +47,6 @@ class InputTooLong(InvalidInput):
     code = "input_too_long"
 
 
-class DimensionMismatch(InvalidInput):
-    code = "dimension_mismatch"
-
-
 class InvalidFilter(InvalidInput):
     code = "invalid_filter"
 
@@ -125,6 +121,22 @@ class CollectionExists(Conflict):
 
 class JobConflict(Conflict):
     code = "job_conflict"
+
+
+class ModelNotServed(Conflict):
+    """A model no worker serves now, named where a 404 would read as "the collection is missing" (a
+    re-embedding). The request is valid; it succeeds once a worker for the model connects."""
+
+    code = "model_not_served"
+    grpc_status = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class DimensionMismatch(Conflict):
+    """A vector length, `dimension` or OpenAI `dimensions` that the collection or model does not have. Valid
+    in form (the schema allows 1 to 65536), refused by the state it meets: hence 409, not 400."""
+
+    code = "dimension_mismatch"
+    grpc_status = grpc.StatusCode.INVALID_ARGUMENT
 
 
 class RequestTimeout(ApiError):

@@ -20,7 +20,7 @@ class ConnectionFailed(AkiDBError):
 
 
 class BadRequest(AkiDBError):
-    """400: the request was refused as invalid (`invalid_input`, `dimension_mismatch`, `invalid_filter`...)."""
+    """400: the request was refused as invalid (`invalid_input`, `invalid_filter`...)."""
 
 
 class Unauthorized(AkiDBError):
@@ -36,7 +36,8 @@ class NotFound(AkiDBError):
 
 
 class Conflict(AkiDBError):
-    """409: e.g. `collection_exists`."""
+    """409: valid, but refused in the server's current state: `collection_exists`, `dimension_mismatch` (a vector
+    of another length than the collection's), `model_not_served`, `job_conflict`."""
 
 
 class PayloadTooLarge(AkiDBError):

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, TypeVar
 
+import msgspec
 import orjson
 from aiohttp import web
 
@@ -14,6 +15,7 @@ from gateway.errors import ApiError, InvalidJson, NotFound, PayloadTooLarge, Uns
 
 T = TypeVar("T")
 _DUMP_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
+_ENCODER = msgspec.json.Encoder()
 
 
 # A body refused while gateway/api/slow_clients.py read it ahead waits here for `read_body` to raise it.
@@ -49,6 +51,11 @@ def json_response(data: Any, status: int = 200, headers: dict[str, str] | None =
         headers=headers,
         content_type="application/json",
     )
+
+
+def struct_response(body: msgspec.Struct, status: int = 200) -> web.Response:
+    """A response Struct from gateway/api/schemas, the type openapi.py publishes for the route, encoded as declared."""
+    return web.Response(body=_ENCODER.encode(body), status=status, content_type="application/json")
 
 
 def static_file(request: web.Request, folder: Path, files: dict[str, str], page: str) -> web.Response:

@@ -60,7 +60,7 @@ def _from_http(exc: web.HTTPException, request: web.Request) -> ApiError:
         return NotFound(f"no route for {request.method} {request.path}")
     if exc.status == 405:
         # RFC 9110: a 405 says what is allowed.
-        allowed = ", ".join(sorted(getattr(exc, "allowed_methods", ())))
+        allowed = ", ".join(sorted(_allowed(request, getattr(exc, "allowed_methods", set()))))
         return MethodNotAllowed(f"{request.method} is not allowed on {request.path}", headers={"Allow": allowed})
     if exc.status == 413:
         return PayloadTooLarge(f"request body is too large: {exc.text}")
@@ -68,3 +68,13 @@ def _from_http(exc: web.HTTPException, request: web.Request) -> ApiError:
     error.http_status = exc.status  # type: ignore[misc]
     error.code = exc.reason.lower().replace(" ", "_")  # type: ignore[misc]
     return error
+
+
+def _allowed(request: web.Request, matched: set[str]) -> set[str]:
+    """The methods of the path's own route when the path is a literal one: aiohttp also counts patterns that
+    match it, so POST /collections/restore would advertise GET /collections/{collection}'s GET and DELETE
+    (collection names may not be `restore`, so those answer 404 there)."""
+    for resource in request.app.router.resources():
+        if isinstance(resource, web.PlainResource) and resource.canonical == request.path:
+            return {route.method for route in resource}
+    return matched

@@ -14,7 +14,7 @@ import numpy as np
 from aiohttp import web
 
 from gateway.api.http import json_response
-from gateway.errors import ApiError, InvalidInput
+from gateway.errors import ApiError, DimensionMismatch
 from shared import models
 from shared.protocol import ModelInfo
 
@@ -26,21 +26,21 @@ def check_dimensions(dimensions: int | None, info: ModelInfo) -> None:
     if dimensions is None or dimensions == info.dimension:
         return
     if dimensions > info.dimension:
-        raise InvalidInput(
+        raise DimensionMismatch(
             f"dimensions is {dimensions}, over {info.name!r}'s {info.dimension}; send at most {info.dimension}",
             param="dimensions",
         )
     spec = models.find(info.name)
     lowest = spec.matryoshka_min_dim if spec else None
     if lowest is None:
-        raise InvalidInput(
+        raise DimensionMismatch(
             f"model {info.name!r} was not trained Matryoshka-style, so its vectors cut to {dimensions} dimensions "
             f"are not meaningful embeddings; omit dimensions (or send {info.dimension}), or use a model that "
             "supports it (e.g. qwen3-embedding-0.6b)",
             param="dimensions",
         )
     if dimensions < lowest:
-        raise InvalidInput(
+        raise DimensionMismatch(
             f"dimensions must be between {lowest} and {info.dimension} for {info.name!r}, got {dimensions}",
             param="dimensions",
         )

@@ -27,7 +27,8 @@ REASONS = {
     202: "Accepted: the job runs in the background",
     400: "Invalid input: the message names the field",
     404: "Not found",
-    409: "Conflict",
+    409: "Valid, but refused in the current state: a name in use, a model no worker serves, a dimension the model "
+    "cannot give, a job already running or ended",
     413: "Request body over server.max_body_bytes (a restore: storage.max_restore_bytes)",
     415: "Content-Type is not the route's (application/json; a restore: application/octet-stream)",
     502: "A worker failed the job",
@@ -81,7 +82,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("post", "/v1/embeddings"): Operation(
         "Embed texts, OpenAI's API",
         openai.EmbeddingsResponse,
-        (*BODY, *EMBEDS),
+        (*BODY, *EMBEDS, 409),
         (openai.EmbeddingsBody,),
         tags=("openai",),
     ),
@@ -105,7 +106,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("post", "/collections/{collection}/documents"): Operation(
         "Insert one document or a batch (all or nothing)",
         documents.Inserted,  # or InsertedBatch; see ALTERNATIVES
-        (*BODY, *EMBEDS),
+        (*BODY, *EMBEDS, 409),
         (documents.DocumentBody, documents.DocumentBatch),
         created=True,
         tags=("documents",),
@@ -148,7 +149,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "Nearest documents to a text or a vector (`mode` dense), best BM25 matches (keyword) or both fused "
         "(hybrid); or for each of a batch of them (`queries`)",
         search.SearchResponse,  # or BatchSearchResponse; see ALTERNATIVES
-        (*BODY, *EMBEDS),
+        (*BODY, *EMBEDS, 409),
         (search.SearchBody,),
         tags=("search",),
     ),
@@ -186,6 +187,10 @@ def document(version: str) -> dict[str, Any]:
         types += [t for t in (op.ok, *op.body, op.query) if isinstance(t, type)]
     types = list(dict.fromkeys(types))
     schemas, components = msgspec.json.schema_components(types, ref_template="#/components/schemas/{name}")
+    for cls in _structs(mi.multi_type_info(types)):
+        # Rules across fields (e.g. text or vector), which a Struct's field types cannot say.
+        if rules := getattr(cls, "SCHEMA_RULES", None):
+            components[cls.__name__].update(rules)
     ref = dict(zip(types, schemas, strict=True))
     paths: dict[str, dict[str, Any]] = {}
     for (method, path), op in OPERATIONS.items():
@@ -235,6 +240,28 @@ def _operation(method: str, path: str, op: Operation, ref: dict[Any, Any], compo
         responses[str(status)] = {"description": REASONS[status], "content": {"application/json": {"schema": error}}}
     out["responses"] = responses
     return out
+
+
+def _structs(types: Any) -> set[type]:
+    """Every Struct class reachable from these msgspec type infos."""
+    found: set[type] = set()
+    stack = list(types)
+    while stack:
+        t = stack.pop()
+        if isinstance(t, mi.StructType):
+            if t.cls in found:
+                continue
+            found.add(t.cls)
+            stack += [f.type for f in t.fields]
+        elif isinstance(t, mi.Metadata):
+            stack.append(t.type)
+        elif isinstance(t, mi.UnionType):
+            stack += t.types
+        elif isinstance(t, (mi.ListType, mi.SetType, mi.FrozenSetType, mi.VarTupleType)):
+            stack.append(t.item_type)
+        elif isinstance(t, mi.DictType):
+            stack.append(t.value_type)
+    return found
 
 
 def _operation_id(method: str, path: str) -> str:

@@ -108,23 +108,24 @@ class CollectionService:
         """Every open collection."""
         return list(self._by_id.values())
 
-    def describe_all(self) -> list[dict[str, Any]]:
-        return [c.describe() for c in sorted(self._by_id.values(), key=lambda c: c.info.created_at)]
+    def listed(self) -> list[Collection]:
+        """Every open collection, oldest first (as GET /collections lists them)."""
+        return sorted(self._by_id.values(), key=lambda c: c.info.created_at)
 
-    async def create(self, spec: CollectionSpec) -> dict[str, Any]:
+    async def create(self, spec: CollectionSpec) -> Collection:
         """Make a collection; its dimension comes from the model unless given (and then must agree)."""
         # Shielded: a client that disconnects (its handler is cancelled) must not leave a collection on
         # disk that the service does not know, which a retry would then create a second time.
         return await asyncio.shield(self._create(spec))
 
-    async def _create(self, spec: CollectionSpec) -> dict[str, Any]:
+    async def _create(self, spec: CollectionSpec) -> Collection:
         async with self._create_lock:
             self.check_name_free(spec.name)
             info = self._describe_new(spec)
             col = await asyncio.to_thread(self._create_files, info)
             self._register(col)
         log.info("collection_created", collection=info.name, id=info.id, dimension=info.dimension, model=info.model)
-        return col.describe()
+        return col
 
     def _describe_new(self, spec: CollectionSpec) -> CollectionInfo:
         model, dimension, pooling = self._model_facts(spec)
@@ -165,12 +166,12 @@ class CollectionService:
         # No worker has announced the model yet: trust the given dimension; embeddings are checked later.
         return known.name, int(spec.dimension or 0), known.pooling
 
-    async def restore(self, name: str, unpack: Callable[[Path], str]) -> dict[str, Any]:
+    async def restore(self, name: str, unpack: Callable[[Path], str]) -> Collection:
         """Make collection `name` from files `unpack` puts in its empty folder (it returns their description,
         as JSON). Whatever `unpack` raises, nothing is created."""
         return await asyncio.shield(self._restore(name, unpack))
 
-    async def _restore(self, name: str, unpack: Callable[[Path], str]) -> dict[str, Any]:
+    async def _restore(self, name: str, unpack: Callable[[Path], str]) -> Collection:
         # Verified and unpacked before taking the create lock: a large snapshot holds up no other create.
         staging, info = await asyncio.to_thread(self._unpack, name, unpack)
         try:
@@ -182,7 +183,7 @@ class CollectionService:
             await asyncio.to_thread(self.data.remove, staging)  # a no-op once published
             raise
         log.info("collection_restored", collection=name, id=info.id, documents=len(col.index))
-        return col.describe()
+        return col
 
     def check_name_free(self, name: str) -> None:
         """`CollectionExists` if a collection has this name."""

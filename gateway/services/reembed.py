@@ -26,7 +26,7 @@ import numpy as np
 import structlog
 from prometheus_client import CollectorRegistry, Counter
 
-from gateway.errors import ApiError, ModelNotFound
+from gateway.errors import ApiError, ModelNotFound, ModelNotServed
 from gateway.services.collections import CollectionService
 from gateway.services.embedding import EmbeddingService, EmbedRequest
 from gateway.storage import reembed as store
@@ -95,7 +95,11 @@ class ReembedJobs:
     async def start(self, ref: str, model: str, pooling: str | None, drop_vector_only: bool) -> dict[str, Any]:
         """Start re-embedding a collection with `model`; its status."""
         col = self.collections.get(ref)
-        info = self.embedding.resolve_model(model)  # 404 unknown model, 503 no worker for it now
+        try:
+            info = self.embedding.resolve_model(model)  # 503 when no worker for it is connected right now
+        except ModelNotFound as exc:
+            # Here a 404 would say the collection is missing (and the collection's route answers 404 for that).
+            raise ModelNotServed(exc.message, param="model") from None
         if col.info.id in self.running:
             raise JobConflict(
                 f"collection {col.info.name!r} is already being re-embedded (job {self.running[col.info.id].job_id})"

@@ -10,12 +10,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 from gateway.errors import PayloadTooLarge
 from gateway.services.collections import CollectionService
-from gateway.storage.backup import Backups, unpack
-from gateway.storage.collection import refused_when_full
+from gateway.storage.backup import BackupInfo, Backups, unpack
+from gateway.storage.collection import Collection, refused_when_full
 from gateway.storage.errors import CollectionNotFound
 from shared.config import Config
 
@@ -32,14 +31,14 @@ class SnapshotService:
         """Remove what a crash left of snapshots being written or uploads being received."""
         await asyncio.to_thread(self.backups.sweep)
 
-    async def create(self, ref: str) -> dict[str, Any]:
+    async def create(self, ref: str) -> BackupInfo:
         """Snapshot a collection now; the collection keeps serving reads and writes meanwhile."""
         col = self.collections.get(ref)
 
-        def write() -> dict[str, Any]:
+        def write() -> BackupInfo:
             try:
                 with refused_when_full(self.backups.root):
-                    return self.backups.create(col).to_dict()
+                    return self.backups.create(col)
             except Exception:
                 if col.closed:  # deleted meanwhile: its database went away under the copy
                     raise CollectionNotFound(f"collection {col.info.name!r} was deleted", param="collection") from None
@@ -48,9 +47,9 @@ class SnapshotService:
         # Shielded: a client that leaves does not leave a half-made snapshot (the thread finishes or cleans up).
         return await asyncio.shield(asyncio.to_thread(write))
 
-    def list(self, ref: str) -> list[dict[str, Any]]:
+    def list(self, ref: str) -> list[BackupInfo]:
         """The collection's stored snapshots, oldest first."""
-        return [b.to_dict() for b in self.backups.list(self.collections.get(ref).info.name)]
+        return self.backups.list(self.collections.get(ref).info.name)
 
     def path(self, ref: str, name: str) -> Path:
         """The file of one stored snapshot (`SnapshotNotFound` otherwise)."""
@@ -60,7 +59,7 @@ class SnapshotService:
         collection = self.collections.get(ref).info.name
         await asyncio.to_thread(self.backups.delete, collection, name)
 
-    async def restore(self, name: str, chunks: AsyncIterator[bytes]) -> dict[str, Any]:
+    async def restore(self, name: str, chunks: AsyncIterator[bytes]) -> Collection:
         """Receive an upload to a temporary file, then create collection `name` from it if every checksum holds."""
         self.collections.check_name_free(name)  # before a long upload, and again when creating
         with self.backups.upload_file() as path:

@@ -63,15 +63,6 @@ class BackupInfo:
     created_at: float
     documents: int
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "collection": self.collection,
-            "size": self.size,
-            "created_at": self.created_at,
-            "documents": self.documents,
-        }
-
 
 @dataclass(frozen=True)
 class Unpacked:

@@ -17,7 +17,6 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import structlog
@@ -534,22 +533,6 @@ class Collection:
         with self.index.lock.shared():
             self._check_open()
             return self.store.page(after_key, limit, with_vector), self.store.count()
-
-    def describe(self) -> dict[str, Any]:
-        """The collection as the API shows it."""
-        info = self.info
-        return {
-            "id": info.id,
-            "name": info.name,
-            "dimension": info.dimension,
-            "metric": info.metric,
-            "model": info.model,
-            "pooling": info.pooling,
-            "normalize": info.normalize,
-            "index": asdict(info.index),
-            "document_count": len(self.index),
-            "created_at": info.created_at,
-        }
 
 
 @contextlib.contextmanager

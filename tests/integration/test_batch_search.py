@@ -57,14 +57,19 @@ async def test_a_refused_batch_member_is_named_by_its_index(gw: Gateway, endpoin
     worker = await FakeWorker(endpoint).start()
     await gw.wait_for_workers(1)
     await post(gw, "/collections", {"name": "c"}, 201)
-    for body, code, message in [
-        ({"queries": [{"query": "a"}, {"query": "b", "k": 0}]}, "invalid_input", "queries[1].k must be between"),
-        ({"queries": [{"query": "a"}] * 101}, "invalid_input", "queries holds 101 items, over the limit of 100"),
-        ({"queries": [{"query": "a"}], "query": "b"}, "invalid_input", "or a single search, not both"),
-        ({"queries": [{"vector": [1.0, 0, 0]}]}, "dimension_mismatch", "got 3, expected 4"),
-        ({"queries": [{"query": "a", "filter": {"$bad": 1}}]}, "invalid_filter", "queries[0].filter: unknown operator"),
+    for body, status, code, message in [
+        ({"queries": [{"query": "a"}, {"query": "b", "k": 0}]}, 400, "invalid_input", "queries[1].k must be between"),
+        ({"queries": [{"query": "a"}] * 101}, 400, "invalid_input", "queries holds 101 items, over the limit of 100"),
+        ({"queries": [{"query": "a"}], "query": "b"}, 400, "invalid_input", "or a single search, not both"),
+        ({"queries": [{"vector": [1.0, 0, 0]}]}, 409, "dimension_mismatch", "got 3, expected 4"),
+        (
+            {"queries": [{"query": "a", "filter": {"$bad": 1}}]},
+            400,
+            "invalid_filter",
+            "queries[0].filter: unknown operator",
+        ),
     ]:
-        error = (await post(gw, "/collections/c/search", body, 400))["error"]
+        error = (await post(gw, "/collections/c/search", body, status))["error"]
         assert error["code"] == code and message in error["message"], error
     assert worker.jobs == []  # refused before anything was embedded
     await post(gw, "/collections/nope/search", {"queries": [{"query": "a"}]}, 404)

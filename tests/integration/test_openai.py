@@ -67,9 +67,11 @@ async def test_errors_are_the_sdks_own_exceptions(gateway: Gateway, client: open
         "model",
         "invalid_request_error",
     )
-    with pytest.raises(openai.BadRequestError) as cut:
+    # 409: what `dimensions` a model can give is the model's fact (state), not the request's shape.
+    with pytest.raises(openai.ConflictError) as cut:
         await client.embeddings.create(model=MODEL, input="hi", dimensions=128)
     assert cut.value.param == "dimensions" and "not trained Matryoshka-style" in cut.value.message
+    assert cut.value.code == "dimension_mismatch"
     with pytest.raises(openai.BadRequestError) as tokens:
         await client.embeddings.create(model=MODEL, input=[[101, 7592, 102]])
     assert tokens.value.param == "input" and "token ids" in tokens.value.message

@@ -110,12 +110,18 @@ for _path, _ok, _good, _bad, _unknown in [
             (504, ("slow", "post", _path, _good)),
         ]
     })  # fmt: skip
+# A `dimensions` over the model's: the model's fact, not the body's shape.
+CASES[("post", OAI, 409)] = ("real", "post", OAI, {"input": "a", "model": MINILM, "dimensions": 65536})
+# A vector of another length than the collection's.
+CASES[("post", "/collections/{collection}/documents", 409)] = ("real", "post", DOCS, {"vector": [1.0, 2.0]})
+CASES[("post", "/collections/{collection}/search", 409)] = ("real", "post", SEARCH, {"vector": [1.0, 2.0]})
 # Re-embedding: {job} is the job the setup started (real: finished; slow: stuck on the slow worker).
 REEMBED, JOB = "/collections/c/reembed", "/collections/c/jobs/{job}"
 CASES.update({
     ("post", "/collections/{collection}/reembed", 202): ("real", "post", REEMBED, {"model": MINILM}),
     ("post", "/collections/{collection}/reembed", 400): ("real", "post", REEMBED, {"model": 5}),
-    ("post", "/collections/{collection}/reembed", 404): ("real", "post", REEMBED, {"model": "nope"}),
+    ("post", "/collections/{collection}/reembed", 404): (
+        "real", "post", "/collections/nope/reembed", {"model": MINILM}),
     ("post", "/collections/{collection}/reembed", 409): ("slow", "post", REEMBED, {"model": MINILM}),
     ("post", "/collections/{collection}/reembed", 413): ("real", "post", REEMBED, BIG),
     ("post", "/collections/{collection}/reembed", 415): ("real", "post", REEMBED, PLAIN),

@@ -186,7 +186,8 @@ async def test_vector_only_documents_refuse_the_job_unless_dropped(gateway: Gate
 async def test_unknown_model_is_refused(gateway: Gateway) -> None:
     await make_collection(gateway.client, 1)
     resp = await gateway.client.post("/collections/c/reembed", json={"model": "nope"})
-    assert resp.status == 404, await resp.text()
+    # 409, not 404: on this route a 404 says the collection is missing.
+    assert resp.status == 409 and (await resp.json())["error"]["code"] == "model_not_served", await resp.text()
 
 
 async def test_job_survives_a_worker_restart(

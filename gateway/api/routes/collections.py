@@ -5,8 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway.api import auth, keys
-from gateway.api.http import json_response, read_as
-from gateway.api.schemas.collections import CollectionBody
+from gateway.api.http import read_as, struct_response
+from gateway.api.schemas.collections import CollectionBody, CollectionInfo, CollectionList, Deleted
 
 routes = web.RouteTableDef()
 
@@ -15,21 +15,21 @@ routes = web.RouteTableDef()
 async def create_collection(request: web.Request) -> web.Response:
     spec = (await read_as(request, CollectionBody)).to_spec()
     auth.check_collection(request, spec.name)
-    return json_response(await request.app[keys.COLLECTIONS].create(spec), status=201)
+    return struct_response(CollectionInfo.of(await request.app[keys.COLLECTIONS].create(spec)), status=201)
 
 
 @routes.get("/collections")
 async def list_collections(request: web.Request) -> web.Response:
-    described = request.app[keys.COLLECTIONS].describe_all()
-    return json_response({"collections": [c for c in described if auth.may_see(request, c["name"])]})
+    listed = [c for c in request.app[keys.COLLECTIONS].listed() if auth.may_see(request, c.info.name)]
+    return struct_response(CollectionList([CollectionInfo.of(c) for c in listed]))
 
 
 @routes.get("/collections/{collection}")
 async def get_collection(request: web.Request) -> web.Response:
-    return json_response(request.app[keys.COLLECTIONS].get(request.match_info["collection"]).describe())
+    return struct_response(CollectionInfo.of(request.app[keys.COLLECTIONS].get(request.match_info["collection"])))
 
 
 @routes.delete("/collections/{collection}")
 async def delete_collection(request: web.Request) -> web.Response:
     deleted = await request.app[keys.COLLECTIONS].delete(request.match_info["collection"])
-    return json_response({"id": deleted, "deleted": True})
+    return struct_response(Deleted(id=deleted, deleted=True))

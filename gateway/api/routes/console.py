@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Any
-
+import msgspec
 from aiohttp import web
 
 from gateway.api import keys
 from gateway.api.console import ASSETS, STATIC
-from gateway.api.http import json_response, static_file
+from gateway.api.http import static_file, struct_response
+from gateway.api.schemas.system import WorkerList, WorkerRow
 
 routes = web.RouteTableDef()
 
@@ -30,14 +29,10 @@ async def console_asset(request: web.Request) -> web.Response:
     return static_file(request, STATIC, ASSETS, "/ui")
 
 
-def worker_rows(app: web.Application) -> tuple[list[dict[str, Any]], int]:
-    """Every live worker (id, host, pid, models, backend, device, precision, capacity, inflight) and the queue depth."""
-    view = app[keys.WORKERS]
-    return [dataclasses.asdict(w) for w in view.workers()], view.queued_texts()
-
-
 @routes.get("/workers")
 async def list_workers(request: web.Request) -> web.Response:
-    """Connected workers, for the console's workers page."""
-    rows, depth = worker_rows(request.app)
-    return json_response({"workers": rows, "queue_depth": depth})
+    """Connected workers (id, host, pid, models, backend, device, precision, capacity, inflight), for the
+    console's workers page, and the queue depth."""
+    view = request.app[keys.WORKERS]
+    rows = [msgspec.convert(w, WorkerRow, from_attributes=True) for w in view.workers()]
+    return struct_response(WorkerList(workers=rows, queue_depth=view.queued_texts()))

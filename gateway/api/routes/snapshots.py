@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
+import msgspec
 from aiohttp import web
 
 from gateway.api import auth, keys
-from gateway.api.http import json_response
+from gateway.api.http import struct_response
+from gateway.api.schemas.collections import CollectionInfo
 from gateway.api.schemas.common import from_query
-from gateway.api.schemas.snapshots import RestoreQuery
+from gateway.api.schemas.snapshots import RestoreQuery, SnapshotDeleted, SnapshotInfo, SnapshotList
 from gateway.errors import PayloadTooLarge, RequestTimeout, UnsupportedMediaType
 from gateway.storage.backup import SUFFIX
 
@@ -21,12 +23,14 @@ CHUNK = 1 << 20
 
 @routes.post("/collections/{collection}/snapshots")
 async def create_snapshot(request: web.Request) -> web.Response:
-    return json_response(await request.app[keys.SNAPSHOTS].create(request.match_info["collection"]), status=201)
+    made = await request.app[keys.SNAPSHOTS].create(request.match_info["collection"])
+    return struct_response(msgspec.convert(made, SnapshotInfo, from_attributes=True), status=201)
 
 
 @routes.get("/collections/{collection}/snapshots")
 async def list_snapshots(request: web.Request) -> web.Response:
-    return json_response({"snapshots": request.app[keys.SNAPSHOTS].list(request.match_info["collection"])})
+    stored = request.app[keys.SNAPSHOTS].list(request.match_info["collection"])
+    return struct_response(SnapshotList([msgspec.convert(b, SnapshotInfo, from_attributes=True) for b in stored]))
 
 
 @routes.get("/collections/{collection}/snapshots/{name}")
@@ -41,7 +45,7 @@ async def download_snapshot(request: web.Request) -> web.FileResponse:
 async def delete_snapshot(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     await request.app[keys.SNAPSHOTS].delete(request.match_info["collection"], name)
-    return json_response({"name": name, "deleted": True})
+    return struct_response(SnapshotDeleted(name=name, deleted=True))
 
 
 @routes.post("/collections/restore")
@@ -59,7 +63,7 @@ async def restore_collection(request: web.Request) -> web.Response:
     if length is not None and length > service.max_restore_bytes:
         raise PayloadTooLarge(f"snapshot upload is {length} bytes, over storage.max_restore_bytes")
     timeout = request.app[keys.CONFIG].server.body_timeout_s
-    return json_response(await service.restore(name, _chunks(request, timeout)), status=201)
+    return struct_response(CollectionInfo.of(await service.restore(name, _chunks(request, timeout))), status=201)
 
 
 async def _chunks(request: web.Request, stall_s: float) -> AsyncIterator[bytes]:

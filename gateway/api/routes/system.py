@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import msgspec
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gateway.api import keys
-from gateway.api.http import json_response
+from gateway.api.http import struct_response
+from gateway.api.schemas.system import Health, ModelList, ModelRow, Ready, WorkerDetail
 from gateway.errors import NotReady
 
 routes = web.RouteTableDef()
@@ -15,7 +17,7 @@ routes = web.RouteTableDef()
 @routes.get("/health")
 async def health(request: web.Request) -> web.Response:
     """Liveness: the gateway process answers. Says how many workers it sees, but never fails on that."""
-    return json_response({"status": "ok", "workers": request.app[keys.WORKERS].worker_count()})
+    return struct_response(Health(status="ok", workers=request.app[keys.WORKERS].worker_count()))
 
 
 @routes.get("/ready")
@@ -26,7 +28,7 @@ async def ready(request: web.Request) -> web.Response:
     count = request.app[keys.WORKERS].live_workers(model)
     if count == 0:
         raise NotReady(f"no worker for the default model {model!r} is connected")
-    return json_response({"status": "ready", "model": model, "workers": count})
+    return struct_response(Ready(status="ready", model=model, workers=count))
 
 
 @routes.get("/models")
@@ -38,38 +40,28 @@ async def list_models(request: web.Request) -> web.Response:
     """
     view = request.app[keys.WORKERS]
     default = request.app[keys.EMBEDDING].default_model
-    rows = []
+    rows: list[ModelRow] = []
     for info in view.models():
         detail = view.serving(info.name)
         lead = detail[0] if detail else info
         rows.append(
-            {
-                "name": info.name,
-                "dimension": info.dimension,
-                "max_tokens": info.max_tokens,
-                "pooling": info.pooling,
-                "aliases": list(info.aliases),
-                "backend": lead.backend,
-                "device": lead.device,
-                "precision": lead.precision,
-                "workers": view.live_workers(info.name),
-                "default": info.name == default,
-                "query_prompt": info.query_prompt,
-                "document_prompt": info.document_prompt,
-                "workers_detail": [
-                    {
-                        "worker_id": w.worker_id,
-                        "host": w.host,
-                        "pid": w.pid,
-                        "backend": w.backend,
-                        "device": w.device,
-                        "precision": w.precision,
-                    }
-                    for w in detail
-                ],
-            }
+            ModelRow(
+                name=info.name,
+                dimension=info.dimension,
+                max_tokens=info.max_tokens,
+                pooling=info.pooling,
+                aliases=list(info.aliases),
+                backend=lead.backend,
+                device=lead.device,
+                precision=lead.precision,
+                workers=view.live_workers(info.name),
+                default=info.name == default,
+                query_prompt=info.query_prompt,
+                document_prompt=info.document_prompt,
+                workers_detail=[msgspec.convert(w, WorkerDetail, from_attributes=True) for w in detail],
+            )
         )
-    return json_response({"models": rows})
+    return struct_response(ModelList(rows))
 
 
 @routes.get("/metrics")

@@ -1,4 +1,5 @@
-"""/collections bodies: create (into `CollectionSpec`), and the collection as the API shows it."""
+"""/collections bodies: create (into `CollectionSpec`), and the collection as the API shows it (the one
+declaration: the handlers encode these Structs, openapi.py publishes them)."""
 
 from __future__ import annotations
 
@@ -8,14 +9,15 @@ import msgspec
 
 from gateway.api.schemas.common import MAX_DIMENSION, Pooling, choices
 from gateway.services.collection_inputs import CollectionSpec
+from gateway.storage.collection import Collection
 
 Name = Annotated[
     str,
     msgspec.Meta(
-        pattern=r"^(?!col_)[A-Za-z0-9][A-Za-z0-9._-]{0,127}$",
+        pattern=r"^(?!col_)(?!restore$)[A-Za-z0-9][A-Za-z0-9._-]{0,127}$",
         extra={
             "rule": "1-128 letters, digits, '.', '_' or '-', starting with a letter or digit and not with 'col_' "
-            "(ids do)"
+            "(ids do), and not 'restore' (/collections/restore restores a snapshot)"
         },
     ),
 ]
@@ -75,6 +77,23 @@ class CollectionInfo(msgspec.Struct):
     index: IndexInfo
     document_count: int
     created_at: float
+
+    @classmethod
+    def of(cls, col: Collection) -> CollectionInfo:
+        """A collection as the API shows it: what it is (fixed at creation) and how many documents it holds."""
+        info, index = col.info, col.info.index
+        return cls(
+            id=info.id,
+            name=info.name,
+            dimension=info.dimension,
+            metric=info.metric,
+            model=info.model,
+            pooling=info.pooling,
+            normalize=info.normalize,
+            index=IndexInfo(index.connectivity, index.expansion_add, index.expansion_search, index.dtype),
+            document_count=len(col.index),
+            created_at=info.created_at,
+        )
 
 
 class CollectionList(msgspec.Struct):

@@ -26,10 +26,23 @@ T = TypeVar("T")
 MAX_DIMENSION = 1 << 16
 
 Text = Annotated[str, msgspec.Meta(min_length=1)]
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+# Bounded in the schema (and by msgspec as it parses): a larger number would become infinity as float32.
+Float32 = Annotated[
+    float,
+    msgspec.Meta(
+        ge=-FLOAT32_MAX, le=FLOAT32_MAX, extra={"rule": "NaN, infinity and numbers beyond float32 are refused"}
+    ),
+]
 Vector = Annotated[
-    list[float],
+    list[Float32],
     msgspec.Meta(min_length=1, max_length=MAX_DIMENSION, description="numbers that fit float32 (no NaN or infinity)"),
 ]
+
+
+def given(field: str, schema: dict[str, Any]) -> dict[str, Any]:
+    """A JSON Schema clause: `field` is present and matches `schema` (so not null, where `schema` says so)."""
+    return {"required": [field], "properties": {field: schema}}
 
 
 def choices(*values: str) -> msgspec.Meta:
@@ -62,9 +75,39 @@ def decode(raw: bytes, cls: type[T]) -> T:
     try:
         return _decoder(cls).decode(raw)
     except msgspec.ValidationError as exc:
-        raise explain(str(exc), cls, loads(raw)) from None
+        return _with_integers(str(exc), cls, loads(raw))
     except msgspec.DecodeError as exc:
         raise InvalidJson(f"request body is not valid JSON: {exc}") from None
+
+
+_INT_GOT_FLOAT = re.compile(r"^Expected `int(?: \| null)?`, got `float` - at `\$(?P<path>[^`]*)`$")
+# Each retry mends one number; a body with more integral floats than this is refused as before.
+MAX_MENDED = 256
+
+
+def _with_integers(message: str, cls: type[T], body: Any) -> T:
+    """JSON has one number type: `164.0` is the integer 164, and JSON Schema's `integer` accepts it, but
+    msgspec refuses a float where an int is declared. On that error only (so valid bodies pay nothing),
+    each integral float msgspec points at becomes an int and the body is checked again; a fraction, or any
+    other error, is refused in our words."""
+    for _ in range(MAX_MENDED):
+        found = _INT_GOT_FLOAT.match(message)
+        if found is None:
+            break
+        tokens: list[str | int] = [n if n else int(i) for n, i in _TOKEN.findall(found.group("path"))]
+        parent, key = _value_at(body, tokens[:-1]), tokens[-1] if tokens else None
+        try:
+            value = parent[key]
+        except (LookupError, TypeError):
+            break
+        if not (isinstance(value, float) and value.is_integer() and abs(value) < 2**63):
+            break
+        parent[key] = int(value)
+        try:
+            return msgspec.convert(body, cls)
+        except msgspec.ValidationError as exc:
+            message = str(exc)
+    raise explain(message, cls, body) from None
 
 
 def validate(source: object, cls: type[T]) -> T:
@@ -191,6 +234,8 @@ def explain(message: str, cls: type, source: Any) -> InvalidInput:
     if what.startswith(("Expected `str` matching regex", "Invalid enum value")):
         return spot.error(f"must be {_describe(spot.declared, spot.meta)}, got {spot.value!r}")
     if re.match(r"Expected `(int|float)` (>=|<=|>|<) ", what):
+        if "rule" in spot.meta:
+            return spot.error(f"is {spot.value!r}: {spot.meta['rule']}")
         return spot.error(f"must be between {_range(spot.declared)}, got {spot.value}")
     if what.startswith("Number out of range"):
         return spot.error("is a number beyond float32; numbers beyond float32 are refused")

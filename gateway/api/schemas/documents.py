@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 import msgspec
 import orjson
 
-from gateway.api.schemas.common import Text, Vector, check_count, float32_rows
+from gateway.api.schemas.common import Text, Vector, check_count, float32_rows, given
 from gateway.errors import InvalidInput
 from gateway.services.collection_inputs import DocumentInput
 
@@ -25,6 +25,11 @@ MAX_PAGE = 1000
 
 class DocumentBody(msgspec.Struct, forbid_unknown_fields=True):
     """One document: text (embedded by the collection's model), a vector, or both (the vector is kept)."""
+
+    # What `_inputs` checks, stated in the published schema (gateway/api/openapi.py merges it in).
+    SCHEMA_RULES: ClassVar[dict[str, Any]] = {
+        "anyOf": [given("text", {"type": "string"}), given("vector", {"type": "array"})]
+    }
 
     id: Annotated[DocId | None, msgspec.Meta(description="default: a random one")] = None
     text: Text | None = None

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
 
-from gateway.api.schemas.common import Text, Vector, choices, float32_rows
+from gateway.api.schemas.common import Text, Vector, choices, float32_rows, given
 from gateway.errors import InvalidInput
 from gateway.services.collection_inputs import SearchQuery
 from gateway.storage.errors import InvalidFilter
@@ -30,10 +30,30 @@ Alpha = Annotated[
     float, msgspec.Meta(ge=0, le=1, description="hybrid: weight of the dense ranking (keyword: 1 - alpha); default 0.5")
 ]
 TEXT_MODES = ("keyword", "hybrid")
+NULL = {"type": "null"}
+# What `to_query` and `_check_mode` check, stated in the published schema (gateway/api/openapi.py merges
+# it in), each rule an `anyOf` of disjoint cases so a generator (schemathesis) can pick one and fill it.
+ITEM_RULES: list[dict[str, Any]] = [
+    # exactly one of query and vector
+    {
+        "anyOf": [
+            {"required": ["query"], "properties": {"query": {"type": "string"}, "vector": NULL}},
+            {"required": ["vector"], "properties": {"vector": {"type": "array"}, "query": NULL}},
+        ]
+    },
+    # keyword and hybrid search text
+    {"anyOf": [{"properties": {"mode": {"const": "dense"}}}, given("query", {"type": "string"})]},
+    # alpha weighs a hybrid search's two rankings
+    {"anyOf": [{"properties": {"alpha": NULL}}, given("mode", {"const": "hybrid"})]},
+    # keyword_syntax reads the text of keyword and hybrid searches
+    {"anyOf": [{"properties": {"keyword_syntax": {"const": "plain"}}}, given("mode", {"enum": list(TEXT_MODES)})]},
+]
 
 
 class SearchItem(msgspec.Struct, forbid_unknown_fields=True):
     """One search: exactly one of `query` (a text to embed) and `vector`."""
+
+    SCHEMA_RULES: ClassVar[dict[str, Any]] = {"allOf": ITEM_RULES}
 
     query: Text | None = None
     vector: Vector | None = None
@@ -101,6 +121,22 @@ class SearchItem(msgspec.Struct, forbid_unknown_fields=True):
 
 class SearchBody(SearchItem, forbid_unknown_fields=True):
     """One search (`query` or `vector`), or a batch of them in `queries`, each with its own k, filter and include."""
+
+    # A batch leaves the single search's fields out (`to_queries`); a single search follows ITEM_RULES.
+    SCHEMA_RULES: ClassVar[dict[str, Any]] = {
+        "anyOf": [
+            {
+                "required": ["queries"],
+                "properties": {
+                    "queries": {"type": "array"},
+                    **dict.fromkeys(("query", "vector", "filter", "include", "alpha"), NULL),
+                    "mode": {"const": "dense"},
+                    "keyword_syntax": {"const": "plain"},
+                },
+            },
+            {"properties": {"queries": NULL}, "allOf": ITEM_RULES},
+        ]
+    }
 
     queries: (
         Annotated[

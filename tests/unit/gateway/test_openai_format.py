@@ -10,7 +10,7 @@ import pytest
 
 from gateway.api.openai_format import check_dimensions, embeddings_body, error_body, shorten, to_base64
 from gateway.api.schemas.openai import TOKEN_IDS_REFUSED, EmbeddingsBody, parse
-from gateway.errors import InvalidInput, ModelNotFound, NoWorker
+from gateway.errors import DimensionMismatch, InvalidInput, ModelNotFound, NoWorker
 from shared.protocol import ModelInfo
 
 MINILM = ModelInfo("all-MiniLM-L6-v2", 384, 256, "mean")
@@ -78,7 +78,7 @@ def test_dimensions_policy() -> None:
         (QWEN3, 16, "between 32 and 1024"),
         (QWEN3, 2048, "over"),
     ]:
-        with pytest.raises(InvalidInput) as err:
+        with pytest.raises(DimensionMismatch) as err:  # 409: the model's fact, not the body's shape
             check_dimensions(dims, info)
         assert words in err.value.message and err.value.param == "dimensions"
 

@@ -3,9 +3,20 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from typing import Any
+
+import jsonschema_rs
+import orjson
+import pytest
 
 from gateway.api.openapi import OPERATIONS, document
+from gateway.api.schemas.collections import CollectionBody
+from gateway.api.schemas.common import decode
+from gateway.api.schemas.documents import InsertBody
+from gateway.api.schemas.search import SearchBody
 from gateway.app import create_app
+from gateway.errors import InvalidInput
 from tests.support.gateway import Gateway, make_config
 
 
@@ -91,3 +102,90 @@ async def test_docs_page_loads_only_local_files(gw: Gateway) -> None:
 async def test_method_not_allowed_says_what_is(gw: Gateway) -> None:
     resp = await gw.client.put("/collections")
     assert resp.status == 405 and resp.headers["Allow"] == "GET, HEAD, POST"
+
+
+async def test_a_literal_path_advertises_only_its_own_methods(gw: Gateway) -> None:
+    # /collections/{collection} matches "restore" too; its GET and DELETE are not POST /collections/restore's.
+    resp = await gw.client.options("/collections/restore")
+    assert resp.status == 405 and resp.headers["Allow"] == "POST"
+    resp = await gw.client.get("/collections/restore")  # no collection may be named so
+    assert resp.status == 404 and (await resp.json())["error"]["code"] == "collection_not_found"
+
+
+def schema_accepts(name: str, body: Any) -> bool:
+    components = document("test")["components"]
+    return bool(
+        jsonschema_rs.Draft202012Validator({"$ref": f"#/components/schemas/{name}", "components": components}).is_valid(
+            body
+        )
+    )
+
+
+def server_accepts(check: Callable[[], object]) -> bool:
+    try:
+        check()
+    except InvalidInput:
+        return False
+    return True
+
+
+def search(body: Any) -> object:
+    parsed = decode(orjson.dumps(body), SearchBody)
+    return parsed.to_queries() if parsed.queries is not None else parsed.to_query()
+
+
+# The document's cross-field rules say what the server checks: a body is schema-valid iff it is accepted.
+SEARCHES = [
+    {"query": "x"},
+    {"vector": [1.0, 2.0]},
+    {},
+    {"query": None, "vector": None},
+    {"query": "x", "vector": [1.0]},
+    {"vector": [1.0], "mode": "keyword"},
+    {"query": "x", "mode": "hybrid", "alpha": 0.3},
+    {"query": "x", "mode": "dense", "alpha": 0.3},
+    {"query": "x", "alpha": None},
+    {"query": "x", "keyword_syntax": "fts5"},
+    {"query": "x", "mode": "keyword", "keyword_syntax": "fts5"},
+    {"queries": [{"query": "a"}, {"vector": [1.0], "k": 3}]},
+    {"queries": [{"query": "a"}], "query": "b"},
+    {"queries": [{"query": "a"}], "mode": "hybrid"},
+    {"queries": [{}]},
+    {"queries": [{"query": "a", "vector": [1.0]}]},
+    {"queries": None, "query": "x"},
+    {"query": "x", "k": 5.0},
+    {"query": "x", "k": 5.5},
+    {"vector": [3.5e38]},
+]
+INSERTS = [
+    {"text": "x"},
+    {"vector": [1.0]},
+    {"text": None, "vector": [1.0]},
+    {},
+    {"id": "a", "metadata": {"k": 1}},
+    {"text": None, "vector": None},
+    {"documents": [{"text": "x"}, {"vector": [1.0]}]},
+    {"documents": [{"text": "x"}, {"id": "b"}]},
+    {"documents": []},
+    {"documents": [{"text": "x"}], "text": "y"},
+]
+
+
+@pytest.mark.parametrize("body", SEARCHES)
+def test_the_search_schema_states_what_the_server_checks(body: Any) -> None:
+    assert schema_accepts("SearchBody", body) == server_accepts(lambda: search(body)), body
+
+
+@pytest.mark.parametrize("body", INSERTS)
+def test_the_insert_schema_states_what_the_server_checks(body: Any) -> None:
+    in_schema = schema_accepts("DocumentBody", body) or schema_accepts("DocumentBatch", body)
+    assert in_schema == server_accepts(lambda: decode(orjson.dumps(body), InsertBody).to_inputs(1000)), body
+
+
+def test_integer_fields_take_integral_numbers() -> None:
+    # JSON has one number type, and JSON Schema's `integer` accepts 5.0: so does the server.
+    body = decode(b'{"name": "a", "dimension": 384.0, "index": {"connectivity": 8.0}}', CollectionBody)
+    assert (body.dimension, body.index and body.index.connectivity) == (384, 8)
+    assert isinstance(body.dimension, int)
+    with pytest.raises(InvalidInput, match="dimension must be an integer, got number"):
+        decode(b'{"name": "a", "dimension": 384.5}', CollectionBody)
