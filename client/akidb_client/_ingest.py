@@ -13,7 +13,7 @@ from typing import Any
 
 from akidb_client import _api
 from akidb_client._api import Call, DocLike
-from akidb_client.errors import AkiDBError, BadRequest, Conflict, PayloadTooLarge
+from akidb_client.errors import AkiDBError, BadRequest, PayloadTooLarge
 from akidb_client.types import Doc, Failure, ImportReport, Inserted
 
 Outcome = tuple[int, list[Failure]]
@@ -55,7 +55,7 @@ def store(collection: str, docs: list[Doc]) -> BatchSteps:
     try:
         yield _api.insert(collection, docs)
         return len(docs), []
-    except (BadRequest, Conflict, PayloadTooLarge) as exc:  # Conflict: a vector of the wrong length (409)
+    except (BadRequest, PayloadTooLarge) as exc:
         if len(docs) == 1:
             return 0, [Failure(docs[0].ref, docs[0].id, exc.code, exc.message)]
         mid = len(docs) // 2

@@ -36,8 +36,8 @@ class NotFound(AkiDBError):
 
 
 class Conflict(AkiDBError):
-    """409: valid, but refused in the server's current state: `collection_exists`, `dimension_mismatch` (a vector
-    of another length than the collection's), `model_not_served`, `job_conflict`."""
+    """409: valid, but refused in the server's current state: `collection_exists`, `model_not_served`,
+    `job_conflict`."""
 
 
 class PayloadTooLarge(AkiDBError):

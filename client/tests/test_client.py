@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
-from akidb_client import AkiDB, AsyncAkiDB, Conflict, Doc, NotFound
+from akidb_client import AkiDB, AsyncAkiDB, BadRequest, Conflict, Doc, NotFound
 
 from tests.server import Server
 
@@ -72,7 +72,7 @@ def test_documents_and_search(db: AkiDB, name: str) -> None:
         col.get("ml")
     assert err.value.code == "document_not_found"
     assert col.count() == 1
-    with pytest.raises(Conflict) as bad:
+    with pytest.raises(BadRequest) as bad:
         col.search(vector=[1.0, 2.0], k=1)
     assert bad.value.code == "dimension_mismatch"
 

@@ -27,8 +27,8 @@ REASONS = {
     202: "Accepted: the job runs in the background",
     400: "Invalid input: the message names the field",
     404: "Not found",
-    409: "Valid, but refused in the current state: a name in use, a model no worker serves, a dimension the model "
-    "cannot give, a job already running or ended",
+    409: "Valid, but refused in the current state: a name in use, a model no worker serves, a job already running "
+    "or ended",
     413: "Request body over server.max_body_bytes (a restore: storage.max_restore_bytes)",
     415: "Content-Type is not the route's (application/json; a restore: application/octet-stream)",
     502: "A worker failed the job",
@@ -82,7 +82,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("post", "/v1/embeddings"): Operation(
         "Embed texts, OpenAI's API",
         openai.EmbeddingsResponse,
-        (*BODY, *EMBEDS, 409),
+        (*BODY, *EMBEDS),
         (openai.EmbeddingsBody,),
         tags=("openai",),
     ),
@@ -106,7 +106,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("post", "/collections/{collection}/documents"): Operation(
         "Insert one document or a batch (all or nothing)",
         documents.Inserted,  # or InsertedBatch; see ALTERNATIVES
-        (*BODY, *EMBEDS, 409),
+        (*BODY, *EMBEDS),
         (documents.DocumentBody, documents.DocumentBatch),
         created=True,
         tags=("documents",),
@@ -149,7 +149,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "Nearest documents to a text or a vector (`mode` dense), best BM25 matches (keyword) or both fused "
         "(hybrid); or for each of a batch of them (`queries`)",
         search.SearchResponse,  # or BatchSearchResponse; see ALTERNATIVES
-        (*BODY, *EMBEDS, 409),
+        (*BODY, *EMBEDS),
         (search.SearchBody,),
         tags=("search",),
     ),

@@ -61,7 +61,7 @@ async def test_a_refused_batch_member_is_named_by_its_index(gw: Gateway, endpoin
         ({"queries": [{"query": "a"}, {"query": "b", "k": 0}]}, 400, "invalid_input", "queries[1].k must be between"),
         ({"queries": [{"query": "a"}] * 101}, 400, "invalid_input", "queries holds 101 items, over the limit of 100"),
         ({"queries": [{"query": "a"}], "query": "b"}, 400, "invalid_input", "or a single search, not both"),
-        ({"queries": [{"vector": [1.0, 0, 0]}]}, 409, "dimension_mismatch", "got 3, expected 4"),
+        ({"queries": [{"vector": [1.0, 0, 0]}]}, 400, "dimension_mismatch", "got 3, expected 4"),
         (
             {"queries": [{"query": "a", "filter": {"$bad": 1}}]},
             400,

@@ -173,7 +173,7 @@ async def test_collections_are_listed_deleted_and_named_uniquely(gateway: Gatewa
     assert a["index"]["connectivity"] == 8 and a["index"]["expansion_search"] == 50
     err = await post(gateway, "/collections", {"name": "a"}, 409)
     assert err["error"]["code"] == "collection_exists"
-    err = await post(gateway, "/collections", {"name": "b", "dimension": 512}, 409)
+    err = await post(gateway, "/collections", {"name": "b", "dimension": 512}, 400)
     assert err["error"]["code"] == "dimension_mismatch" and "384" in err["error"]["message"]
     assert [c["name"] for c in (await get(gateway, "/collections"))["collections"]] == ["a"]
     folder = tmp_path / "collections" / a["id"]
@@ -203,13 +203,13 @@ BAD_REQUESTS: list[tuple[str, str, Any, int, str]] = [
     ("post", "/collections/bad/documents", {"id": 7, "text": "x"}, 400, "invalid_input"),
     ("post", "/collections/bad/documents", {"text": "x", "metadata": [1]}, 400, "invalid_input"),
     ("post", "/collections/bad/documents", {"text": "x", "extra": 1}, 400, "invalid_input"),
-    ("post", "/collections/bad/documents", {"vector": [1.0, 2.0]}, 409, "dimension_mismatch"),
+    ("post", "/collections/bad/documents", {"vector": [1.0, 2.0]}, 400, "dimension_mismatch"),
     ("post", "/collections/bad/documents", {"vector": "1,2"}, 400, "invalid_input"),
     (
         "post",
         "/collections/bad/documents",
         {"documents": [{"id": "ok", "text": "fine"}, {"vector": [0.5] * 383}]},
-        409,
+        400,
         "dimension_mismatch",
     ),
     ("post", "/collections/bad/documents", [{"text": "x"}], 400, "invalid_input"),
@@ -223,7 +223,7 @@ BAD_REQUESTS: list[tuple[str, str, Any, int, str]] = [
     ("post", "/collections/bad/search", {"query": "x", "filter": "a=1"}, 400, "invalid_filter"),
     ("post", "/collections/bad/search", {"query": "x", "include": ["everything"]}, 400, "invalid_input"),
     ("post", "/collections/bad/search", {"query": 3}, 400, "invalid_input"),
-    ("post", "/collections/bad/search", {"vector": [1.0] * 10}, 409, "dimension_mismatch"),
+    ("post", "/collections/bad/search", {"vector": [1.0] * 10}, 400, "dimension_mismatch"),
     ("post", "/collections", {"name": 5}, 400, "invalid_input"),
     ("post", "/collections", {"name": "bad name!"}, 400, "invalid_input"),
     ("post", "/collections", {"name": "bad"}, 409, "collection_exists"),

@@ -67,8 +67,8 @@ async def test_errors_are_the_sdks_own_exceptions(gateway: Gateway, client: open
         "model",
         "invalid_request_error",
     )
-    # 409: what `dimensions` a model can give is the model's fact (state), not the request's shape.
-    with pytest.raises(openai.ConflictError) as cut:
+    # 400 dimension_mismatch, as the seed API specifies for a model that is not Matryoshka-trained.
+    with pytest.raises(openai.BadRequestError) as cut:
         await client.embeddings.create(model=MODEL, input="hi", dimensions=128)
     assert cut.value.param == "dimensions" and "not trained Matryoshka-style" in cut.value.message
     assert cut.value.code == "dimension_mismatch"

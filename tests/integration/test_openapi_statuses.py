@@ -111,10 +111,10 @@ for _path, _ok, _good, _bad, _unknown in [
         ]
     })  # fmt: skip
 # A `dimensions` over the model's: the model's fact, not the body's shape.
-CASES[("post", OAI, 409)] = ("real", "post", OAI, {"input": "a", "model": MINILM, "dimensions": 65536})
+CASES[("post", OAI, 400)] = ("real", "post", OAI, {"input": "a", "model": MINILM, "dimensions": 65536})
 # A vector of another length than the collection's.
-CASES[("post", "/collections/{collection}/documents", 409)] = ("real", "post", DOCS, {"vector": [1.0, 2.0]})
-CASES[("post", "/collections/{collection}/search", 409)] = ("real", "post", SEARCH, {"vector": [1.0, 2.0]})
+CASES[("post", "/collections/{collection}/documents", 400)] = ("real", "post", DOCS, {"vector": [1.0, 2.0]})
+CASES[("post", "/collections/{collection}/search", 400)] = ("real", "post", SEARCH, {"vector": [1.0, 2.0]})
 # Re-embedding: {job} is the job the setup started (real: finished; slow: stuck on the slow worker).
 REEMBED, JOB = "/collections/c/reembed", "/collections/c/jobs/{job}"
 CASES.update({

@@ -78,7 +78,7 @@ def test_dimensions_policy() -> None:
         (QWEN3, 16, "between 32 and 1024"),
         (QWEN3, 2048, "over"),
     ]:
-        with pytest.raises(DimensionMismatch) as err:  # 409: the model's fact, not the body's shape
+        with pytest.raises(DimensionMismatch) as err:  # 400 dimension_mismatch, as the seed API specifies
             check_dimensions(dims, info)
         assert words in err.value.message and err.value.param == "dimensions"
 
