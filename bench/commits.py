@@ -46,9 +46,9 @@ def spread(values: list[float]) -> dict[str, float]:
     return {"median": round(statistics.median(values), 2), "min": min(values), "max": max(values)}
 
 
-async def run(before: Path, rounds: int, seconds: float) -> dict[str, Any]:
+async def run(before: Path, after: Path, rounds: int, seconds: float) -> dict[str, Any]:
     short = corpus.load("short", 2000)
-    roots = {"before": before, "after": ROOT}
+    roots = {"before": before, "after": after}
     seen: dict[str, list[dict[str, float]]] = {name: [] for name in roots}
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(rounds):
@@ -68,11 +68,14 @@ async def run(before: Path, rounds: int, seconds: float) -> dict[str, Any]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--before", type=Path, required=True, help="a checkout of the commit to compare against")
+    p.add_argument("--after", type=Path, default=ROOT, help="the checkout to measure (default: this one)")
     p.add_argument("--rounds", type=int, default=4)
     p.add_argument("--seconds", type=float, default=10.0)
     args = p.parse_args()
-    print(json.dumps({"machine": machine(), "before": str(args.before), "after": str(ROOT)}), flush=True)
-    print(json.dumps(asyncio.run(run(args.before.resolve(), args.rounds, args.seconds))), flush=True)
+    print(json.dumps({"machine": machine(), "before": str(args.before), "after": str(args.after)}), flush=True)
+    print(
+        json.dumps(asyncio.run(run(args.before.resolve(), args.after.resolve(), args.rounds, args.seconds))), flush=True
+    )
 
 
 if __name__ == "__main__":
