@@ -18,6 +18,8 @@ from typing import Any
 
 import yaml
 
+from shared.redact import RAW_KEY_HINT, looks_like_raw_key, redact
+
 POOLINGS = ("mean", "cls", "last")
 BACKENDS = ("auto", "mlx", "openvino")
 PRECISIONS = ("auto", "f32", "bf16")
@@ -30,7 +32,14 @@ ENV_PREFIX = "AKIDB_"
 
 
 class ConfigError(ValueError):
-    """A configuration value that cannot be used; the message names the key."""
+    """A configuration value that cannot be used; the message names the key.
+
+    The message is redacted here, once: it may quote a value, and a value may be a secret pasted in the wrong
+    place (a raw API key, a database URL with its password), which must not reach stderr or a log file.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(redact(message))
 
 
 def _opt(
@@ -371,12 +380,19 @@ def parse_api_keys(data: Any, source: str) -> tuple[ApiKeyEntry, ...]:
     """A list of `{name, sha256, scopes}` records, checked; the error names the record and the field."""
     if data is None:
         return ()
+    if looks_like_raw_key(data):
+        raise ConfigError(f"auth.keys in {source}: the value {RAW_KEY_HINT}")
     if not isinstance(data, list):
-        raise ConfigError(f"auth.keys: expected a list of {{name, sha256, scopes}} in {source}, got {data!r}")
+        # The type, not the value: a scalar here is often a secret pasted where its record belongs.
+        raise ConfigError(
+            f"auth.keys: expected a list of {{name, sha256, scopes}} in {source}, got a {type(data).__name__}"
+        )
     return tuple(_api_key(record, f"auth.keys[{i}] in {source}") for i, record in enumerate(data))
 
 
 def _api_key(record: Any, where: str) -> ApiKeyEntry:
+    if looks_like_raw_key(record) or (isinstance(record, dict) and any(map(looks_like_raw_key, record.values()))):
+        raise ConfigError(f"{where}: {RAW_KEY_HINT}")
     if not isinstance(record, dict):
         raise ConfigError(f"{where}: expected a mapping of {', '.join(KEY_FIELDS)}, got {type(record).__name__}")
     unknown = sorted(set(record) - set(KEY_FIELDS))
@@ -406,13 +422,22 @@ def read_keys_file(path: Path) -> tuple[ApiKeyEntry, ...]:
     except yaml.YAMLError:
         data = None  # JSON lines are not one YAML document
     if not isinstance(data, list):
-        try:
-            data = [json.loads(line) for line in text.splitlines() if line.strip()]
-        except json.JSONDecodeError as exc:
-            raise ConfigError(
-                f"auth.keys_file: {path} is neither a YAML list nor JSON lines (line {exc.lineno})"
-            ) from None
+        data = _json_lines(path, text)
     return parse_api_keys(data, str(path))
+
+
+def _json_lines(path: Path, text: str) -> list[Any]:
+    records = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        if looks_like_raw_key(line):
+            raise ConfigError(f"auth.keys_file: {path} line {number} {RAW_KEY_HINT}")
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            raise ConfigError(f"auth.keys_file: {path} is neither a YAML list nor JSON lines (line {number})") from None
+    return records
 
 
 def _unique_names(keys: tuple[ApiKeyEntry, ...]) -> None:
