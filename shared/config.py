@@ -29,6 +29,7 @@ INDEX_DTYPES = ("f32", "f16", "bf16")
 SCOPES = ("read", "write", "admin")
 KEY_FIELDS = ("name", "sha256", "scopes")
 ENV_PREFIX = "AKIDB_"
+MIN_HMAC_KEY = 32
 
 
 class ConfigError(ValueError):
@@ -49,10 +50,13 @@ def _opt(
     choices: tuple[str, ...] | None = None,
     minimum: float | None = None,
     keep_empty: bool = False,
+    secret: bool = False,
 ) -> Any:
     # keep_empty: an empty value from the environment or the command line is the empty string,
     # not "unset" (a prompt set to "" turns the registry's prompt off).
-    return field(default=default, metadata={"choices": choices, "min": minimum, "help": help, "keep_empty": keep_empty})
+    # secret: left out of the config's repr, so logging a config (or a traceback's locals) cannot show it.
+    metadata = {"choices": choices, "min": minimum, "help": help, "keep_empty": keep_empty}
+    return field(default=default, repr=not secret, metadata=metadata)
 
 
 @dataclass(frozen=True)
@@ -177,8 +181,15 @@ class StorageConfig:
     )
     max_restore_bytes: int = _opt(
         64 * 1024**3,
-        "largest collection snapshot POST /collections/restore takes (streamed to disk); bigger is 413",
+        "largest collection snapshot POST /collections/restore takes (streamed to disk; bigger is 413), and the "
+        "most its members may unpack to",
         minimum=1024,
+    )
+    snapshot_hmac_key: str | None = _opt(
+        None,
+        "sign collection snapshots with this key (HMAC-SHA256, 32+ characters) and restore only snapshots signed "
+        "with it; checksums alone catch damage, not edits",
+        secret=True,
     )
     snapshot_rate_mb_s: float = _opt(
         0.0,
@@ -344,6 +355,13 @@ def _build(tree: dict[str, dict[str, Any]]) -> Config:
         built[section] = cls(**values)
     cfg = Config(**built)
     parse_shape_buckets(cfg.embedding.shape_buckets)
+    key = cfg.storage.snapshot_hmac_key
+    if key is not None and len(key) < MIN_HMAC_KEY:
+        # Its length, never the key: this message goes to stderr and the logs.
+        raise ConfigError(
+            f"storage.snapshot_hmac_key: {len(key)} characters is too short to sign snapshots; use {MIN_HMAC_KEY} "
+            "or more (e.g. `python -c 'import secrets; print(secrets.token_hex(32))'`)"
+        )
     server = cfg.server
     if (server.tls_cert_file is None) != (server.tls_key_file is None):
         raise ConfigError("server.tls_cert_file and server.tls_key_file go together: set both, or neither")
