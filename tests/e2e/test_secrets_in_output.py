@@ -10,8 +10,8 @@ import pytest
 
 from shared.keys_cli import make_api_key
 from shared.redact import RAW_KEY_HINT
-from tests.e2e.test_console_scripts import script
-from tests.support.processes import ROOT, child_env
+from tests.e2e.test_console_scripts import run_script, script
+from tests.support.processes import child_env
 
 KEY, RECORD = make_api_key("app", ["read"])
 
@@ -62,16 +62,9 @@ def test_a_raw_key_in_a_records_place_is_refused_without_echoing_it(way: str, tm
     assert KEY[len("akidb_") :].encode() not in everything  # nor its body without the prefix
 
 
-def test_a_raw_key_where_a_number_belongs_is_not_echoed(tmp_path: Path) -> None:
+def test_a_raw_key_where_a_number_belongs_is_not_echoed() -> None:
     """Not a record's place, but the value is still quoted by the error: the redaction hides it."""
-    out = subprocess.run(
-        [script("akidb-worker"), "--set", f"server.port={KEY}"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=child_env(),
-        cwd=ROOT,
-    )
+    out = run_script("akidb-worker", "--set", f"server.port={KEY}")
     assert out.returncode == 2
     assert "server.port: '[redacted]' is not an integer" in out.stderr
     assert KEY not in out.stdout + out.stderr
