@@ -62,9 +62,16 @@ def test_a_raw_key_in_a_records_place_is_refused_without_echoing_it(way: str, tm
     assert KEY[len("akidb_") :].encode() not in everything  # nor its body without the prefix
 
 
-def test_a_raw_key_where_a_number_belongs_is_not_echoed() -> None:
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["--set", f"server.port={KEY}"], "server.port: '[redacted]' is not an integer"),
+        (["--port", KEY], "argument --port: invalid int value: '[redacted]'"),
+    ],
+)
+def test_a_raw_key_where_a_number_belongs_is_not_echoed(args: list[str], said: str) -> None:
     """Not a record's place, but the value is still quoted by the error: the redaction hides it."""
-    out = run_script("akidb-worker", "--set", f"server.port={KEY}")
+    out = run_script("akidb-gateway", *args)
     assert out.returncode == 2
-    assert "server.port: '[redacted]' is not an integer" in out.stderr
+    assert said in out.stderr
     assert KEY not in out.stdout + out.stderr
