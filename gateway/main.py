@@ -16,6 +16,7 @@ from shared.cli import CommandLine
 from shared.config import ConfigError
 from shared.curve import CurveKeyError
 from shared.logs import configure_logging
+from shared.redact import redact
 
 log = structlog.get_logger("gateway.main")
 
@@ -52,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         tls = ssl_context(cfg.server)
     except ConfigError as exc:
-        print(f"akidb-gateway: config error: {exc}", file=sys.stderr)
+        print(f"akidb-gateway: config error: {redact(str(exc))}", file=sys.stderr)
         return 2
     configure_logging(cfg.logging.level, cfg.logging.format, process="gateway")
     try:
@@ -72,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
             loop=event_loop(cfg.server.uvloop),
         )
     except (StorageError, CurveKeyError) as exc:
-        print(f"akidb-gateway: {exc}", file=sys.stderr)
+        print(f"akidb-gateway: {redact(str(exc))}", file=sys.stderr)
         # 2: the data directory needs an operator (like a config error); 1: another gateway holds it.
         return 2 if isinstance(exc, DataDirUnusable) else 1
     return 0

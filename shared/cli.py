@@ -3,19 +3,29 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from shared.config import Config, ConfigError, load_config
+from shared.redact import redact
 
 EPILOG = "Every config key can also be set as AKIDB_<SECTION>__<KEY> or with --set section.key=value."
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, whose errors quote the bad value: redacted, as a config error's are."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(2, redact(f"{self.prog}: error: {message}\n"))
 
 
 class CommandLine:
     """A console script's arguments, turned into its config (defaults < YAML < env < shortcuts and --set)."""
 
     def __init__(self, prog: str, description: str) -> None:
-        self.parser = argparse.ArgumentParser(prog=prog, description=description, epilog=EPILOG)
+        self.parser = _Parser(prog=prog, description=description, epilog=EPILOG)
         self.parser.add_argument("--config", metavar="FILE", help="YAML config file (see README: Configuration)")
         self.parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any config key")
         self._shortcuts = self.parser.add_argument_group("shortcuts (each sets one config key)")

@@ -18,6 +18,8 @@ from typing import Any
 
 import yaml
 
+from shared.redact import RAW_KEY_HINT, looks_like_raw_key, redact
+
 POOLINGS = ("mean", "cls", "last")
 BACKENDS = ("auto", "mlx", "openvino")
 PRECISIONS = ("auto", "f32", "bf16")
@@ -27,10 +29,18 @@ INDEX_DTYPES = ("f32", "f16", "bf16")
 SCOPES = ("read", "write", "admin")
 KEY_FIELDS = ("name", "sha256", "scopes", "collections")
 ENV_PREFIX = "AKIDB_"
+MIN_HMAC_KEY = 32
 
 
 class ConfigError(ValueError):
-    """A configuration value that cannot be used; the message names the key."""
+    """A configuration value that cannot be used; the message names the key.
+
+    The message is redacted here, once: it may quote a value, and a value may be a secret pasted in the wrong
+    place (a raw API key, a database URL with its password), which must not reach stderr or a log file.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(redact(message))
 
 
 def _opt(
@@ -40,10 +50,13 @@ def _opt(
     choices: tuple[str, ...] | None = None,
     minimum: float | None = None,
     keep_empty: bool = False,
+    secret: bool = False,
 ) -> Any:
     # keep_empty: an empty value from the environment or the command line is the empty string,
     # not "unset" (a prompt set to "" turns the registry's prompt off).
-    return field(default=default, metadata={"choices": choices, "min": minimum, "help": help, "keep_empty": keep_empty})
+    # secret: left out of the config's repr, so logging a config (or a traceback's locals) cannot show it.
+    metadata = {"choices": choices, "min": minimum, "help": help, "keep_empty": keep_empty}
+    return field(default=default, repr=not secret, metadata=metadata)
 
 
 @dataclass(frozen=True)
@@ -170,8 +183,15 @@ class StorageConfig:
     )
     max_restore_bytes: int = _opt(
         64 * 1024**3,
-        "largest collection snapshot POST /collections/restore takes (streamed to disk); bigger is 413",
+        "largest collection snapshot POST /collections/restore takes (streamed to disk; bigger is 413), and the "
+        "most its members may unpack to",
         minimum=1024,
+    )
+    snapshot_hmac_key: str | None = _opt(
+        None,
+        "sign collection snapshots with this key (HMAC-SHA256, 32+ characters) and restore only snapshots signed "
+        "with it; checksums alone catch damage, not edits",
+        secret=True,
     )
     snapshot_rate_mb_s: float = _opt(
         0.0,
@@ -359,6 +379,13 @@ def _build(tree: dict[str, dict[str, Any]]) -> Config:
         built[section] = cls(**values)
     cfg = Config(**built)
     parse_shape_buckets(cfg.embedding.shape_buckets)
+    key = cfg.storage.snapshot_hmac_key
+    if key is not None and len(key) < MIN_HMAC_KEY:
+        # Its length, never the key: this message goes to stderr and the logs.
+        raise ConfigError(
+            f"storage.snapshot_hmac_key: {len(key)} characters is too short to sign snapshots; use {MIN_HMAC_KEY} "
+            "or more (e.g. `python -c 'import secrets; print(secrets.token_hex(32))'`)"
+        )
     server = cfg.server
     if (server.tls_cert_file is None) != (server.tls_key_file is None):
         raise ConfigError("server.tls_cert_file and server.tls_key_file go together: set both, or neither")
@@ -395,12 +422,19 @@ def parse_api_keys(data: Any, source: str) -> tuple[ApiKeyEntry, ...]:
     """A list of `{name, sha256, scopes}` records, checked; the error names the record and the field."""
     if data is None:
         return ()
+    if looks_like_raw_key(data):
+        raise ConfigError(f"auth.keys in {source}: the value {RAW_KEY_HINT}")
     if not isinstance(data, list):
-        raise ConfigError(f"auth.keys: expected a list of {{name, sha256, scopes}} in {source}, got {data!r}")
+        # The type, not the value: a scalar here is often a secret pasted where its record belongs.
+        raise ConfigError(
+            f"auth.keys: expected a list of {{name, sha256, scopes}} in {source}, got a {type(data).__name__}"
+        )
     return tuple(_api_key(record, f"auth.keys[{i}] in {source}") for i, record in enumerate(data))
 
 
 def _api_key(record: Any, where: str) -> ApiKeyEntry:
+    if looks_like_raw_key(record) or (isinstance(record, dict) and any(map(looks_like_raw_key, record.values()))):
+        raise ConfigError(f"{where}: {RAW_KEY_HINT}")
     if not isinstance(record, dict):
         raise ConfigError(f"{where}: expected a mapping of {', '.join(KEY_FIELDS)}, got {type(record).__name__}")
     unknown = sorted(set(record) - set(KEY_FIELDS))
@@ -450,13 +484,22 @@ def read_keys_file(path: Path) -> tuple[ApiKeyEntry, ...]:
     except yaml.YAMLError:
         data = None  # JSON lines are not one YAML document
     if not isinstance(data, list):
-        try:
-            data = [json.loads(line) for line in text.splitlines() if line.strip()]
-        except json.JSONDecodeError as exc:
-            raise ConfigError(
-                f"auth.keys_file: {path} is neither a YAML list nor JSON lines (line {exc.lineno})"
-            ) from None
+        data = _json_lines(path, text)
     return tuple(dataclasses.replace(k, source=str(path)) for k in parse_api_keys(data, str(path)))
+
+
+def _json_lines(path: Path, text: str) -> list[Any]:
+    records = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        if looks_like_raw_key(line):
+            raise ConfigError(f"auth.keys_file: {path} line {number} {RAW_KEY_HINT}")
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            raise ConfigError(f"auth.keys_file: {path} is neither a YAML list nor JSON lines (line {number})") from None
+    return records
 
 
 def check_unique_names(keys: tuple[ApiKeyEntry, ...]) -> None:

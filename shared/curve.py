@@ -15,6 +15,9 @@ from __future__ import annotations
 
 import datetime
 import os
+import secrets
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +31,7 @@ LOCAL_WORKER_NAME = "local-worker"
 PUBLIC_SUFFIX = ".key"
 SECRET_SUFFIX = ".key_secret"
 FILE_MODE = 0o600
+WORK_PREFIX = ".making-"  # a pair being made; no `*.key` glob matches it
 DIR_MODE = 0o700
 
 
@@ -95,16 +99,93 @@ def create_pair(folder: str | Path, name: str) -> tuple[Path, Path]:
 
 
 def ensure_gateway_keys(paths: KeyPaths) -> KeyPair:
-    """The gateway's pair, made on first start with a pair for local workers (accepted from then on)."""
-    if not paths.server_key.exists():
-        if paths.server_key.suffix != SECRET_SUFFIX:
-            raise CurveKeyError(f"zmq.server_key: {paths.server_key} does not exist (a pair file ends in .key_secret)")
-        create_pair(paths.server_key.parent, paths.server_key.name.removesuffix(SECRET_SUFFIX))
-    _make_dir(paths.workers_dir)
-    if not paths.local_worker_key.exists():
-        public_path, _ = create_pair(paths.local_worker_key.parent, LOCAL_WORKER_NAME)
-        _write_new(paths.workers_dir / public_path.name, public_path.read_bytes())
+    """The gateway's pair, made on first start with a pair for local workers (accepted from then on).
+
+    Each pair is made whole in a temporary folder and renamed into place, the secret last: a pair whose secret
+    file exists is complete (a missing public half is written again from it). The local workers' public key
+    is accepted before their pair is moved in, so a crash in between can never leave a pair nobody accepts.
+    A state this cannot complete is a `CurveKeyError` saying what to remove, never a traceback.
+    """
+    try:
+        for folder in {paths.keys_dir, paths.server_key.parent}:
+            _sweep_work(folder)
+        if not paths.server_key.exists():
+            if paths.server_key.suffix != SECRET_SUFFIX:
+                raise CurveKeyError(
+                    f"zmq.server_key: {paths.server_key} does not exist (a pair file ends in .key_secret)"
+                )
+            _make_in_place(paths.server_key, accept_in=None)
+        _make_dir(paths.workers_dir)
+        if not paths.local_worker_key.exists():
+            _make_in_place(paths.local_worker_key, accept_in=paths.workers_dir)
+        _complete(paths.local_worker_key, "zmq.keys_dir (the local workers' pair)")
+        _complete(paths.server_key, "zmq.server_key")
+    except OSError as exc:
+        raise CurveKeyError(
+            f"zmq.keys_dir: cannot make the CURVE keys in {paths.keys_dir} ({exc.strerror or exc}); "
+            "make the folder writable by the gateway's user, or set zmq.keys_dir"
+        ) from None
     return load_pair(paths.server_key, "zmq.server_key")
+
+
+def _make_in_place(secret_path: Path, accept_in: Path | None) -> None:
+    """Make a pair in a temporary folder next to `secret_path`, then rename it in: public, then secret."""
+    name = secret_path.name.removesuffix(SECRET_SUFFIX)
+    _make_dir(secret_path.parent)
+    work = Path(tempfile.mkdtemp(prefix=WORK_PREFIX, dir=secret_path.parent))
+    try:
+        public_path, made_secret = create_pair(work, name)
+        if accept_in is not None:
+            _replace_atomically(accept_in / public_path.name, public_path.read_bytes())
+        # A public file without its secret is a half-made pair from before: replacing it completes it.
+        os.replace(public_path, _public_of(secret_path))
+        os.replace(made_secret, secret_path)
+        fsync_dir(secret_path.parent)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _complete(secret_path: Path, knob: str) -> None:
+    """Check a pair file holds both keys, and write its public half again if only the secret exists."""
+    public_path = _public_of(secret_path)
+    try:
+        public, secret = _load(secret_path, knob)
+        if secret is None:
+            raise CurveKeyError(f"{knob}: {secret_path} holds no secret key")
+    except CurveKeyError as exc:
+        raise CurveKeyError(
+            f"{exc}; remove it (and {public_path.name}) and restart: the gateway makes a new pair "
+            "(remote workers then need its new public key)"
+        ) from None
+    if secret_path.suffix == SECRET_SUFFIX and not public_path.exists():
+        _replace_atomically(public_path, _certificate(public, None))
+
+
+def _replace_atomically(path: Path, data: bytes) -> None:
+    """`path` holds `data` or what it held before, never a part: written under a temporary name, then renamed."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        _write_new(tmp, data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    fsync_dir(path.parent)
+
+
+def _sweep_work(keys_dir: Path) -> None:
+    """Remove the temporary folders a crash left while making a pair (they may hold secret keys)."""
+    if keys_dir.is_dir():
+        for work in keys_dir.glob(f"{WORK_PREFIX}*"):
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make the renames in `folder` durable."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def load_pair(path: Path, knob: str) -> KeyPair:

@@ -10,10 +10,9 @@ import sys
 from pathlib import Path
 
 from shared.config import SCOPES, key_digest
+from shared.redact import RAW_KEY_PREFIX as KEY_PREFIX
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-# A recognisable prefix lets secret scanners (and people) tell an AkiDB key from other tokens.
-KEY_PREFIX = "akidb_"
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:

@@ -24,7 +24,7 @@ class SnapshotService:
 
     def __init__(self, cfg: Config, collections: CollectionService) -> None:
         self.collections = collections
-        self.backups = Backups(collections.data.root, cfg.storage.snapshot_rate_mb_s)
+        self.backups = Backups(collections.data.root, cfg.storage.snapshot_rate_mb_s, cfg.storage.snapshot_hmac_key)
         self.max_restore_bytes = cfg.storage.max_restore_bytes
 
     async def start(self) -> None:
@@ -60,11 +60,16 @@ class SnapshotService:
         await asyncio.to_thread(self.backups.delete, collection, name)
 
     async def restore(self, name: str, chunks: AsyncIterator[bytes]) -> Collection:
-        """Receive an upload to a temporary file, then create collection `name` from it if every checksum holds."""
+        """Receive an upload to a temporary file, then create collection `name` from it if every check holds
+        (`gateway.storage.snapshot_trust`: the upload is treated as hostile)."""
         self.collections.check_name_free(name)  # before a long upload, and again when creating
         with self.backups.upload_file() as path:
             await self._receive(chunks, path)
-            return await self.collections.restore(name, lambda staging: unpack(path, staging).info_json)
+            return await self.collections.restore(name, lambda staging: self._unpack(path, staging))
+
+    def _unpack(self, path: Path, staging: Path) -> str:
+        # The staged bytes are bounded too: a member may claim more than the upload held.
+        return unpack(path, staging, self.max_restore_bytes, self.backups.hmac_key).info_json
 
     async def _receive(self, chunks: AsyncIterator[bytes], path: Path) -> None:
         received = 0

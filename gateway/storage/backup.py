@@ -7,6 +7,10 @@ A collection snapshot is an uncompressed tar (vectors do not compress) holding
     index-<key>-<seq>.usearch      the index as of a commit the database copy holds (a restore replays the rest)
     manifest.json                  format, the collection's description, document count, sha256 and size per member
     manifest.sha256                the sha256 of manifest.json
+    manifest.hmac                  with `storage.snapshot_hmac_key` set: the HMAC-SHA256 of manifest.json
+
+The sums catch damage only: they sit in the file they cover. What a restore checks beyond them, treating the
+upload as hostile, is in `snapshot_trust.py`.
 
 <data_dir>/snapshots/<collection name>/<name>.akidb-snapshot    a finished snapshot
 <data_dir>/snapshots/<collection name>/.<name>.*                one being written (swept at start)
@@ -39,6 +43,15 @@ from gateway.storage.datadir import fsync_path
 from gateway.storage.db import DB_FILE, connect
 from gateway.storage.errors import SnapshotInvalid, SnapshotNotFound
 from gateway.storage.index import SNAPSHOT as INDEX_FILE
+from gateway.storage.snapshot_trust import (
+    SIGNATURE,
+    check_database,
+    check_index,
+    check_member,
+    read_manifest,
+    sign,
+    verify_signature,
+)
 
 if TYPE_CHECKING:
     from gateway.storage.collection import Collection
@@ -70,14 +83,17 @@ class Unpacked:
 
     info_json: str
     documents: int
+    collection: dict[str, Any]  # the same description, parsed
+    index_file: str
 
 
 class Backups:
     """The snapshots folder of a data directory."""
 
-    def __init__(self, data_root: Path, rate_mb_s: float = 0.0) -> None:
+    def __init__(self, data_root: Path, rate_mb_s: float = 0.0, hmac_key: str | None = None) -> None:
         self.root = data_root / "snapshots"
         self.rate = rate_mb_s * 1_000_000
+        self.hmac_key = hmac_key
 
     def sweep(self) -> None:
         """Remove what a crash left half-written: hidden work files in every collection's folder, and uploads."""
@@ -166,6 +182,9 @@ class Backups:
                     self._add(tar, MANIFEST, io.BytesIO(manifest), len(manifest))
                     digest = hashlib.sha256(manifest).hexdigest().encode()
                     self._add(tar, MANIFEST_SUM, io.BytesIO(digest), len(digest))
+                    if self.hmac_key is not None:
+                        signature = sign(manifest, self.hmac_key)
+                        self._add(tar, SIGNATURE, io.BytesIO(signature), len(signature))
                 raw.flush()
                 os.fsync(raw.fileno())
             os.replace(tmp, final)
@@ -220,41 +239,49 @@ def copy_database(source: Path, target: Path) -> int:
     return count
 
 
-def unpack(archive: Path, staging: Path) -> Unpacked:
-    """Extract a snapshot into an empty collection folder, checking every member against the manifest.
+def unpack(archive: Path, staging: Path, max_bytes: int, hmac_key: str | None = None) -> Unpacked:
+    """Extract a snapshot into an empty collection folder, checking every member against the manifest, the
+    signature if `hmac_key` is set, and the database (`snapshot_trust`). At most `max_bytes` are written.
 
     `SnapshotInvalid` says what is wrong (truncated, altered, not a snapshot); the caller removes `staging`.
     """
     seen: dict[str, tuple[str, int]] = {}
-    manifest_raw = digest_raw = b""
+    small: dict[str, bytes] = {}  # the manifest, its sum and its signature
+    budget = max_bytes
     try:
         with tarfile.open(archive, "r:") as tar:
             for member in tar:
-                if not member.isfile():
-                    raise SnapshotInvalid(f"member {member.name!r} is not a file; this is not an AkiDB snapshot")
+                check_member(member)
                 source = tar.extractfile(member)
                 assert source is not None
-                if member.name in (MANIFEST, MANIFEST_SUM):
+                if member.name in (MANIFEST, MANIFEST_SUM, SIGNATURE):
+                    if member.name in small:
+                        raise SnapshotInvalid(f"member {member.name!r} appears twice; this is not an AkiDB snapshot")
                     if member.size > MAX_MANIFEST:
                         raise SnapshotInvalid(f"{member.name} is {member.size} bytes; this is not an AkiDB snapshot")
-                    data = source.read()
-                    if len(data) != member.size:
+                    small[member.name] = source.read()
+                    if len(small[member.name]) != member.size:
                         raise SnapshotInvalid(_truncated(member.name))
-                    if member.name == MANIFEST:
-                        manifest_raw = data
-                    else:
-                        digest_raw = data
                     continue
                 if member.name != DB_FILE and not INDEX_FILE.match(member.name):
                     raise SnapshotInvalid(f"unexpected member {member.name!r}; this is not an AkiDB snapshot")
                 if member.name in seen:
                     raise SnapshotInvalid(f"member {member.name!r} appears twice; this is not an AkiDB snapshot")
+                if member.size > budget:
+                    raise SnapshotInvalid(
+                        f"the snapshot's members hold more than storage.max_restore_bytes ({max_bytes}) bytes"
+                    )
                 seen[member.name] = _extract(source, staging / member.name, member.size)
+                budget -= member.size
             end = tar.offset
-    except tarfile.TarError as exc:
-        raise SnapshotInvalid(f"the file is truncated or not an AkiDB snapshot ({exc})") from None
-    unpacked = _check(manifest_raw, digest_raw, seen)
+    except (tarfile.TarError, ValueError, EOFError, OverflowError) as exc:
+        # tarfile meets hostile headers (a PAX sparse map, a bad number) with ValueError as well as TarError.
+        raise SnapshotInvalid(f"the file is truncated or not an AkiDB snapshot ({type(exc).__name__})") from None
+    unpacked = _check(small.get(MANIFEST, b""), small.get(MANIFEST_SUM, b""), seen)
+    verify_signature(small[MANIFEST], small.get(SIGNATURE), hmac_key)
     _check_end(archive, end)
+    check_database(staging / DB_FILE)
+    check_index(staging / unpacked.index_file, unpacked.collection)
     return unpacked
 
 
@@ -274,9 +301,10 @@ def _check_end(archive: Path, end: int) -> None:
 
 
 def _extract(source: IO[bytes], target: Path, size: int) -> tuple[str, int]:
+    """Write one member, never more than its stated `size` (which the caller has counted against its budget)."""
     digest, written = hashlib.sha256(), 0
     with open(target, "wb") as out:
-        while chunk := source.read(CHUNK):
+        while written < size and (chunk := source.read(min(CHUNK, size - written))):
             digest.update(chunk)
             out.write(chunk)
             written += len(chunk)
@@ -294,20 +322,19 @@ def _check(manifest_raw: bytes, digest_raw: bytes, seen: dict[str, tuple[str, in
         raise SnapshotInvalid(f"{missing} is missing: the file is truncated or not an AkiDB snapshot")
     if hashlib.sha256(manifest_raw).hexdigest() != digest_raw.decode(errors="replace").strip():
         raise SnapshotInvalid(f"checksum mismatch in {MANIFEST}: the file was altered or damaged")
-    manifest = json.loads(manifest_raw)
-    if manifest.get("format") != FORMAT:
-        raise SnapshotInvalid(f"snapshot format {manifest.get('format')!r} is not one this gateway reads ({FORMAT})")
-    expected: dict[str, dict[str, Any]] = manifest["members"]
-    for name, facts in expected.items():
+    manifest = read_manifest(manifest_raw, FORMAT)
+    for name, (digest, size) in manifest.members.items():
         if name not in seen:
             raise SnapshotInvalid(f"member {name!r} is missing: the file is truncated or damaged")
-        digest, size = seen[name]
-        if digest != facts["sha256"] or size != facts["size"]:
+        if seen[name] != (digest, size):
             raise SnapshotInvalid(f"checksum mismatch in {name}: the file was altered or damaged")
-    extra = set(seen) - set(expected)
+    extra = set(seen) - set(manifest.members)
     if extra or DB_FILE not in seen:
         raise SnapshotInvalid(f"members {sorted(extra) or [DB_FILE]} do not match the manifest")
-    return Unpacked(json.dumps(manifest["collection"]), int(manifest["documents"]))
+    indexes = [name for name in seen if INDEX_FILE.match(name)]
+    if len(indexes) != 1:
+        raise SnapshotInvalid(f"the snapshot holds {len(indexes)} indexes, not one: this is not an AkiDB snapshot")
+    return Unpacked(json.dumps(manifest.collection), manifest.documents, manifest.collection, indexes[0])
 
 
 def _truncated(name: str) -> str:

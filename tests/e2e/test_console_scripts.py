@@ -20,6 +20,11 @@ def script(name: str) -> str:
     return path
 
 
+def run_script(name: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run an installed console script from the checkout to its end (this worktree's code: child_env)."""
+    return subprocess.run([script(name), *args], capture_output=True, text=True, timeout=60, env=child_env(), cwd=ROOT)
+
+
 @pytest.mark.parametrize("name", ["akidb-gateway", "akidb-worker"])
 def test_help(name: str) -> None:
     out = subprocess.run([script(name), "--help"], capture_output=True, text=True, timeout=60)
@@ -39,13 +44,18 @@ def test_a_bad_config_exits_2_naming_the_key(name: str, tmp_path: Path) -> None:
 
 
 def test_an_unknown_backend_is_a_startup_error() -> None:
-    out = subprocess.run(
-        [script("akidb-worker"), "--set", "embedding.backend=tpu"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=child_env(),
-        cwd=ROOT,
-    )
+    out = run_script("akidb-worker", "--set", "embedding.backend=tpu")
     assert out.returncode == 2
     assert "embedding.backend: 'tpu' is not one of auto, mlx, openvino" in out.stderr
+
+
+def test_a_damaged_key_file_at_start_is_one_line_saying_what_to_do(tmp_path: Path) -> None:
+    keys = tmp_path / "data" / "keys"
+    keys.mkdir(parents=True, mode=0o700)
+    (keys / "gateway.key_secret").write_bytes(b"")  # a crash of an older version, or a disk that lost it
+    args = ["--host", "127.0.0.1", "--port", "0", "--data-dir", str(tmp_path / "data"), "--bind", "tcp://127.0.0.1:0"]
+    out = run_script("akidb-gateway", *args, "--set", "server.grpc_enabled=false")
+    assert out.returncode == 1
+    assert "Traceback" not in out.stderr
+    [line] = [line for line in out.stderr.splitlines() if line.startswith("akidb-gateway:")]
+    assert "zmq.server_key:" in line and "remove it (and gateway.key) and restart" in line

@@ -37,7 +37,7 @@ def wait_for(condition, timeout: float = 120) -> None:  # type: ignore[no-untype
 
 
 class Supervisor:
-    def __init__(self, tmp: Path, workers: int) -> None:
+    def __init__(self, tmp: Path, workers: int, **env: str) -> None:
         # The real file, with its paths pointed at this venv and a throwaway var/ folder.
         text = (ROOT / "supervisord.conf").read_text()
         text = text.replace("%(here)s/.venv/bin", str(BIN)).replace("%(here)s/var", str(tmp))
@@ -57,6 +57,7 @@ class Supervisor:
             AKIDB_ZMQ__CONNECT=f"tcp://127.0.0.1:{zmq_port}",
             AKIDB_STORAGE__DATA_DIR=str(tmp / "data"),
             AKIDB_HEARTBEAT__INTERVAL_MS="200",
+            **env,
         )
         self.proc = subprocess.Popen(
             [str(BIN / "supervisord"), "-n", "-c", str(self.conf)],
@@ -120,6 +121,27 @@ def test_the_control_socket_is_private_and_start_logs_no_unexpected_crit(supervi
     # and running as root (only when the tests do).
     expected = ("Server 'unix_http_server' running without any HTTP authentication", "Supervisor is running as root")
     assert all(line.startswith(expected) for line in crit), crit
+
+
+@pytest.mark.slow
+def test_a_raw_key_in_the_environment_reaches_no_log_file(tmp_path: Path) -> None:
+    """Under supervisord every line the processes write lands in var/log/: a raw API key where a key record
+    belongs stops the gateway (and the workers, which read the same config) without reaching any file."""
+    from shared.keys_cli import make_api_key
+    from shared.redact import RAW_KEY_HINT
+
+    key, _ = make_api_key("app", ["read"])
+    sup = Supervisor(tmp_path, workers=1, AKIDB_AUTH__KEYS=key)
+    gateway_log = tmp_path / "log" / "gateway.log"
+    try:
+        wait_for(lambda: gateway_log.exists() and RAW_KEY_HINT in gateway_log.read_text(), timeout=60)
+        wait_for(lambda: "FATAL" in sup.ctl("status", "gateway"), timeout=60)  # every retry said the same
+    finally:
+        sup.stop()
+    files = [p for p in tmp_path.rglob("*") if p.is_file() and p != sup.conf]
+    assert gateway_log in files and (tmp_path / "log" / "supervisord.log") in files
+    for path in files:
+        assert key.encode() not in path.read_bytes(), path
 
 
 @pytest.mark.slow

@@ -6,6 +6,7 @@ No gateway and no worker: `Backups` and `unpack` against real collections (test_
 from __future__ import annotations
 
 import dataclasses
+import io
 import tarfile
 from pathlib import Path
 
@@ -18,11 +19,13 @@ from gateway.storage.db import DB_FILE
 from gateway.storage.errors import SnapshotInvalid, SnapshotNotFound
 from tests.integration.test_collection_store import docs, make, reopen
 
+MAX_BYTES = 1 << 30  # storage.max_restore_bytes
+
 
 def restore(archive: Path, folder: Path) -> Collection:
     """What the service does: unpack into an empty folder, record a new description, open."""
     folder.mkdir()
-    old = CollectionInfo.from_json(unpack(archive, folder).info_json)
+    old = CollectionInfo.from_json(unpack(archive, folder, MAX_BYTES).info_json)
     Collection.initialise(folder, dataclasses.replace(old, id="col_restored", name="restored"))
     return reopen(folder)
 
@@ -104,7 +107,7 @@ def test_an_altered_byte_anywhere_in_a_member_is_refused_naming_a_checksum(
     bad.write_bytes(bytes(data))
     (tmp_path / "r").mkdir()
     with pytest.raises(SnapshotInvalid, match="checksum mismatch"):
-        unpack(bad, tmp_path / "r")
+        unpack(bad, tmp_path / "r", MAX_BYTES)
 
 
 @pytest.mark.parametrize("keep", [0.0, 0.001, 0.3, 0.7, 0.99, -1])
@@ -114,7 +117,7 @@ def test_a_truncated_file_is_refused_as_truncated(archive: Path, tmp_path: Path,
     bad.write_bytes(data[:-1] if keep == -1 else data[: int(len(data) * keep)])
     (tmp_path / "r").mkdir()
     with pytest.raises(SnapshotInvalid, match="truncated"):
-        unpack(bad, tmp_path / "r")
+        unpack(bad, tmp_path / "r", MAX_BYTES)
 
 
 def test_a_file_that_is_not_a_snapshot_is_refused(tmp_path: Path) -> None:
@@ -122,12 +125,12 @@ def test_a_file_that_is_not_a_snapshot_is_refused(tmp_path: Path) -> None:
     bad.write_bytes(b"hello" * 1000)
     (tmp_path / "r").mkdir()
     with pytest.raises(SnapshotInvalid, match="not an AkiDB snapshot"):
-        unpack(bad, tmp_path / "r")
+        unpack(bad, tmp_path / "r", MAX_BYTES)
     evil = tmp_path / "evil.tar"
     with tarfile.open(evil, "w") as tar:
         tar.add(bad, arcname="../escape")
     with pytest.raises(SnapshotInvalid, match="unexpected member"):
-        unpack(evil, tmp_path / "r")
+        unpack(evil, tmp_path / "r", MAX_BYTES)
     assert not (tmp_path / "escape").exists()
 
 
@@ -147,3 +150,20 @@ def test_unknown_names_are_not_found_and_half_written_files_are_neither_listed_n
     assert sorted(p.name for p in backups.root.rglob("*")) == sorted(["test", archive.name])
     backups.delete("test", archive.name[: -len(SUFFIX)])
     assert backups.list("test") == []
+
+
+def test_staged_bytes_are_bounded_and_sparse_members_refused_before_they_expand(archive: Path, tmp_path: Path) -> None:
+    (tmp_path / "r").mkdir()
+    with pytest.raises(SnapshotInvalid, match=r"more than storage\.max_restore_bytes \(4096\)"):
+        unpack(archive, tmp_path / "r", 4096)
+    assert sum(p.stat().st_size for p in (tmp_path / "r").iterdir()) <= 4096
+    with tarfile.open(archive) as tar:
+        members = [(m, tar.extractfile(m).read()) for m in tar.getmembers()]  # type: ignore[union-attr]
+    sparse = tmp_path / f"sparse{SUFFIX}"
+    with tarfile.open(sparse, "w", format=tarfile.GNU_FORMAT) as tar:
+        for member, data in members:
+            if member.name == DB_FILE:
+                member.type = tarfile.GNUTYPE_SPARSE  # passes tarfile's isfile(); its map could claim any size
+            tar.addfile(member, io.BytesIO(data))
+    with pytest.raises(SnapshotInvalid, match=f"member '{DB_FILE}' is a sparse file"):
+        unpack(sparse, tmp_path / "r", MAX_BYTES)

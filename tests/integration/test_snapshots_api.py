@@ -10,6 +10,7 @@ import dataclasses
 import hashlib
 import io
 import json
+import tarfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -223,3 +224,48 @@ async def test_snapshots_and_restore_need_the_admin_scope(tmp_path: Path) -> Non
         assert json.loads(await (await gw.client.get("/collections/c/snapshots")).text())["error"]["code"] == (
             "unauthorized"
         )
+
+
+async def test_with_an_hmac_key_only_snapshots_signed_with_that_key_restore(tmp_path: Path) -> None:
+    """Checksums catch damage; the HMAC catches edits: a snapshot edited with every sum recomputed is refused."""
+    from tests.integration.test_snapshot_mutations import Snapshot, execute, pack, with_database
+
+    def gateway(name: str, *key: str) -> Any:
+        cfg = make_config(f"tcp://127.0.0.1:{free_port()}", str(tmp_path / name), *key)
+        return running_gateway(cfg)
+
+    async def snapshot_of(gw: Gateway) -> bytes:
+        assert (await gw.client.post("/collections", json={"name": "c", "dimension": DIM})).status == 201
+        await insert(gw, [doc(i) for i in range(20)])
+        return (await snapshot_bytes(gw))[1]
+
+    key, other = "k" * 40, "o" * 40
+    async with gateway("plain") as gw:
+        unsigned = await snapshot_of(gw)
+    async with gateway("signed", f"storage.snapshot_hmac_key={key}") as gw:
+        signed = await snapshot_of(gw)
+        with tarfile.open(fileobj=io.BytesIO(signed)) as tar:
+            members = {m.name: tar.extractfile(m).read() for m in tar.getmembers()}  # type: ignore[union-attr]
+        assert list(members)[-1] == "manifest.hmac"
+        status, body = await restore(gw, signed, "copy")
+        assert status == 201, body
+        edited = with_database(Snapshot(members, signed), execute("UPDATE documents SET text = 'edited'"))
+        stripped = {name: data for name, data in members.items() if name != "manifest.hmac"}
+        for data, refusal in [
+            (pack(edited, forge=True), "manifest.hmac does not match"),
+            (pack(stripped, forge=True), "carries no manifest.hmac"),
+            (unsigned, "carries no manifest.hmac"),
+        ]:
+            status, body = await restore(gw, data, "forged")
+            assert (status, body["error"]["code"]) == (400, "invalid_snapshot"), body
+            assert refusal in body["error"]["message"]
+        assert [c["name"] for c in (await (await gw.client.get("/collections")).json())["collections"]] == [
+            "c",
+            "copy",
+        ]
+    async with gateway("other", f"storage.snapshot_hmac_key={other}") as gw:
+        status, body = await restore(gw, signed, "copy")
+        assert status == 400 and "made with another storage.snapshot_hmac_key" in body["error"]["message"]
+    async with gateway("plain") as gw:  # a gateway without a key restores a signed snapshot (the HMAC unchecked)
+        status, body = await restore(gw, signed, "copy")
+        assert status == 201, body

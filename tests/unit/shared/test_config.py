@@ -229,3 +229,20 @@ def test_a_gateway_list_of_non_strings_names_the_key(tmp_path: Path) -> None:
     path.write_text("zmq:\n  connect: [5555]\n")
     with pytest.raises(ConfigError, match=r"zmq.connect: \[5555\] is not a list of strings"):
         load_config(path)
+
+
+def test_the_snapshot_hmac_key_is_never_shown_and_must_be_long() -> None:
+    short = "s3cr3t-but-short"
+    with pytest.raises(ConfigError, match=r"snapshot_hmac_key: 16 characters is too short") as err:
+        load_config(None, {"AKIDB_STORAGE__SNAPSHOT_HMAC_KEY": short})
+    assert short not in str(err.value)
+    key = "k" * 40
+    cfg = load_config(None, {}, [f"storage.snapshot_hmac_key={key}"])
+    assert cfg.storage.snapshot_hmac_key == key
+    assert key not in repr(cfg)
+
+
+def test_a_database_url_password_in_a_config_error_is_redacted() -> None:
+    with pytest.raises(ConfigError) as err:
+        load_config(None, {}, ["storage.max_restore_bytes=postgresql://akidb:hunter2@db/akidb"])
+    assert "hunter2" not in str(err.value) and "postgresql://akidb:[redacted]@db/akidb" in str(err.value)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import stat
 from pathlib import Path
 
@@ -56,3 +57,95 @@ def test_unusable_files_name_the_knob(tmp_path: Path) -> None:
     (tmp_path / "junk.key_secret").write_text("hello\n")
     with pytest.raises(CurveKeyError, match="not a CURVE key file"):
         load_pair(tmp_path / "junk.key_secret", "zmq.worker_key")
+
+
+# ---- first start is atomic: a crash at any step leaves a state the next start completes ----------------------
+
+
+class Crash(BaseException):
+    """The process dies here (BaseException: nothing on the way catches it)."""
+
+
+def crash_at(step: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the `step`-th file write or rename of key making raise `Crash`."""
+    count = 0
+
+    def dying(real):  # type: ignore[no-untyped-def]
+        def call(*args, **kwargs):  # type: ignore[no-untyped-def]
+            nonlocal count
+            count += 1
+            if count == step:
+                raise Crash
+            return real(*args, **kwargs)
+
+        return call
+
+    monkeypatch.setattr(os, "write", dying(os.write))
+    monkeypatch.setattr(os, "replace", dying(os.replace))
+
+
+def assert_complete(p) -> None:  # type: ignore[no-untyped-def]
+    """Both pairs whole, their public files matching, the local workers' key accepted."""
+    server = ensure_gateway_keys(p)
+    worker = load_worker_keys(p)
+    assert worker.server_public == server.public
+    assert zmq.auth.load_certificate(p.local_worker_public)[0] == worker.pair.public
+    assert list(zmq.auth.load_certificates(p.workers_dir)) == [worker.pair.public]
+    assert not list(p.keys_dir.glob(".*")), "no temporary file or folder is left"
+
+
+def test_a_crash_at_any_step_of_the_first_start_is_completed_by_the_next(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    steps = 0
+    for step in range(1, 50):
+        p = paths(tmp_path / str(step))
+        with monkeypatch.context() as m:
+            crash_at(step, m)
+            try:
+                ensure_gateway_keys(p)
+            except Crash:
+                steps = step
+            else:
+                break
+        assert_complete(p)
+    assert steps >= 8, "every write and rename of both pairs was a crash point"
+
+
+@pytest.mark.parametrize(
+    "leftover",
+    [
+        "workers/local-worker.key",  # accepted, then the pair never moved in
+        "local-worker.key",  # the public half moved in, not the secret
+        "gateway.key",
+    ],
+)
+def test_a_public_key_left_without_its_secret_is_replaced_not_a_traceback(tmp_path: Path, leftover: str) -> None:
+    p = paths(tmp_path)
+    stale, _ = create_pair(tmp_path / "elsewhere", "stale")
+    (p.keys_dir / leftover).parent.mkdir(parents=True, exist_ok=True)
+    (p.keys_dir / leftover).write_bytes(stale.read_bytes())
+    (p.keys_dir / ".making-x").mkdir()  # a crash's temporary folder, maybe holding a secret: swept
+    (p.keys_dir / ".making-x" / "gateway.key_secret").write_text("secret")
+    assert_complete(p)
+
+
+def test_a_secret_without_its_public_half_gets_it_back(tmp_path: Path) -> None:
+    p = paths(tmp_path)
+    server = ensure_gateway_keys(p)
+    p.server_public_key.unlink()
+    p.local_worker_public.unlink()
+    assert ensure_gateway_keys(p) == server
+    assert_complete(p)
+
+
+def test_a_damaged_secret_or_unusable_folder_is_one_line_saying_what_to_do(tmp_path: Path) -> None:
+    p = paths(tmp_path)
+    ensure_gateway_keys(p)
+    p.server_key.write_bytes(b"")  # e.g. a disk that lost the file's data
+    with pytest.raises(CurveKeyError, match=r"zmq.server_key: .*remove it \(and gateway.key\) and restart") as err:
+        ensure_gateway_keys(p)
+    assert "\n" not in str(err.value)
+    (tmp_path / "file").write_text("")
+    with pytest.raises(CurveKeyError, match=r"zmq.keys_dir: cannot make the CURVE keys in .*file/keys"):
+        ensure_gateway_keys(paths(tmp_path, f"zmq.keys_dir={tmp_path / 'file' / 'keys'}"))
