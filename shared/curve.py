@@ -14,6 +14,7 @@ the same config (same `storage.data_dir`, or `zmq.keys_dir`) find that pair.
 from __future__ import annotations
 
 import datetime
+import errno
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,20 +91,40 @@ def create_pair(folder: str | Path, name: str) -> tuple[Path, Path]:
     public_path = folder / f"{name}{PUBLIC_SUFFIX}"
     # The secret first, exclusively: whoever wins it writes the matching public file.
     _write_new(secret_path, _certificate(public, secret))
-    _write_new(public_path, _certificate(public, None))
+    try:
+        _write_new(public_path, _certificate(public, None))
+    except OSError:
+        secret_path.unlink(missing_ok=True)  # a secret without its public file would be taken as a made pair
+        raise
     return public_path, secret_path
 
 
 def ensure_gateway_keys(paths: KeyPaths) -> KeyPair:
     """The gateway's pair, made on first start with a pair for local workers (accepted from then on)."""
-    if not paths.server_key.exists():
-        if paths.server_key.suffix != SECRET_SUFFIX:
-            raise CurveKeyError(f"zmq.server_key: {paths.server_key} does not exist (a pair file ends in .key_secret)")
-        create_pair(paths.server_key.parent, paths.server_key.name.removesuffix(SECRET_SUFFIX))
-    _make_dir(paths.workers_dir)
-    if not paths.local_worker_key.exists():
-        public_path, _ = create_pair(paths.local_worker_key.parent, LOCAL_WORKER_NAME)
-        _write_new(paths.workers_dir / public_path.name, public_path.read_bytes())
+    try:
+        if not paths.server_key.exists():
+            if paths.server_key.suffix != SECRET_SUFFIX:
+                raise CurveKeyError(
+                    f"zmq.server_key: {paths.server_key} does not exist (a pair file ends in .key_secret)"
+                )
+            create_pair(paths.server_key.parent, paths.server_key.name.removesuffix(SECRET_SUFFIX))
+        _make_dir(paths.workers_dir)
+        if not paths.local_worker_key.exists():
+            public_path, secret_path = create_pair(paths.local_worker_key.parent, LOCAL_WORKER_NAME)
+            try:
+                _write_new(paths.workers_dir / public_path.name, public_path.read_bytes())
+            except OSError:  # a local pair the gateway does not accept would never be accepted later
+                public_path.unlink(missing_ok=True)
+                secret_path.unlink(missing_ok=True)
+                raise
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        # Only a first start makes keys, and workers need them as files: nothing to serve them with yet.
+        raise CurveKeyError(
+            f"zmq.keys_dir: no space left to make the gateway's CURVE keys in {paths.server_key.parent} "
+            f"({exc.strerror}); free space on that disk and start again (no half-written key was left)"
+        ) from None
     return load_pair(paths.server_key, "zmq.server_key")
 
 
@@ -157,9 +178,14 @@ def _write_new(path: Path, data: bytes) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
     try:
         os.fchmod(fd, FILE_MODE)
-        os.write(fd, data)
-    finally:
+        if os.write(fd, data) != len(data):
+            raise OSError(errno.ENOSPC, "short write", str(path))
+    except OSError:
         os.close(fd)
+        # A half-written key file would stop every later start ("not a CURVE key file"); none is better.
+        path.unlink(missing_ok=True)
+        raise
+    os.close(fd)
 
 
 def _certificate(public: bytes, secret: bytes | None) -> bytes:
