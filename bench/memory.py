@@ -34,19 +34,26 @@ ARMS: dict[str, tuple[dict[str, str], int | None]] = {
     "runtime_cache_64": ({}, 64),
     "arenas_2": ({"MALLOC_ARENA_MAX": "2"}, None),
     "both": ({"MALLOC_ARENA_MAX": "2"}, 64),
+    # oneDNN's own primitive cache (OpenVINO's CPU plugin is built on oneDNN), capped too
+    "onednn_cache_16": ({"ONEDNN_PRIMITIVE_CACHE_CAPACITY": "16", "DNNL_PRIMITIVE_CACHE_CAPACITY": "16"}, 64),
+    # glibc serves blocks of 64 KiB and up from mmap, so a freed buffer goes back to the kernel at once
+    "mmap_64k": ({"MALLOC_MMAP_THRESHOLD_": "65536"}, None),
 }
 
 
-def shapes(n: int, seed: int = 0) -> list[tuple[int, int]]:
-    """`n` distinct (texts, tokens) shapes as a batcher makes them: 1-32 texts of 4-256 tokens."""
+def shapes(n: int, seed: int = 0, budget: int = 0) -> list[tuple[int, int]]:
+    """`n` distinct (texts, tokens) shapes of 1-32 texts of 4-256 tokens; with `budget`, only those a worker
+    runs (at most `budget` padded tokens a pass, as `worker/embedder.py` cuts them, or one text alone)."""
     rng = np.random.default_rng(seed)
     seen: dict[tuple[int, int], None] = {}
     while len(seen) < n:
-        seen[(int(rng.integers(1, 33)), int(rng.integers(4, 257)))] = None
+        rows, width = int(rng.integers(1, 33)), int(rng.integers(4, 257))
+        if not budget or rows == 1 or rows * width <= budget:
+            seen[(rows, width)] = None
     return list(seen)
 
 
-def worker_arm(n_shapes: int, capacity: int | None, every: int) -> dict[str, Any]:
+def worker_arm(n_shapes: int, capacity: int | None, every: int, budget: int) -> dict[str, Any]:
     """In this process: the worker's encoder, then every shape twice; RSS (MiB) after each `every` shapes."""
     from shared.config import load_config
     from worker.backends import openvino_bert
@@ -66,7 +73,7 @@ def worker_arm(n_shapes: int, capacity: int | None, every: int) -> dict[str, Any
     rss = {"built": rss_mb(pid)}
     rng = np.random.default_rng(1)
     for round_ in ("first", "second"):
-        for i, (rows, width) in enumerate(shapes(n_shapes), start=1):
+        for i, (rows, width) in enumerate(shapes(n_shapes, budget=budget), start=1):
             ids = rng.integers(1000, 20_000, (rows, width)).astype(np.int64)
             encoder.pooled(ids, np.ones_like(ids), "mean")
             if i % every == 0:
@@ -76,10 +83,11 @@ def worker_arm(n_shapes: int, capacity: int | None, every: int) -> dict[str, Any
 
 def worker(args: argparse.Namespace) -> dict[str, Any]:
     """Each arm in a fresh process, in turn; their RSS curves."""
-    out: dict[str, Any] = {"shapes": args.shapes}
-    for name, (env, capacity) in ARMS.items():
+    out: dict[str, Any] = {"shapes": args.shapes, "budget": args.budget}
+    for name in args.arms.split(","):
+        env, capacity = ARMS[name]
         cmd = [sys.executable, "-m", "bench.memory", "_worker_arm", "--shapes", str(args.shapes)]
-        cmd += ["--capacity", str(capacity or 0), "--every", str(args.every)]
+        cmd += ["--capacity", str(capacity or 0), "--every", str(args.every), "--budget", str(args.budget)]
         done = subprocess.run(cmd, env={**os.environ, **env, "PYTHONPATH": str(ROOT)}, capture_output=True,
                               text=True, cwd=ROOT, check=True)  # fmt: skip
         out[name] = json.loads(done.stdout.strip().splitlines()[-1])
@@ -204,6 +212,8 @@ def main(argv: list[str] | None = None) -> None:
     w = sub.add_parser("worker")
     w.add_argument("--shapes", type=int, default=400)
     w.add_argument("--every", type=int, default=50)
+    w.add_argument("--arms", default=",".join(ARMS), help=f"which of {', '.join(ARMS)}")
+    w.add_argument("--budget", type=int, default=0, help="padded tokens a pass at most (4096: the worker's); 0: any")
     g = sub.add_parser("gateway")
     g.add_argument("--rounds", type=int, default=6)
     g.add_argument("--seconds", type=float, default=60, help="load per round")
@@ -219,9 +229,10 @@ def main(argv: list[str] | None = None) -> None:
     arm.add_argument("--shapes", type=int, required=True)
     arm.add_argument("--capacity", type=int, default=0)
     arm.add_argument("--every", type=int, default=50)
+    arm.add_argument("--budget", type=int, default=0)
     args = p.parse_args(argv)
     if args.what == "_worker_arm":
-        print(json.dumps(worker_arm(args.shapes, args.capacity or None, args.every)))
+        print(json.dumps(worker_arm(args.shapes, args.capacity or None, args.every, args.budget)))
         return
     if args.what == "_load":
         load(args.url, args.seconds, args.rate, args.seed)
