@@ -3,7 +3,8 @@
     python -m bench.memory worker --shapes 400        # RSS per arm after every 50 new (texts, tokens) shapes
     python -m bench.memory gateway --rounds 6         # tracemalloc: the gateway's growth by line, round on round
 
-`worker`: each arm runs in a fresh process: the OpenVINO encoder `akidb-worker` builds, then passes of
+`worker`: each arm runs in a fresh process: the OpenVINO encoder `akidb-worker` builds (no static shape
+buckets; `embedding.shape_grid` as the arm says), then passes of
 random token ids in `--shapes` distinct (texts × tokens) shapes, then the same shapes again (a cache
 that is full does not grow on the second pass; a leak does). Arms: the defaults; OpenVINO's CPU
 runtime cache capped (`CPU_RUNTIME_CACHE_CAPACITY`, the plugin's per-shape kernel cache, 5,000 entries by
@@ -28,16 +29,17 @@ import numpy as np
 
 from bench.procs import ROOT, rss_mb
 
-ARMS: dict[str, tuple[dict[str, str], int | None]] = {
-    # name: (environment, CPU_RUNTIME_CACHE_CAPACITY or None for the plugin's default)
-    "default": ({}, None),
-    "runtime_cache_64": ({}, 64),
-    "arenas_2": ({"MALLOC_ARENA_MAX": "2"}, None),
-    "both": ({"MALLOC_ARENA_MAX": "2"}, 64),
+ARMS: dict[str, tuple[dict[str, str], int | None, str]] = {
+    # name: (environment, CPU_RUNTIME_CACHE_CAPACITY or None for the plugin's default, embedding.shape_grid)
+    "default": ({}, None, "4x16"),
+    "no_grid": ({}, None, "1x1"),
+    "runtime_cache_64": ({}, 64, "1x1"),
+    "arenas_2": ({"MALLOC_ARENA_MAX": "2"}, None, "1x1"),
+    "both": ({"MALLOC_ARENA_MAX": "2"}, 64, "1x1"),
     # oneDNN's own primitive cache (OpenVINO's CPU plugin is built on oneDNN), capped too
-    "onednn_cache_16": ({"ONEDNN_PRIMITIVE_CACHE_CAPACITY": "16", "DNNL_PRIMITIVE_CACHE_CAPACITY": "16"}, 64),
+    "onednn_cache_16": ({"ONEDNN_PRIMITIVE_CACHE_CAPACITY": "16", "DNNL_PRIMITIVE_CACHE_CAPACITY": "16"}, 64, "1x1"),
     # glibc serves blocks of 64 KiB and up from mmap, so a freed buffer goes back to the kernel at once
-    "mmap_64k": ({"MALLOC_MMAP_THRESHOLD_": "65536"}, None),
+    "mmap_64k": ({"MALLOC_MMAP_THRESHOLD_": "65536"}, None, "1x1"),
 }
 
 
@@ -53,9 +55,9 @@ def shapes(n: int, seed: int = 0, budget: int = 0) -> list[tuple[int, int]]:
     return list(seen)
 
 
-def worker_arm(n_shapes: int, capacity: int | None, every: int, budget: int) -> dict[str, Any]:
+def worker_arm(n_shapes: int, capacity: int | None, every: int, budget: int, grid: str) -> dict[str, Any]:
     """In this process: the worker's encoder, then every shape twice; RSS (MiB) after each `every` shapes."""
-    from shared.config import load_config
+    from shared.config import load_config, parse_shape_grid
     from worker.backends import openvino_bert
     from worker.loader import locate
 
@@ -68,7 +70,7 @@ def worker_arm(n_shapes: int, capacity: int | None, every: int, budget: int) -> 
         openvino_bert.compile_config = capped  # type: ignore[assignment]
     cfg = load_config(None, {}, [])
     source = locate(cfg.embedding)
-    encoder = openvino_bert.OpenVinoBertEncoder(source, "auto", 0, None)
+    encoder = openvino_bert.OpenVinoBertEncoder(source, "auto", 0, None, (), parse_shape_grid(grid))
     pid = os.getpid()
     rss = {"built": rss_mb(pid)}
     rng = np.random.default_rng(1)
@@ -85,9 +87,10 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
     """Each arm in a fresh process, in turn; their RSS curves."""
     out: dict[str, Any] = {"shapes": args.shapes, "budget": args.budget}
     for name in args.arms.split(","):
-        env, capacity = ARMS[name]
+        env, capacity, grid = ARMS[name]
         cmd = [sys.executable, "-m", "bench.memory", "_worker_arm", "--shapes", str(args.shapes)]
         cmd += ["--capacity", str(capacity or 0), "--every", str(args.every), "--budget", str(args.budget)]
+        cmd += ["--grid", grid]
         done = subprocess.run(cmd, env={**os.environ, **env, "PYTHONPATH": str(ROOT)}, capture_output=True,
                               text=True, cwd=ROOT, check=True)  # fmt: skip
         out[name] = json.loads(done.stdout.strip().splitlines()[-1])
@@ -230,9 +233,10 @@ def main(argv: list[str] | None = None) -> None:
     arm.add_argument("--capacity", type=int, default=0)
     arm.add_argument("--every", type=int, default=50)
     arm.add_argument("--budget", type=int, default=0)
+    arm.add_argument("--grid", default="1x1")
     args = p.parse_args(argv)
     if args.what == "_worker_arm":
-        print(json.dumps(worker_arm(args.shapes, args.capacity or None, args.every, args.budget)))
+        print(json.dumps(worker_arm(args.shapes, args.capacity or None, args.every, args.budget, args.grid)))
         return
     if args.what == "_load":
         load(args.url, args.seconds, args.rate, args.seed)
