@@ -6,7 +6,7 @@ WORKERS ?= 1
 export AKIDB_WORKERS := $(WORKERS)
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: cuda-setup setup run test lint typecheck unit integration e2e security proto smoke docs clean client-setup client-test
+.PHONY: cuda-setup setup run test lint typecheck unit integration e2e security proto smoke docs clean client-setup client-test soak soak-short
 
 $(STAMP): pyproject.toml scripts/setup.sh
 	VENV=$(VENV) ./scripts/setup.sh
@@ -66,6 +66,22 @@ e2e: setup
 ## security: the attacker's suite (every route x no key, unknown key, wrong scope, another team's collection)
 security: setup
 	$(BIN)/python -m pytest tests/security $(PYTEST_ARGS)
+
+## soak: an hour of mixed open-loop load with faults against `make run`'s shape (one gateway, one worker, 100k
+## documents), then its audit; JSON + plot in bench/results/soak-<time>/ (docs/reliability.md). Root mounts the
+## data dir's tmpfs for the disk fault. soak-short: five minutes on 2,000 documents.
+SOAK_MINUTES ?= 60
+SOAK_DOCS ?= 100000
+BENCH_STAMP := $(VENV)/.bench-installed
+$(BENCH_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/python -m pip install -q -e ".[test,bench]"
+	touch $(BENCH_STAMP)
+
+soak: $(BENCH_STAMP)
+	$(BIN)/python -m bench.soak --minutes $(SOAK_MINUTES) --docs $(SOAK_DOCS)
+
+soak-short: $(BENCH_STAMP)
+	$(BIN)/python -m bench.soak --minutes 5 --docs 2000
 
 ## proto: regenerate the committed gRPC stubs in shared/proto from embedding.proto (commit the result)
 proto: setup

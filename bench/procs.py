@@ -90,6 +90,7 @@ class Stack:
         cache: bool = False,
         api_key: str | None = None,
         root: Path | None = None,
+        log_dir: Path | None = None,
     ) -> None:
         self.url = f"http://127.0.0.1:{http_port}"
         self.zmq = f"tcp://127.0.0.1:{zmq_port}"
@@ -107,29 +108,40 @@ class Stack:
             security, no_cache, self.security_args = (), (), ()
             self.worker_args = worker_args
         self.gateway_args = (*gateway_addr, *security, *no_cache, *gateway_args)
-        self.procs: list[subprocess.Popen[bytes]] = []
+        self.procs: list[subprocess.Popen[bytes]] = []  # the gateway first, then the workers
+        self.log_dir = log_dir  # each process's output appended to <name>.log there; else discarded
+
+    def _spawn(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
+        if self.log_dir is None:
+            path = Path(os.devnull)
+        else:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            path = self.log_dir / f"{name}.log"
+        with path.open("ab") as log:  # the child has its own copy of the descriptor
+            return subprocess.Popen([sys.executable, "-m", *args], env=self.env, stdout=log, stderr=log, cwd=self.root)
+
+    def _spawn_gateway(self) -> subprocess.Popen[bytes]:
+        return self._spawn("gateway", ["gateway", *self.gateway_args])
+
+    def _spawn_worker(self, i: int) -> subprocess.Popen[bytes]:
+        return self._spawn(f"worker-{i}", ["worker", "--gateway", self.zmq, *self.worker_args])
+
+    def restart_gateway(self) -> None:
+        """kill -9 the gateway and start it again with the same arguments (its workers reconnect)."""
+        self.procs[0].kill()
+        self.procs[0].wait()
+        self.procs[0] = self._spawn_gateway()
+
+    def restart_worker(self, i: int = 0) -> None:
+        """Start worker `i` again if it has exited (as supervisord does for a crashed worker)."""
+        proc = self.procs[1 + i]
+        if proc.poll() is not None:
+            self.procs[1 + i] = self._spawn_worker(i)
 
     def __enter__(self) -> Stack:
-        log = open(os.devnull, "wb")
-        self.procs.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "gateway", *self.gateway_args],
-                env=self.env,
-                stdout=log,
-                stderr=log,
-                cwd=self.root,
-            )
-        )
-        for _ in range(self.n_workers):
-            self.procs.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "worker", "--gateway", self.zmq, *self.worker_args],
-                    env=self.env,
-                    stdout=log,
-                    stderr=log,
-                    cwd=self.root,
-                )
-            )
+        self.procs.append(self._spawn_gateway())
+        for i in range(self.n_workers):
+            self.procs.append(self._spawn_worker(i))
         try:
             self.wait_ready(self.n_workers)
         except BaseException:

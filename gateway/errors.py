@@ -206,6 +206,14 @@ class ModelChanged(ApiError):
     grpc_status = grpc.StatusCode.UNAVAILABLE
 
 
+class FulltextPending(ApiError):
+    """The collection's full-text index waits for disk space to be built: keyword and hybrid searches wait too."""
+
+    code = "fulltext_pending"
+    http_status = 503
+    grpc_status = grpc.StatusCode.UNAVAILABLE
+
+
 class InsufficientStorage(ApiError):
     """The disk holding the data dir is full: the write was refused and nothing of it stored. Reads still work."""
 
@@ -232,6 +240,7 @@ STORAGE_ERRORS: dict[type[storage.StorageError], type[ApiError]] = {
     storage.KeywordSyntaxError: InvalidInput,
     storage.StorageFull: InsufficientStorage,
     storage.ModelChanged: ModelChanged,
+    storage.FulltextPending: FulltextPending,
     storage.JobConflict: JobConflict,
     storage.JobNotFound: JobNotFound,
     storage.VectorOnlyDocuments: InvalidInput,

@@ -138,6 +138,14 @@ class EmbeddingConfig:
         'compiled model (~30 MB bf16, ~50 MB f32); "" runs everything on the dynamic-shape model',
         keep_empty=True,
     )
+    # Each distinct input shape the dynamic-shape model meets keeps its own kernels and buffers (~1 MB in
+    # OpenVINO's and oneDNN's caches), for good: 600 shapes took a worker from 198 to 797 MB
+    # (docs/PERFORMANCE-TUNING.md, Memory). Padding passes up to a grid bounds the shapes it can meet.
+    shape_grid: str = _opt(
+        "4x16",
+        "worker, OpenVINO: passes on the dynamic-shape model are padded up to a multiple of these texts (above "
+        '4) x tokens, so it meets a bounded set of shapes (its memory grows per shape); "1x1" pads nothing',
+    )
     query_prompt: str | None = _opt(
         None, 'worker: text put before `input_type: query` texts (else the model\'s own; "" for none)', keep_empty=True
     )
@@ -386,6 +394,7 @@ def _build(tree: dict[str, dict[str, Any]]) -> Config:
             f"storage.snapshot_hmac_key: {len(key)} characters is too short to sign snapshots; use {MIN_HMAC_KEY} "
             "or more (e.g. `python -c 'import secrets; print(secrets.token_hex(32))'`)"
         )
+    parse_shape_grid(cfg.embedding.shape_grid)
     server = cfg.server
     if (server.tls_cert_file is None) != (server.tls_key_file is None):
         raise ConfigError("server.tls_cert_file and server.tls_key_file go together: set both, or neither")
@@ -408,6 +417,14 @@ def parse_shape_buckets(text: str) -> tuple[tuple[int, int], ...]:
             raise ConfigError(f'embedding.shape_buckets: {item!r} is not TEXTSxTOKENS (e.g. 1x16,2x32), or "" for none')
         buckets.add((int(rows), int(width)))
     return tuple(sorted(buckets, key=lambda b: (b[0] * b[1], b[0])))
+
+
+def parse_shape_grid(text: str) -> tuple[int, int]:
+    """`embedding.shape_grid` ("4x16") as (texts, tokens)."""
+    rows, _, width = text.strip().lower().partition("x")
+    if not (rows.isdigit() and width.isdigit() and int(rows) > 0 and int(width) > 0):
+        raise ConfigError(f'embedding.shape_grid: {text!r} is not TEXTSxTOKENS (e.g. 4x16), or "1x1" to pad nothing')
+    return int(rows), int(width)
 
 
 def _yaml_text(value: str, key: str, source: str) -> Any:

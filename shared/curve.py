@@ -14,6 +14,7 @@ the same config (same `storage.data_dir`, or `zmq.keys_dir`) find that pair.
 from __future__ import annotations
 
 import datetime
+import errno
 import os
 import secrets
 import shutil
@@ -94,7 +95,11 @@ def create_pair(folder: str | Path, name: str) -> tuple[Path, Path]:
     public_path = folder / f"{name}{PUBLIC_SUFFIX}"
     # The secret first, exclusively: whoever wins it writes the matching public file.
     _write_new(secret_path, _certificate(public, secret))
-    _write_new(public_path, _certificate(public, None))
+    try:
+        _write_new(public_path, _certificate(public, None))
+    except OSError:
+        secret_path.unlink(missing_ok=True)  # a secret without its public file would be taken as a made pair
+        raise
     return public_path, secret_path
 
 
@@ -121,6 +126,12 @@ def ensure_gateway_keys(paths: KeyPaths) -> KeyPair:
         _complete(paths.local_worker_key, "zmq.keys_dir (the local workers' pair)")
         _complete(paths.server_key, "zmq.server_key")
     except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            # Only a first start makes keys, and workers need them as files: nothing to serve them with yet.
+            raise CurveKeyError(
+                f"zmq.keys_dir: no space left to make the gateway's CURVE keys in {paths.keys_dir} "
+                f"({exc.strerror}); free space on that disk and start again (no half-written key was left)"
+            ) from None
         raise CurveKeyError(
             f"zmq.keys_dir: cannot make the CURVE keys in {paths.keys_dir} ({exc.strerror or exc}); "
             "make the folder writable by the gateway's user, or set zmq.keys_dir"
@@ -238,9 +249,14 @@ def _write_new(path: Path, data: bytes) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
     try:
         os.fchmod(fd, FILE_MODE)
-        os.write(fd, data)
-    finally:
+        if os.write(fd, data) != len(data):
+            raise OSError(errno.ENOSPC, "short write", str(path))
+    except OSError:
         os.close(fd)
+        # A half-written key file would stop every later start ("not a CURVE key file"); none is better.
+        path.unlink(missing_ok=True)
+        raise
+    os.close(fd)
 
 
 def _certificate(public: bytes, secret: bytes | None) -> bytes:

@@ -14,7 +14,7 @@ import dataclasses
 import secrets
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -25,6 +25,7 @@ import structlog
 
 from gateway.errors import ModelNotFound
 from gateway.services.collection_inputs import CollectionSpec, DocumentInput, SearchQuery
+from gateway.services.deferred import DeferredWrites
 from gateway.services.embedding import EmbeddingService, EmbedRequest
 from gateway.storage.collection import Collection, CollectionInfo, Hit, TextQuery, refused_when_full
 from gateway.storage.datadir import DataDir
@@ -55,6 +56,7 @@ class CollectionService:
         self.embedding = embedding
         self.metrics = metrics
         self.data = DataDir(cfg.storage.data_dir)
+        self.deferred = DeferredWrites(self.data.root, self.data.has_room, metrics)
         self.readers = ThreadPoolExecutor(max_workers=cfg.storage.read_threads, thread_name_prefix="akidb-read")
         self._by_id: dict[str, Collection] = {}
         self._create_lock = asyncio.Lock()
@@ -71,9 +73,12 @@ class CollectionService:
         except BaseException:
             await self.close()
             raise
+        await self.deferred.check()
+        self.deferred.start()
 
     async def close(self) -> None:
         """Save every index that changed, close everything, release the lock."""
+        await self.deferred.close()
         for col in list(self._by_id.values()):
             await asyncio.get_running_loop().run_in_executor(col.writer, col.close, True)
             col.writer.shutdown()
@@ -87,6 +92,25 @@ class CollectionService:
     def _register(self, col: Collection) -> None:
         self._by_id[col.info.id] = col
         self.metrics.documents.labels(col.info.name).set(len(col.index))
+        # What the disk had no room for when the collection opened, in the order it can be done.
+        if col.store.readonly:
+            self.deferred.wait_for_space(
+                f"writes to collection {col.info.name!r}", self._on_writer(col, col.make_writable)
+            )
+        if not col.has_fulltext:
+            name = f"full-text index of collection {col.info.name!r}"
+            self.deferred.wait_for_space(name, self._on_writer(col, col.ensure_fulltext))
+
+    @staticmethod
+    def _on_writer(col: Collection, fn: Callable[[], T]) -> Callable[[], Awaitable[T]]:
+        """`fn` as a write to run later on the collection's writer thread (ordered with its inserts)."""
+
+        async def write() -> T:
+            if col.closed:
+                raise CollectionNotFound(f"collection {col.info.name!r} was deleted", param="collection")
+            return await asyncio.get_running_loop().run_in_executor(col.writer, fn)
+
+        return write
 
     # -- collections --------------------------------------------------------------------------
     def get(self, ref: str) -> Collection:

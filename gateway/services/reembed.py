@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import secrets
 import time
 from collections.abc import Callable
@@ -30,7 +31,7 @@ from gateway.errors import ApiError, ModelNotFound, ModelNotServed
 from gateway.services.collections import CollectionService
 from gateway.services.embedding import EmbeddingService, EmbedRequest
 from gateway.storage import reembed as store
-from gateway.storage.collection import Collection
+from gateway.storage.collection import Collection, refused_when_full
 from gateway.storage.errors import CollectionNotFound, JobConflict, StorageError, VectorOnlyDocuments
 from gateway.storage.index import VectorIndex
 from shared.config import Config
@@ -74,15 +75,20 @@ class ReembedJobs:
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def resume(self) -> None:
-        """Take up every job a previous gateway left running."""
+        """Take up every job a previous gateway left running; on a full disk, once space returns."""
         for col in self.collections.opened():
-            await self._ensure_schema(col)
             for record in await self._read(store.jobs, col):
                 if record.state == store.RUNNING:
-                    record = await self._write(col, store.mark_resumed, col, record)
-                    staged = await asyncio.to_thread(store.load_staged, col, record)
-                    log.info("reembed_resumed", collection=col.info.name, job=record.id, done=record.done)
-                    self._launch(col, record, Running(record.id, staged, resumed_from=record.done))
+                    name = f"re-embedding job {record.id} of collection {col.info.name!r}"
+                    await self.collections.deferred.attempt(name, functools.partial(self._resume, col, record))
+
+    async def _resume(self, col: Collection, record: store.JobRecord) -> None:
+        if col.closed:
+            raise CollectionNotFound(f"collection {col.info.name!r} was deleted", param="collection")
+        record = await self._write(col, store.mark_resumed, col, record)
+        staged = await asyncio.to_thread(store.load_staged, col, record)
+        log.info("reembed_resumed", collection=col.info.name, job=record.id, done=record.done)
+        self._launch(col, record, Running(record.id, staged, resumed_from=record.done))
 
     async def close(self) -> None:
         """Stop every job where it is; the next start resumes them."""
@@ -117,7 +123,6 @@ class ReembedJobs:
     async def status(self, ref: str, job_id: str) -> dict[str, Any]:
         """A job's state and progress."""
         col = self.collections.get(ref)
-        await self._ensure_schema(col)
         record = await self._read(store.job, col, job_id)
         running = self.running.get(col.info.id)
         if running is not None and running.job_id == record.id:
@@ -157,7 +162,6 @@ class ReembedJobs:
     async def cancel(self, ref: str, job_id: str) -> dict[str, Any]:
         """Cancel a running job: its new vectors go and the collection stays as it was."""
         col = self.collections.get(ref)
-        await self._ensure_schema(col)
         record = await self._read(store.job, col, job_id)
         if record.state != store.RUNNING:
             raise JobConflict(f"job {job_id} is {record.state} already; only a running job can be cancelled")
@@ -273,9 +277,14 @@ class ReembedJobs:
 
     # -- threads ------------------------------------------------------------------------------
     async def _write(self, col: Collection, fn: Callable[..., T], *args: Any) -> T:
-        """On the collection's writer thread: ordered with its inserts and deletes."""
+        """On the collection's writer thread: ordered with its inserts and deletes; `StorageFull` if no room."""
+
+        def write() -> T:
+            with refused_when_full(col.folder):
+                return fn(*args)
+
         try:
-            return await asyncio.get_running_loop().run_in_executor(col.writer, fn, *args)
+            return await asyncio.get_running_loop().run_in_executor(col.writer, write)
         except RuntimeError:  # the writer was shut down: the collection was deleted meanwhile
             if col.closed:
                 raise CollectionNotFound(f"collection {col.info.name!r} was deleted", param="collection") from None

@@ -23,7 +23,7 @@ import structlog
 
 from gateway.storage.datadir import data_dir_of, free_bytes, is_disk_full, no_space
 from gateway.storage.db import DB_FILE, DocumentStore, NewDocument, StoredDocument, vector_matrix
-from gateway.storage.errors import CollectionNotFound, DataDirUnusable, ModelChanged, StorageFull
+from gateway.storage.errors import CollectionNotFound, DataDirUnusable, FulltextPending, ModelChanged, StorageFull
 from gateway.storage.filters import Filter
 from gateway.storage.fusion import KEYWORD, rrf
 from gateway.storage.index import IndexParams, VectorIndex, discard_partial, snapshots
@@ -119,6 +119,7 @@ class Collection:
         # Collection snapshots (backups) in progress: their database copy must still hold every removal
         # after the index copy's watermark, so none is forgotten while one runs.
         self._backups = 0
+        self.has_fulltext = False  # until `ensure_fulltext` finds or builds the full-text index
         self.closed = False
 
     @staticmethod
@@ -150,7 +151,8 @@ class Collection:
                     f"{folder / DB_FILE} is empty, was not made by AkiDB, or its creation never finished)"
                 )
             col = cls(folder, CollectionInfo.from_json(text), store, snapshot_every, metrics, filter_memory)
-            col._ensure_fulltext()
+            with contextlib.suppress(StorageFull):  # served without keyword search until the service builds it
+                col.ensure_fulltext()
             col._restore_index()
             return col
         except sqlite3.Error as exc:
@@ -165,15 +167,21 @@ class Collection:
                 store.close()
             raise
 
-    def _ensure_fulltext(self) -> None:
-        """Give a collection made before full-text search its index, once, logging progress."""
+    def ensure_fulltext(self) -> None:
+        """Give a collection made before full-text search its index, once, logging progress (writer thread).
+
+        `StorageFull` if the disk has no room to build it: the collection then serves everything but
+        keyword and hybrid searches (`FulltextPending`), and the caller tries again once space returns.
+        """
         started = time.perf_counter()
         name = self.info.name
 
         def progress(done: int, total: int) -> None:
             log.info("fulltext_index_progress", collection=name, indexed=done, total=total)
 
-        built = self.store.ensure_fulltext(progress)
+        with refused_when_full(self.folder):
+            built = self.store.ensure_fulltext(progress)
+        self.has_fulltext = True
         if built:  # a new, empty collection gets its index too, with nothing worth a line
             log.info(
                 "fulltext_index_built",
@@ -207,6 +215,13 @@ class Collection:
             removals_replayed=len(removed),
             seconds=round(time.perf_counter() - started, 3),
         )
+
+    def make_writable(self) -> None:
+        """Take writes again in a collection opened read-only on a full disk (writer thread); raises SQLite's
+        error while the disk still has no room. Searches wait meanwhile: the read connections change."""
+        with self.index.lock.exclusive():
+            if self.store.make_writable():
+                log.info("collection_writable", collection=self.info.name)
 
     def _check_open(self) -> None:
         if self.closed:
@@ -269,9 +284,9 @@ class Collection:
             with refused_when_full(self.folder):
                 yield
         except StorageFull:
-            self.metrics.writable.set(0)
+            self.metrics.set_writable(False)
             raise
-        self.metrics.writable.set(1)
+        self.metrics.set_writable(True)
 
     def _maybe_snapshot(self) -> None:
         """Forget what the last snapshot made needless; start one when due and none runs (writer thread)."""
@@ -360,7 +375,7 @@ class Collection:
     def _forget_removed(self, up_to_seq: int) -> None:
         try:
             self.store.forget_removed(up_to_seq)
-        except sqlite3.Error as exc:  # kept records are only replayed needlessly; the next snapshot retries
+        except (sqlite3.Error, StorageFull) as exc:  # kept records are only replayed needlessly: retried later
             log.warning("removals_not_forgotten", collection=self.info.name, error=str(exc))
 
     def wait_for_snapshot(self) -> None:
@@ -450,6 +465,7 @@ class Collection:
         """The k documents BM25 ranks best for the text that pass the filter, best first (score: BM25)."""
         with self.index.lock.shared():
             self._check_open()
+            self._check_fulltext()
             found = query.run(self.store, k, flt, len(self.index))
             docs = self.store.fetch([key for key, _ in found], include)
             return [
@@ -464,7 +480,16 @@ class Collection:
         Apart from `fuse` so that it can run while the query's text is still being embedded."""
         with self.index.lock.shared():
             self._check_open()
+            self._check_fulltext()
             return query.run(self.store, DEPTH_PER_K * k, flt, len(self.index))
+
+    def _check_fulltext(self) -> None:
+        if not self.has_fulltext:
+            raise FulltextPending(
+                f"collection {self.info.name!r} has no full-text index yet: building it needs disk space under "
+                f"storage.data_dir {data_dir_of(self.folder)}, and it is built as soon as space is freed; "
+                "dense searches (a query without mode, or a vector) work meanwhile"
+            )
 
     def fuse(
         self,

@@ -1,6 +1,7 @@
 """The data directory: an exclusive lock, and one folder per collection created and removed atomically.
 
 <data_dir>/LOCK                      flock()ed by the one gateway that owns the directory
+<data_dir>/.space-probe              written and removed at once to learn whether a full disk has room again
 <data_dir>/collections/<id>/         documents.sqlite3 (+ -wal, -shm), index-<key>-<seq>.usearch
 <data_dir>/collections/.new-<id>/    a collection being created (renamed into place when complete)
 <data_dir>/collections/.gone-<id>/   a collection being deleted (renamed out of place first)
@@ -21,6 +22,12 @@ import structlog
 from gateway.storage.errors import DataDirUnusable, StorageError, StorageFull
 
 log = structlog.get_logger("gateway.storage")
+
+
+# Written (and removed at once) to learn whether the disk has room again; a batch of a few hundred
+# short documents fits in it.
+PROBE = ".space-probe"
+PROBE_BYTES = 256 * 1024
 
 
 class DataDir:
@@ -51,10 +58,43 @@ class DataDir:
                 f"data directory {self.root} is in use by another gateway (pid {holder}); "
                 "stop that gateway or give this one another storage.data_dir (--data-dir)"
             ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._lock_fd = fd
+        self._record_pid(fd)
         self._sweep()
+
+    @staticmethod
+    def _record_pid(fd: int) -> None:
+        """Write our pid into LOCK, for the message another gateway shows. Over the old pid, then cut to
+        length: a full disk then refuses at most a first write, and the pid is only ever informative."""
+        pid = f"{os.getpid()}\n".encode()
+        try:
+            os.pwrite(fd, pid, 0)
+            os.ftruncate(fd, len(pid))
+        except OSError as exc:
+            if not is_disk_full(exc):
+                raise
+            log.warning("lock_pid_not_recorded", error=str(exc))
+
+    def has_room(self, nbytes: int = PROBE_BYTES) -> bool:
+        """Whether `nbytes` can be written under the data dir now: written to a probe file, then removed.
+
+        Free-space figures miss quotas and the blocks reserved for root; a write meets the same limits
+        as the database's. Raises other OS errors (an unwritable directory is not a full one).
+        """
+        probe = self.root / PROBE
+        try:
+            fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                os.write(fd, b"\0" * nbytes)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            if not is_disk_full(exc):
+                raise
+            return False
+        finally:
+            probe.unlink(missing_ok=True)
+        return True
 
     def release(self) -> None:
         if self._lock_fd is not None:
@@ -63,6 +103,7 @@ class DataDir:
 
     def _sweep(self) -> None:
         """Finish what a crash interrupted: half-made collections go, half-deleted ones go too."""
+        (self.root / PROBE).unlink(missing_ok=True)
         for path in self.collections.iterdir():
             if path.name.startswith((".new-", ".gone-")):
                 shutil.rmtree(path, ignore_errors=True)
@@ -108,7 +149,9 @@ def data_dir_of(folder: Path) -> Path:
 def is_disk_full(exc: BaseException) -> bool:
     """Whether an SQLite or OS error means the disk (or the quota) has no room left."""
     if isinstance(exc, sqlite3.Error):
-        return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "disk is full" in str(exc)
+        # SHMSIZE: the -shm file a WAL database needs could not be given its size (a first open on a full disk).
+        code = getattr(exc, "sqlite_errorcode", None)
+        return code in (sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR_SHMSIZE) or "disk is full" in str(exc)
     return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
 
 

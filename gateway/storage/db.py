@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 
 from gateway.storage import fulltext
-from gateway.storage.errors import ModelChanged
+from gateway.storage.datadir import data_dir_of, is_disk_full, no_space
+from gateway.storage.errors import DataDirUnusable, ModelChanged
 from gateway.storage.filters import Filter
 
 SCHEMA = """
@@ -85,23 +86,82 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
     return conn
 
 
+def connect_immutable(path: Path) -> sqlite3.Connection:
+    """A read connection that needs no room on the disk: no -shm file, no lock, the WAL ignored.
+
+    Right only for a database whose WAL is empty (everything committed is in the main file) and that
+    nothing writes while the connection is open: SQLite then reads the file as it is.
+    """
+    return sqlite3.connect(f"{path.resolve().as_uri()}?immutable=1", uri=True, check_same_thread=False)
+
+
+def _open_writer(path: Path) -> sqlite3.Connection:
+    conn = connect(path)
+    try:
+        conn.executescript(SCHEMA)
+    except BaseException:
+        conn.close()  # a corrupt file: let the caller report it with nothing left open
+        raise
+    return conn
+
+
+def _wal_is_empty(path: Path) -> bool:
+    wal = path.with_name(path.name + "-wal")
+    return not wal.exists() or wal.stat().st_size == 0
+
+
 class DocumentStore:
-    """SQLite access for one collection. Writes come from one thread; reads use a small pool."""
+    """SQLite access for one collection. Writes come from one thread; reads use a small pool.
+
+    A database closed cleanly has no -wal or -shm file, and opening it in WAL mode must create a
+    32 KiB -shm: on a full disk that fails (SQLITE_IOERR_SHMSIZE). Such a store opens read-only
+    instead (`readonly`), reading the main file through immutable connections, and every write raises
+    `StorageFull` until `make_writable` succeeds once space returns.
+    """
 
     def __init__(self, folder: Path) -> None:
         self.path = folder / DB_FILE
-        self._writer = connect(self.path)
+        self.readonly = False
+        self._writer_conn: sqlite3.Connection | None
         try:
-            self._writer.executescript(SCHEMA)
-        except BaseException:
-            self._writer.close()  # a corrupt file: let the caller report it with nothing left open
-            raise
+            self._writer_conn = _open_writer(self.path)
+        except sqlite3.Error as exc:
+            if not is_disk_full(exc):
+                raise
+            if not _wal_is_empty(self.path):
+                raise DataDirUnusable(
+                    f"the disk holding {self.path} is full, and its write-ahead log {self.path}-wal holds commits "
+                    "that need room on the disk to be read; free space there and start the gateway again"
+                ) from None
+            self._writer_conn, self.readonly = None, True
         self._readers: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
         self._closed = threading.Event()
         self.word_counts = fulltext.WordCounts()
 
+    @property
+    def _writer(self) -> sqlite3.Connection:
+        if self._writer_conn is None:
+            raise no_space(data_dir_of(self.path.parent))
+        return self._writer_conn
+
+    def make_writable(self) -> bool:
+        """Open the write connection of a store opened read-only on a full disk (writer thread); True if it
+        was read-only. Raises SQLite's error while the disk still has no room. The caller keeps reads
+        away meanwhile: the immutable connections go, and none may be reading while writes start."""
+        if not self.readonly:
+            return False
+        self._writer_conn = _open_writer(self.path)
+        self.readonly = False
+        self._close_readers()
+        return True
+
     def ensure_fulltext(self, progress: fulltext.Progress | None = None) -> int | None:
-        """Build the full-text index if this database predates it (`fulltext.ensure`); writer thread only."""
+        """Build the full-text index if this database predates it (`fulltext.ensure`); writer thread only.
+
+        An index that exists is found with a read, so a read-only store reports it without writing."""
+        with self._reader() as conn:
+            if fulltext.exists(conn):
+                return None
         return fulltext.ensure(self._writer, progress)
 
     def keyword(self, text: str, syntax: str, limit: int, flt: Filter | None, total: int) -> list[tuple[int, float]]:
@@ -199,7 +259,10 @@ class DocumentStore:
 
     def watermarks(self) -> tuple[int, int]:
         """(last key ever assigned, last removal seq): the state an index snapshot reflects."""
-        return self._watermarks(self._writer)
+        if self._writer_conn is None:
+            with self._reader() as conn:
+                return self._watermarks(conn)
+        return self._watermarks(self._writer_conn)
 
     @staticmethod
     def _watermarks(conn: sqlite3.Connection) -> tuple[int, int]:
@@ -310,11 +373,12 @@ class DocumentStore:
         try:
             conn = self._readers.get_nowait()
         except queue.Empty:
-            conn = connect(self.path, readonly=True)
+            conn = connect_immutable(self.path) if self.readonly else connect(self.path, readonly=True)
+        readonly = self.readonly
         try:
             yield conn
         finally:
-            if self._closed.is_set():
+            if self._closed.is_set() or readonly != self.readonly:  # closed, or made writable meanwhile
                 conn.close()
             else:
                 self._readers.put(conn)
@@ -322,7 +386,11 @@ class DocumentStore:
     def close(self) -> None:
         """Close every connection; call once no reader or writer is running."""
         self._closed.set()
-        self._writer.close()
+        if self._writer_conn is not None:
+            self._writer_conn.close()
+        self._close_readers()
+
+    def _close_readers(self) -> None:
         while True:
             try:
                 self._readers.get_nowait().close()

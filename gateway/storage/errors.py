@@ -57,6 +57,10 @@ class StorageFull(StorageError):
     """A write the disk has no room for: nothing of it was stored. The message names the data dir and its free space."""
 
 
+class FulltextPending(StorageError):
+    """A keyword or hybrid search of a collection whose full-text index waits for disk space to be built."""
+
+
 class ModelChanged(StorageError):
     """A re-embedding swapped the collection's model while this request was embedded for the old one: retry."""
 

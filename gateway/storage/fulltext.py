@@ -65,11 +65,11 @@ def ensure(conn: sqlite3.Connection, progress: Progress | None = None) -> int | 
     Returns how many documents were indexed, or None when the index already existed. Runs in one
     transaction (the writer's connection, no transaction open): all of it commits, or none.
     """
-    if _exists(conn):
+    if exists(conn):
         return None
     conn.execute("BEGIN IMMEDIATE")
     try:
-        if _exists(conn):  # another connection built it meanwhile
+        if exists(conn):  # another connection built it meanwhile
             conn.execute("ROLLBACK")
             return None
         for statement in SCHEMA:
@@ -83,7 +83,8 @@ def ensure(conn: sqlite3.Connection, progress: Progress | None = None) -> int | 
     return done
 
 
-def _exists(conn: sqlite3.Connection) -> bool:
+def exists(conn: sqlite3.Connection) -> bool:
+    """Whether the database has its full-text index (a read)."""
     row = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (TABLE,)).fetchone()
     return row is not None
 

@@ -69,9 +69,20 @@ class StorageMetrics:
             registry=registry,
         )
         self.writable.set(1)
+        self.is_writable = True  # what the gauge says, for /ready
+        self.deferred = Gauge(
+            "akidb_storage_deferred_work",
+            "Start-up writes a full disk refused, waiting for space to run (schemas, full-text builds, job resumes)",
+            registry=registry,
+        )
         self.free_bytes = Gauge(
             "akidb_storage_free_bytes", "Bytes free on the disk holding storage.data_dir", registry=registry
         )
+
+    def set_writable(self, writable: bool) -> None:
+        """Record whether the last write (or start-up write) found room on the disk."""
+        self.is_writable = writable
+        self.writable.set(1 if writable else 0)
 
     def watch_free_space(self, data_dir: Path) -> None:
         """Read the data dir's free space at every scrape (NaN if it cannot be read)."""

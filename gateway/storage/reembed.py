@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import structlog
 
-from gateway.storage.collection import Collection
+from gateway.storage.collection import Collection, refused_when_full
 from gateway.storage.db import _rollback
 from gateway.storage.errors import JobConflict, JobNotFound, VectorOnlyDocuments
 from gateway.storage.index import VectorIndex, discard_partial, snapshots
@@ -107,13 +107,29 @@ def _record(row: tuple[object, ...]) -> JobRecord:
 
 
 def ensure_schema(col: Collection) -> None:
-    """Create the job tables if this collection has none yet (writer thread)."""
-    col.store.writer_connection().executescript(SCHEMA)
+    """Create the job tables if this collection has none yet (writer thread); `StorageFull` if no room.
+
+    Only starting a job needs them: a collection that never had one has no job to read or resume,
+    so reading needs no write (a gateway started on a full disk reads without them).
+    """
+    conn = col.store.writer_connection()
+    if not _has_tables(conn):
+        with refused_when_full(col.folder):
+            conn.executescript(SCHEMA)
+
+
+def _has_tables(conn: sqlite3.Connection) -> bool:
+    found = conn.execute(
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name IN ('reembed_jobs', 'reembed_vectors')"
+    ).fetchone()
+    return int(found[0]) == 2
 
 
 def jobs(col: Collection) -> list[JobRecord]:
     """Every job this collection has had, oldest first."""
     with col.store.reading() as conn:
+        if not _has_tables(conn):
+            return []
         rows = conn.execute(f"SELECT {COLUMNS} FROM reembed_jobs ORDER BY created_at").fetchall()
     return [_record(r) for r in rows]
 
@@ -121,7 +137,9 @@ def jobs(col: Collection) -> list[JobRecord]:
 def job(col: Collection, job_id: str) -> JobRecord:
     """One job; `JobNotFound` if this collection has none by that id."""
     with col.store.reading() as conn:
-        row = conn.execute(f"SELECT {COLUMNS} FROM reembed_jobs WHERE id = ?", (job_id,)).fetchone()
+        row = None
+        if _has_tables(conn):
+            row = conn.execute(f"SELECT {COLUMNS} FROM reembed_jobs WHERE id = ?", (job_id,)).fetchone()
     if row is None:
         raise JobNotFound(f"collection {col.info.name!r} has no job {job_id!r}", param="job_id")
     return _record(row)

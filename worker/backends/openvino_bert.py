@@ -87,8 +87,12 @@ class OpenVinoBertEncoder:
         threads: int,
         cache_dir: Path | None,
         shape_buckets: Sequence[tuple[int, int]] = (),
+        shape_grid: tuple[int, int] = (1, 1),
     ) -> None:
         started = time.monotonic()
+        self.grid = shape_grid
+        # Padding never goes past the positions the model has (BERT: 512).
+        self._max_width = int(source.config.get("max_position_embeddings", 1 << 30))
         core = ov.Core()
         if cache_dir is not None:
             cache_dir.mkdir(parents=True, exist_ok=True)
@@ -134,6 +138,10 @@ class OpenVinoBertEncoder:
         if bucket is not None:
             request = self._static[bucket]
             input_ids, attention_mask = pad_to(input_ids, attention_mask, *bucket)
+        else:
+            shape = on_grid(rows, width, self.grid, self._max_width)
+            if shape != (rows, width):
+                input_ids, attention_mask = pad_to(input_ids, attention_mask, *shape)
         feed = {"input_ids": input_ids, "attention_mask": attention_mask}
         if "token_type_ids" in self._inputs:  # exported graphs take it; every text is segment 0
             feed["token_type_ids"] = np.zeros_like(input_ids)
@@ -163,6 +171,16 @@ def static_requests(
         request.infer(ones)
         requests[(rows, width)] = request
     return requests
+
+
+def on_grid(rows: int, width: int, grid: tuple[int, int], max_width: int) -> tuple[int, int]:
+    """The shape a dynamic-model pass is padded to: texts above `grid[0]` up to its next multiple, tokens up to
+    the next multiple of `grid[1]` (at most `max_width`). Up to `grid[0]` texts stay exact: small passes are
+    common, and padding them would double their work."""
+    step_rows, step_width = grid
+    if rows > step_rows:
+        rows = -(-rows // step_rows) * step_rows
+    return rows, max(width, min(-(-width // step_width) * step_width, max_width))
 
 
 def pad_to(input_ids: np.ndarray, attention_mask: np.ndarray, rows: int, width: int) -> tuple[np.ndarray, np.ndarray]:

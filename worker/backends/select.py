@@ -7,7 +7,7 @@ import platform
 import sys
 from pathlib import Path
 
-from shared.config import Config, parse_shape_buckets
+from shared.config import Config, parse_shape_buckets, parse_shape_grid
 from worker.embedder import Encoder
 from worker.loader import ModelLoadError, ModelSource
 from worker.pairs import QWEN3_RERANK_TEMPLATE, PairTokenizer, TemplatePairTokenizer
@@ -76,7 +76,8 @@ def build_encoder(backend: str, source: ModelSource, cfg: Config) -> Encoder:
         from worker.backends.openvino_bert import OpenVinoBertEncoder
 
         buckets = parse_shape_buckets(emb.shape_buckets)
-        return OpenVinoBertEncoder(source, emb.precision, emb.num_threads, compile_cache_dir(cfg), buckets)
+        grid = parse_shape_grid(emb.shape_grid)
+        return OpenVinoBertEncoder(source, emb.precision, emb.num_threads, compile_cache_dir(cfg), buckets, grid)
     if source.family == "qwen3":
         from worker.backends.mlx_qwen3 import MlxQwen3Encoder
 

@@ -8,7 +8,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gateway.api import keys
 from gateway.api.http import struct_response
-from gateway.api.schemas.system import Health, ModelList, ModelRow, Ready, WorkerDetail
+from gateway.api.schemas.system import Health, ModelList, ModelRow, Ready, StorageState, WorkerDetail
 from gateway.errors import NotReady
 
 routes = web.RouteTableDef()
@@ -22,13 +22,19 @@ async def health(request: web.Request) -> web.Response:
 
 @routes.get("/ready")
 async def ready(request: web.Request) -> web.Response:
-    """Readiness: 503 until a worker for the default model is connected."""
+    """Readiness: 503 until a worker for the default model is connected.
+
+    A full disk leaves the gateway ready (it serves reads, searches and embeddings); `storage` says
+    whether writes are stored and which start-up writes wait for space.
+    """
     service = request.app[keys.EMBEDDING]
     model = service.default_model
     count = request.app[keys.WORKERS].live_workers(model)
     if count == 0:
         raise NotReady(f"no worker for the default model {model!r} is connected")
-    return struct_response(Ready(status="ready", model=model, workers=count))
+    collections = request.app[keys.COLLECTIONS]
+    storage = StorageState(writable=collections.metrics.is_writable, deferred=collections.deferred.names())
+    return struct_response(Ready(status="ready", model=model, workers=count, storage=storage))
 
 
 @routes.get("/models")

@@ -10,10 +10,16 @@ class Health(msgspec.Struct):
     workers: int
 
 
+class StorageState(msgspec.Struct):
+    writable: bool  # false from a write the disk refused until one succeeds
+    deferred: list[str]  # start-up writes waiting for disk space (run, with no restart, once it returns)
+
+
 class Ready(msgspec.Struct):
     status: str
     model: str
     workers: int
+    storage: StorageState
 
 
 class WorkerDetail(msgspec.Struct):

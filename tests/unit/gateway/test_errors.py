@@ -30,6 +30,7 @@ EXPECTED = [
     (storage.KeywordSyntaxError, "invalid_input", 400, INVALID),
     (storage.StorageFull, "insufficient_storage", 507, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (storage.ModelChanged, "model_changed", 503, grpc.StatusCode.UNAVAILABLE),
+    (storage.FulltextPending, "fulltext_pending", 503, grpc.StatusCode.UNAVAILABLE),
     (storage.JobConflict, "job_conflict", 409, EXISTS),
     (storage.JobNotFound, "job_not_found", 404, NOT_FOUND),
     (storage.VectorOnlyDocuments, "invalid_input", 400, INVALID),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from pathlib import Path
@@ -149,3 +150,27 @@ def test_a_damaged_secret_or_unusable_folder_is_one_line_saying_what_to_do(tmp_p
     (tmp_path / "file").write_text("")
     with pytest.raises(CurveKeyError, match=r"zmq.keys_dir: cannot make the CURVE keys in .*file/keys"):
         ensure_gateway_keys(paths(tmp_path, f"zmq.keys_dir={tmp_path / 'file' / 'keys'}"))
+
+
+@pytest.mark.parametrize("writes_before_full", [0, 1, 2, 3, 4])
+def test_a_first_start_on_a_full_disk_says_so_and_leaves_no_half_made_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, writes_before_full: int
+) -> None:
+    """Whichever key file the disk refuses, the next start (with room) makes a complete, accepted set."""
+    p = paths(tmp_path)
+    real_write, calls = os.write, []
+
+    def write(fd: int, data: bytes) -> int:
+        calls.append(fd)
+        if len(calls) > writes_before_full:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", write)
+    with pytest.raises(CurveKeyError, match="no space left to make the gateway's CURVE keys"):
+        ensure_gateway_keys(p)
+    monkeypatch.setattr(os, "write", real_write)
+    server = ensure_gateway_keys(p)
+    worker = load_worker_keys(p)
+    assert worker.server_public == server.public
+    assert list(zmq.auth.load_certificates(p.workers_dir)) == [worker.pair.public]

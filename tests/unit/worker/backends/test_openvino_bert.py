@@ -199,3 +199,36 @@ def test_a_shipped_graph_runs_in_a_bucket_too(source: ModelSource, tmp_path: Pat
     short = [i for i, n in enumerate(REF["token_counts"]) if n <= 32]
     got = np.stack([model.embed([TEXTS[i]]).vectors[0] for i in short])
     assert refs.cosines(got, REF["embeddings"][short]).min() >= refs.PARITY_F32
+
+
+@pytest.mark.parametrize(
+    ("rows", "width", "shape"),
+    [
+        ((1, 13), (4, 16), (1, 16)),  # up to four texts stay exact: only the tokens round up
+        ((4, 16), (4, 16), (4, 16)),
+        ((5, 17), (4, 16), (8, 32)),
+        ((31, 250), (4, 16), (32, 256)),
+        ((3, 510), (4, 16), (3, 512)),  # never past the model's positions
+        ((2, 600), (4, 16), (2, 600)),  # a pass already past them (another model) is left as it is
+        ((7, 9), (1, 1), (7, 9)),  # "1x1": nothing padded
+    ],
+)
+def test_on_grid_bounds_the_shapes_the_dynamic_model_meets(
+    rows: tuple[int, int], width: tuple[int, int], shape: tuple[int, int]
+) -> None:
+    from worker.backends.openvino_bert import on_grid
+
+    assert on_grid(*rows, width, 512) == shape
+
+
+@pytest.mark.parametrize("how", ["mean", "cls", "last"])
+def test_passes_padded_to_the_grid_hold_parity(source: ModelSource, how: str) -> None:
+    """Five texts of mixed lengths: padded to 8 × a multiple of 16 on the grid, exactly as given without it."""
+    texts = [str(t) for t in POOLING_REF["texts"]][:5]
+    tokenizer = TextTokenizer.from_folder(source.path, source.max_tokens)
+    on = Embedder(source, tokenizer, OpenVinoBertEncoder(source, "f32", 0, None, (), (4, 16)), 32)
+    off = Embedder(source, tokenizer, OpenVinoBertEncoder(source, "f32", 0, None, (), (1, 1)), 32)
+    got = on.embed(texts, pooling=how, normalize=False).vectors
+    want = off.embed(texts, pooling=how, normalize=False).vectors
+    assert refs.cosines(got, want).min() >= refs.PARITY_F32
+    np.testing.assert_allclose(np.linalg.norm(got, axis=1), np.linalg.norm(want, axis=1), rtol=1e-4)
