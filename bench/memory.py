@@ -2,6 +2,7 @@
 
     python -m bench.memory worker --shapes 400        # RSS per arm after every 50 new (texts, tokens) shapes
     python -m bench.memory gateway --rounds 6         # tracemalloc: the gateway's growth by line, round on round
+    python -m bench.memory grid-cost                  # the time embedding.shape_grid costs, arms taking turns
 
 `worker`: each arm runs in a fresh process: the OpenVINO encoder `akidb-worker` builds (no static shape
 buckets; `embedding.shape_grid` as the arm says), then passes of
@@ -209,6 +210,52 @@ async def _rounds(url: str, args: argparse.Namespace, worker_pid: int, out: dict
     ]
 
 
+def grid_cost(args: argparse.Namespace) -> dict[str, Any]:
+    """What padding to the grid costs in time: the worker's Embedder with and without it, taking turns on the
+    same batches (1-32 texts from the corpus, mixed lengths), in one process; ms per batch by round."""
+    import random
+
+    from bench.collection_corpus import texts as corpus_texts
+    from bench.shapes import interleaved
+    from shared.config import load_config, parse_shape_grid
+    from worker.backends.openvino_bert import OpenVinoBertEncoder
+    from worker.embedder import Embedder
+    from worker.loader import locate
+    from worker.tokenize import TextTokenizer
+
+    cfg = load_config(None, {}, [])
+    source = locate(cfg.embedding)
+    tokenizer = TextTokenizer.from_folder(source.path, source.max_tokens)
+    grids = [g for g in args.grids.split(",") if g]
+    models = {
+        f"grid_{g}": Embedder(
+            source, tokenizer, OpenVinoBertEncoder(source, "auto", 0, None, (), parse_shape_grid(g)), 32
+        )
+        for g in [*grids, "1x1"]
+    }
+    pool = corpus_texts(20_000, kind="mixed")
+    rng = random.Random(0)
+    batches = [rng.sample(pool, rng.randint(1, 32)) for _ in range(args.batches)]
+    for model in models.values():  # every shape once first: the comparison is of warm caches
+        for batch in batches:
+            model.embed(batch)
+    rounds = []
+    for _ in range(args.rounds):
+        times = interleaved({n: (lambda b, m=m: m.embed(b)) for n, m in models.items()}, batches, 0.0)
+        rounds.append({n: round(float(np.median(t)), 2) for n, t in times.items()})
+        print(rounds[-1], file=sys.stderr, flush=True)
+    over = {}
+    for g in grids:
+        ratio = [r[f"grid_{g}"] / r["grid_1x1"] for r in rounds]
+        over[g] = {
+            "median": round(float(np.median(ratio)), 3),
+            "min": round(min(ratio), 3),
+            "max": round(max(ratio), 3),
+        }
+    return {"batches": args.batches, "median_ms_per_batch_by_round": rounds, "over_no_grid": over,
+            "load_avg": os.getloadavg()}  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="what", required=True)
@@ -223,6 +270,10 @@ def main(argv: list[str] | None = None) -> None:
     g.add_argument("--rate", type=float, default=15)
     g.add_argument("--docs", type=int, default=20_000, help="documents loaded first")
     g.add_argument("--frames", type=int, default=1, help="tracemalloc frames per allocation")
+    gc_ = sub.add_parser("grid-cost")
+    gc_.add_argument("--batches", type=int, default=120)
+    gc_.add_argument("--rounds", type=int, default=5)
+    gc_.add_argument("--grids", default="4x16,2x16,1x16,4x8", help="grids to compare with none (1x1)")
     lo = sub.add_parser("_load")
     lo.add_argument("--url", required=True)
     lo.add_argument("--seconds", type=float, required=True)
@@ -241,7 +292,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.what == "_load":
         load(args.url, args.seconds, args.rate, args.seed)
         return
-    report = worker(args) if args.what == "worker" else gateway(args)
+    report = {"worker": worker, "gateway": gateway, "grid-cost": grid_cost}[args.what](args)
     from bench.soak import cpu_model
 
     report["cpu"] = cpu_model()
