@@ -140,9 +140,10 @@ class EmbeddingConfig:
     )
     # Each distinct input shape the dynamic-shape model meets keeps its own kernels and buffers (~1 MB in
     # OpenVINO's and oneDNN's caches), for good: 600 shapes took a worker from 198 to 797 MB
-    # (docs/PERFORMANCE-TUNING.md, Memory). Padding passes up to a grid bounds the shapes it can meet.
+    # (docs/PERFORMANCE-TUNING.md, Memory). Padding passes up to a grid bounds the shapes it can meet, at a
+    # price measured at 1.3-1.5x per batch of short texts: too much for a default, so the grid is opt-in.
     shape_grid: str = _opt(
-        "4x16",
+        "1x1",
         "worker, OpenVINO: passes on the dynamic-shape model are padded up to a multiple of these texts (above "
         '4) x tokens, so it meets a bounded set of shapes (its memory grows per shape); "1x1" pads nothing',
     )
