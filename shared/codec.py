@@ -49,7 +49,10 @@ def encode(msg: Message) -> list[bytes | memoryview]:
             "input_tokens": list(msg.input_tokens),
             "compute_ms": msg.compute_ms,
         }
-        return [header, msgpack.packb(body), rows.data.cast("B")]
+        # memoryview.cast refuses a zero in the shape; an empty result is an empty frame, and
+        # `shape` in the body restores (0, d) or (n, 0) on the other side.
+        payload = rows.data.cast("B") if rows.size else b""
+        return [header, msgpack.packb(body), payload]
     return [header, msgpack.packb(_to_plain(msg))]
 
 

@@ -3,7 +3,7 @@
 A slow request head needs nothing here: aiohttp closes a connection that has not delivered a complete head
 within its keep-alive timeout from opening (or from its last response), which `main` sets to
 `server.header_timeout_s` (aiohttp starts that timer at connection time from 3.14.5 on: pyproject.toml pins
-it, and tests/unit/gateway/test_slow_clients.py fails on a release without it). A slow body is another
+it, and tests/integration/gateway/test_slow_clients.py fails on a release without it). A slow body is another
 matter: aiohttp would wait for it for ever, so this middleware reads every body under a deadline before the
 handler runs (handlers then read it from memory).
 """

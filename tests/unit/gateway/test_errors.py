@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import inspect
+import json
 from typing import Any
 
 import grpc
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import make_mocked_request
 
 from gateway.api.middleware import errors
 from gateway.api.rpc.service import CODE_KEY, answer
@@ -94,14 +95,12 @@ async def test_http_answers_a_storage_error_with_its_api_error() -> None:
     async def handler(request: web.Request) -> web.Response:
         raise storage.DocumentNotFound("no document 'd1' in collection 'c'", param="doc_id")
 
-    app = web.Application(middlewares=[errors])
-    app.router.add_get("/doc", handler)
-    async with TestClient(TestServer(app)) as client:
-        resp = await client.get("/doc")
-        assert resp.status == 404
-        assert await resp.json() == {
-            "error": {"code": "document_not_found", "message": "no document 'd1' in collection 'c'"}
-        }
+    # The middleware called directly, as aiohttp would: the rendering is the unit, not the server.
+    resp = await errors(make_mocked_request("GET", "/doc"), handler)
+    assert isinstance(resp, web.Response) and resp.status == 404
+    assert resp.text is not None and json.loads(resp.text) == {
+        "error": {"code": "document_not_found", "message": "no document 'd1' in collection 'c'"}
+    }
 
 
 class Aborted(Exception):

@@ -79,6 +79,18 @@ def test_result_rows_travel_as_one_raw_frame() -> None:
     assert back.token_counts == (3, 4, 5) and back.input_tokens == (3, 9, 5) and back.compute_ms == 1.5
 
 
+@pytest.mark.parametrize("shape", [(0, 384), (3, 0), (0, 0)])
+def test_empty_results_round_trip_with_their_shape(shape: tuple[int, int]) -> None:
+    rows = np.zeros(shape, dtype=np.float32)
+    counts = (1,) * shape[0]
+    frames = encode(Result(2, rows, counts, counts, 0.0))
+    assert len(frames) == 3 and bytes(frames[2]) == b""
+    back = decode(frames)
+    assert isinstance(back, Result)
+    assert back.embeddings.shape == shape and back.embeddings.dtype == np.float32
+    assert back.token_counts == counts
+
+
 def _frames(msg_type: MsgType, body: object, version: int = PROTOCOL_VERSION) -> list[bytes]:
     return [MAGIC + bytes((version, msg_type)), msgpack.packb(body)]
 

@@ -16,8 +16,7 @@ from gateway.api.auth import READ, Rules
 from gateway.api.key_rotation import KeysFileWatch, rotating, signature
 from gateway.app import create_app
 from shared.config import key_digest, load_config
-from tests.support.gateway import eventually, make_config
-from tests.unit.gateway.conftest import GatewayFactory
+from tests.support.gateway import GatewayFactory, eventually, make_config
 
 
 def record(name: str, scopes: tuple[str, ...] = (READ,)) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from worker.connection import routing_identity
+from worker.link import routing_identity
 
 
 def test_the_routing_identity_names_the_worker_and_differs_per_draw() -> None:
