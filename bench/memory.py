@@ -3,6 +3,7 @@
     python -m bench.memory worker --shapes 400        # RSS per arm after every 50 new (texts, tokens) shapes
     python -m bench.memory gateway --rounds 6         # tracemalloc: the gateway's growth by line, round on round
     python -m bench.memory grid-cost                  # the time embedding.shape_grid costs, arms taking turns
+    python -m bench.memory stream --batches 800       # cold caches: time and RSS of a stream of new batches per arm
 
 `worker`: each arm runs in a fresh process: the OpenVINO encoder `akidb-worker` builds (no static shape
 buckets; `embedding.shape_grid` as the arm says), then passes of
@@ -33,6 +34,7 @@ from bench.procs import ROOT, rss_mb
 ARMS: dict[str, tuple[dict[str, str], int | None, str]] = {
     # name: (environment, CPU_RUNTIME_CACHE_CAPACITY or None for the plugin's default, embedding.shape_grid)
     "default": ({}, None, "4x16"),
+    "grid_2x8": ({}, None, "2x8"),
     "no_grid": ({}, None, "1x1"),
     "runtime_cache_64": ({}, 64, "1x1"),
     "arenas_2": ({"MALLOC_ARENA_MAX": "2"}, None, "1x1"),
@@ -82,6 +84,78 @@ def worker_arm(n_shapes: int, capacity: int | None, every: int, budget: int, gri
             if i % every == 0:
                 rss[f"{round_}_{i}"] = rss_mb(pid)
     return {"rss_mb": {k: round(v, 1) for k, v in rss.items()}}
+
+
+def _capped(capacity: int | None) -> None:
+    """OpenVINO's CPU runtime cache capped at `capacity` entries in this process (None: the plugin's default)."""
+    from worker.backends import openvino_bert
+
+    if capacity is None:
+        return
+    plain = openvino_bert.compile_config
+
+    def capped(precision: str, threads: int) -> dict[str, Any]:
+        return {**plain(precision, threads), "CPU_RUNTIME_CACHE_CAPACITY": capacity}
+
+    openvino_bert.compile_config = capped  # type: ignore[assignment]
+
+
+def stream_arm(n_batches: int, capacity: int | None, grid: str, seed: int) -> dict[str, Any]:
+    """In this process, caches cold: the worker's Embedder over `n_batches` batches of 1-32 corpus texts, as
+    traffic brings them (a new shape costs its kernels' creation; grid-cost warms every shape first, so it
+    leaves that out). Time per quarter of the stream and RSS after each."""
+    import random
+    import time
+
+    from bench.collection_corpus import texts as corpus_texts
+    from shared.config import load_config, parse_shape_grid
+    from worker.backends.openvino_bert import OpenVinoBertEncoder
+    from worker.embedder import Embedder
+    from worker.loader import locate
+    from worker.tokenize import TextTokenizer
+
+    _capped(capacity)
+    cfg = load_config(None, {}, [])
+    source = locate(cfg.embedding)
+    tokenizer = TextTokenizer.from_folder(source.path, source.max_tokens)
+    model = Embedder(source, tokenizer, OpenVinoBertEncoder(source, "auto", 0, None, (), parse_shape_grid(grid)), 32)
+    pool = corpus_texts(20_000, kind="mixed")
+    rng = random.Random(seed)
+    batches = [rng.sample(pool, rng.randint(1, 32)) for _ in range(n_batches)]
+    pid, quarter = os.getpid(), max(1, n_batches // 4)
+    seconds, rss = [], {"built": round(rss_mb(pid), 1)}
+    for q in range(4):
+        start = time.perf_counter()
+        for batch in batches[q * quarter : (q + 1) * quarter]:
+            model.embed(batch)
+        seconds.append(round(time.perf_counter() - start, 2))
+        rss[f"q{q + 1}"] = round(rss_mb(pid), 1)
+    return {"seconds_by_quarter": seconds, "rss_mb": rss}
+
+
+def stream(args: argparse.Namespace) -> dict[str, Any]:
+    """Each arm in a fresh process, taking turns over `--rounds` rounds (a new stream seed each round)."""
+    out: dict[str, Any] = {"batches": args.batches, "rounds": []}
+    names = args.arms.split(",")
+    for r in range(args.rounds):
+        this: dict[str, Any] = {}
+        for name in names if r % 2 == 0 else names[::-1]:
+            env, capacity, grid = ARMS[name]
+            cmd = [sys.executable, "-m", "bench.memory", "_stream_arm", "--batches", str(args.batches)]
+            cmd += ["--capacity", str(capacity or 0), "--grid", grid, "--seed", str(r)]
+            done = subprocess.run(cmd, env={**os.environ, **env, "PYTHONPATH": str(ROOT)}, capture_output=True,
+                                  text=True, cwd=ROOT, check=True)  # fmt: skip
+            this[name] = json.loads(done.stdout.strip().splitlines()[-1])
+            print(r, name, this[name], file=sys.stderr, flush=True)
+        out["rounds"].append(this)
+    base = names[0]
+    out["total_seconds_over_" + base] = {
+        n: round(float(np.median([sum(r[n]["seconds_by_quarter"]) / sum(r[base]["seconds_by_quarter"])
+                                   for r in out["rounds"]])), 3)
+        for n in names
+    }  # fmt: skip
+    out["load_avg"] = os.getloadavg()
+    return out
 
 
 def worker(args: argparse.Namespace) -> dict[str, Any]:
@@ -274,6 +348,17 @@ def main(argv: list[str] | None = None) -> None:
     gc_.add_argument("--batches", type=int, default=120)
     gc_.add_argument("--rounds", type=int, default=5)
     gc_.add_argument("--grids", default="4x16,2x16,1x16,4x8", help="grids to compare with none (1x1)")
+    st = sub.add_parser("stream")
+    st.add_argument("--batches", type=int, default=800)
+    st.add_argument("--rounds", type=int, default=2)
+    st.add_argument(
+        "--arms", default="no_grid,default,onednn_cache_16", help=f"which of {', '.join(ARMS)}; the first is the base"
+    )
+    sa = sub.add_parser("_stream_arm")
+    sa.add_argument("--batches", type=int, required=True)
+    sa.add_argument("--capacity", type=int, default=0)
+    sa.add_argument("--grid", default="1x1")
+    sa.add_argument("--seed", type=int, default=0)
     lo = sub.add_parser("_load")
     lo.add_argument("--url", required=True)
     lo.add_argument("--seconds", type=float, required=True)
@@ -289,10 +374,13 @@ def main(argv: list[str] | None = None) -> None:
     if args.what == "_worker_arm":
         print(json.dumps(worker_arm(args.shapes, args.capacity or None, args.every, args.budget, args.grid)))
         return
+    if args.what == "_stream_arm":
+        print(json.dumps(stream_arm(args.batches, args.capacity or None, args.grid, args.seed)))
+        return
     if args.what == "_load":
         load(args.url, args.seconds, args.rate, args.seed)
         return
-    report = {"worker": worker, "gateway": gateway, "grid-cost": grid_cost}[args.what](args)
+    report = {"worker": worker, "gateway": gateway, "grid-cost": grid_cost, "stream": stream}[args.what](args)
     from bench.soak import cpu_model
 
     report["cpu"] = cpu_model()
