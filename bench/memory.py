@@ -33,7 +33,7 @@ from bench.procs import ROOT, rss_mb
 
 ARMS: dict[str, tuple[dict[str, str], int | None, str]] = {
     # name: (environment, CPU_RUNTIME_CACHE_CAPACITY or None for the plugin's default, embedding.shape_grid)
-    "default": ({}, None, "4x16"),
+    "grid_4x16": ({}, None, "4x16"),
     "grid_2x8": ({}, None, "2x8"),
     "no_grid": ({}, None, "1x1"),
     "runtime_cache_64": ({}, 64, "1x1"),
@@ -352,7 +352,9 @@ def main(argv: list[str] | None = None) -> None:
     st.add_argument("--batches", type=int, default=800)
     st.add_argument("--rounds", type=int, default=2)
     st.add_argument(
-        "--arms", default="no_grid,default,onednn_cache_16", help=f"which of {', '.join(ARMS)}; the first is the base"
+        "--arms",
+        default="no_grid,grid_2x8,grid_4x16,onednn_cache_16",
+        help=f"which of {', '.join(ARMS)}; the first is the base",
     )
     sa = sub.add_parser("_stream_arm")
     sa.add_argument("--batches", type=int, required=True)
