@@ -15,8 +15,7 @@ from typing import Any
 from gateway.errors import PayloadTooLarge
 from gateway.services.collections import CollectionService
 from gateway.storage.backup import Backups, unpack
-from gateway.storage.collection import refused_when_full
-from gateway.storage.errors import CollectionNotFound
+from gateway.storage.datadir import refused_when_full
 from shared.config import Config
 
 
@@ -25,7 +24,7 @@ class SnapshotService:
 
     def __init__(self, cfg: Config, collections: CollectionService) -> None:
         self.collections = collections
-        self.backups = Backups(collections.data.root, cfg.storage.snapshot_rate_mb_s)
+        self.backups = Backups(collections.catalogue.data_root, cfg.storage.snapshot_rate_mb_s)
         self.max_restore_bytes = cfg.storage.max_restore_bytes
 
     async def start(self) -> None:
@@ -34,19 +33,9 @@ class SnapshotService:
 
     async def create(self, ref: str) -> dict[str, Any]:
         """Snapshot a collection now; the collection keeps serving reads and writes meanwhile."""
-        col = self.collections.get(ref)
-
-        def write() -> dict[str, Any]:
-            try:
-                with refused_when_full(self.backups.root):
-                    return self.backups.create(col).to_dict()
-            except Exception:
-                if col.closed:  # deleted meanwhile: its database went away under the copy
-                    raise CollectionNotFound(f"collection {col.info.name!r} was deleted", param="collection") from None
-                raise
-
+        store = self.collections.get(ref)
         # Shielded: a client that leaves does not leave a half-made snapshot (the thread finishes or cleans up).
-        return await asyncio.shield(asyncio.to_thread(write))
+        return await asyncio.shield(store.export_snapshot(self.backups))
 
     def list(self, ref: str) -> list[dict[str, Any]]:
         """The collection's stored snapshots, oldest first."""

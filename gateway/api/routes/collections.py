@@ -20,13 +20,13 @@ async def create_collection(request: web.Request) -> web.Response:
 
 @routes.get("/collections")
 async def list_collections(request: web.Request) -> web.Response:
-    described = request.app[keys.COLLECTIONS].describe_all()
+    described = await request.app[keys.COLLECTIONS].describe_all()
     return json_response({"collections": [c for c in described if auth.may_see(request, c["name"])]})
 
 
 @routes.get("/collections/{collection}")
 async def get_collection(request: web.Request) -> web.Response:
-    return json_response(request.app[keys.COLLECTIONS].get(request.match_info["collection"]).describe())
+    return json_response(await request.app[keys.COLLECTIONS].describe_one(request.match_info["collection"]))
 
 
 @routes.delete("/collections/{collection}")
