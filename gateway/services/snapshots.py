@@ -51,6 +51,7 @@ class SnapshotService:
 
     async def restore(self, name: str, chunks: AsyncIterator[bytes]) -> dict[str, Any]:
         """Receive an upload to a temporary file, then create collection `name` from it if every checksum holds."""
+        self.collections.catalogue.check_restorable()  # before a long upload: 501 if the engine cannot
         self.collections.check_name_free(name)  # before a long upload, and again when creating
         with self.backups.upload_file() as path:
             await self._receive(chunks, path)

@@ -110,6 +110,9 @@ class EmbeddedCatalogue:
         folder = self.data.publish(staging, info.id)
         return self._open(folder)
 
+    def check_restorable(self) -> None:
+        return None  # the embedded engine restores any snapshot it wrote
+
     async def restore(self, name: str, unpack: Callable[[Path], str]) -> EmbeddedStore:
         # Verified and unpacked before taking the create lock: a large snapshot holds up no other create.
         staging, info = await asyncio.to_thread(self._unpack, name, unpack)

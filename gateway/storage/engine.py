@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from gateway.storage.errors import StorageError
+from gateway.storage.errors import EngineUnsupported
 from gateway.storage.filters import Where
 from gateway.storage.index import IndexParams
 
@@ -133,10 +133,6 @@ class Pending:
     texts: list[str | None]
 
 
-class EngineUnsupported(StorageError):
-    """This storage engine cannot do what was asked (yet); the message names the engine and the feature."""
-
-
 class CollectionStore(Protocol):
     """One collection's documents and search, whichever engine holds them."""
 
@@ -245,6 +241,10 @@ class Catalogue(Protocol):
         ...
 
     async def delete(self, ref: str) -> CollectionInfo: ...
+
+    def check_restorable(self) -> None:
+        """`EngineUnsupported` if this engine cannot restore snapshots (asked before a long upload)."""
+        ...
 
     async def restore(self, name: str, unpack: Callable[[Path], str]) -> CollectionStore:
         """Make collection `name` from the files `unpack` writes into an empty folder (it returns their

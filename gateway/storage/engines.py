@@ -10,4 +10,9 @@ from shared.config import StorageConfig
 
 def open_catalogue(cfg: StorageConfig, metrics: StorageMetrics) -> Catalogue:
     """The catalogue of the configured engine; nothing is opened until its `start()`."""
+    if cfg.backend == "postgres":
+        # Imported only here: the embedded engine needs neither psycopg nor a database.
+        from gateway.storage.postgres.engine import PgCatalogue
+
+        return PgCatalogue(cfg)
     return EmbeddedCatalogue(cfg, metrics)

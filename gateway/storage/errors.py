@@ -79,3 +79,11 @@ class SnapshotNotFound(StorageError):
 
 class SnapshotInvalid(StorageError):
     """An uploaded collection snapshot that is truncated, altered or not one: the message says which."""
+
+
+class EngineUnsupported(StorageError):
+    """This storage engine cannot do what was asked (yet); the message names the engine and the feature."""
+
+
+class EngineUnavailable(StorageError):
+    """The storage engine's database cannot be reached or gave up on the statement: retry later."""
