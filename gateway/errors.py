@@ -241,6 +241,7 @@ STORAGE_ERRORS: dict[type[storage.StorageError], type[ApiError]] = {
     storage.VectorOnlyDocuments: InvalidInput,
     storage.SnapshotNotFound: SnapshotNotFound,
     storage.SnapshotInvalid: InvalidSnapshot,
+    storage.UnstorableValue: InvalidInput,
     storage.EngineUnsupported: NotImplementedHere,
     storage.EngineUnavailable: StorageUnavailable,
 }

@@ -94,12 +94,12 @@ class ReembedJobs:
     async def start(self, ref: str, model: str, pooling: str | None, drop_vector_only: bool) -> dict[str, Any]:
         """Start re-embedding a collection with `model`; its status."""
         col = self.collections.get(ref)
+        jobs = col.reembedding()  # 501 first where the engine has no jobs, whatever the workers
         info = self.embedding.resolve_model(model)  # 404 unknown model, 503 no worker for it now
         if col.info.id in self.running:
             raise JobConflict(
                 f"collection {col.info.name!r} is already being re-embedded (job {self.running[col.info.id].job_id})"
             )
-        jobs = col.reembedding()
         await jobs.ensure_schema()
         job_id = "job_" + secrets.token_hex(8)
         record = await jobs.start(job_id, info.name, pooling or info.pooling, info.dimension, drop_vector_only)

@@ -81,6 +81,10 @@ class SnapshotInvalid(StorageError):
     """An uploaded collection snapshot that is truncated, altered or not one: the message says which."""
 
 
+class UnstorableValue(StorageError):
+    """A value the storage engine cannot hold (PostgreSQL: a NUL character in a text); the message says which."""
+
+
 class EngineUnsupported(StorageError):
     """This storage engine cannot do what was asked (yet); the message names the engine and the feature."""
 

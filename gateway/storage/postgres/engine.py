@@ -6,8 +6,8 @@ its COMMIT (`PgDocuments.upsert`: one transaction, all or nothing).
 
 This gateway keeps a view of the catalogue (id and name → store) so that `get` answers without a query;
 it is reloaded when this gateway changes the catalogue, and when another gateway's change is noticed
-(`gateway.storage.postgres.listener`). A store whose table another gateway dropped answers
-`CollectionNotFound` at its next statement.
+(`gateway.storage.postgres.listener`: LISTEN/NOTIFY and a generation check, within about a second).
+A store whose table another gateway dropped answers `CollectionNotFound` at its next statement.
 
 Not yet on this engine, answered 501 naming it: collection snapshots (export and restore) and
 re-embedding jobs (the generation swap).
@@ -37,12 +37,14 @@ from gateway.storage.errors import (
     EngineUnsupported,
     ModelChanged,
     StorageError,
+    UnstorableValue,
 )
 from gateway.storage.filters import Where
 from gateway.storage.fusion import rrf
 from gateway.storage.postgres.catalogue import Catalogue, open_pool, prepare
 from gateway.storage.postgres.documents import PgDocuments
 from gateway.storage.postgres.dsn import redacted
+from gateway.storage.postgres.listener import CatalogueWatcher
 from shared.config import StorageConfig
 
 log = structlog.get_logger("gateway.storage")
@@ -54,6 +56,12 @@ def unsupported(feature: str) -> EngineUnsupported:
     return EngineUnsupported(
         f"{feature} is not available with storage.backend postgres yet; use storage.backend embedded for it"
     )
+
+
+def _check_syntax(text: TextQuery) -> None:
+    """FTS5's query language is SQLite's; PostgreSQL would read the same text differently, so it is refused."""
+    if text.syntax == "fts5":
+        raise unsupported('keyword_syntax "fts5" (SQLite FTS5\'s query language)')
 
 
 class PgStore:
@@ -124,9 +132,11 @@ class PgStore:
         return await self.run(self.docs.search, vector, k, where, include)
 
     async def keyword_search(self, text: TextQuery, k: int, where: Where | None, include: frozenset[str]) -> list[Hit]:
+        _check_syntax(text)
         return await self.run(self.docs.keyword_search, text, k, where, include)
 
     async def keyword_ranking(self, text: TextQuery, k: int, where: Where | None) -> list[tuple[int, float]]:
+        _check_syntax(text)
         return await self.run(self.docs.keyword_ranking, text, DEPTH_PER_K * k, where)
 
     async def fuse(
@@ -158,6 +168,7 @@ class PgStore:
     async def hybrid_search(
         self, vector: np.ndarray, text: TextQuery, k: int, where: Where | None, alpha: float, include: frozenset[str]
     ) -> list[Hit]:
+        _check_syntax(text)
         return await self.run(
             functools.partial(self.docs.hybrid_search, alpha=alpha, rrf_k=self.rrf_k, include=include),
             vector,
@@ -188,6 +199,8 @@ class PgCatalogue:
         self.pool: psycopg_pool.ConnectionPool[Any] | None = None
         self.catalogue: Catalogue | None = None
         self._by_id: dict[str, PgStore] = {}
+        self.watcher = CatalogueWatcher(self.dsn, self._generation, self.reload)
+        self._watching: asyncio.Task[None] | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def start(self) -> None:
@@ -198,10 +211,14 @@ class PgCatalogue:
             open_pool, self.dsn, size=pg.pool_size, statement_timeout_ms=pg.statement_timeout_ms
         )
         self.catalogue = Catalogue(self.pool)
-        await self.reload()
+        await self.watcher.check()
+        self._watching = asyncio.create_task(self.watcher.run(), name="akidb-catalogue-watch")
         log.info("postgres_catalogue_opened", collections=len(self._by_id), dsn=redacted(self.dsn, self.dsn))
 
     async def close(self) -> None:
+        if self._watching is not None:
+            self._watching.cancel()
+            await asyncio.gather(self._watching, return_exceptions=True)
         for store in self._by_id.values():
             store.mark_closed()
         self._by_id.clear()
@@ -220,6 +237,9 @@ class PgCatalogue:
         if self.catalogue is None:
             raise EngineUnavailable("the PostgreSQL catalogue is not open (the gateway is starting or stopping)")
         return self.catalogue
+
+    async def _generation(self) -> int:
+        return await self._call(self._cat().generation)
 
     async def reload(self) -> None:
         """Read the catalogue again: stores for new collections, and gone ones closed."""
@@ -293,6 +313,10 @@ def database_errors(dsn: str, collection: str | None) -> Iterator[None]:
     except psycopg.errors.UndefinedTable:  # another gateway dropped the collection
         name = f" {collection!r}" if collection else ""
         raise CollectionNotFound(f"collection{name} was deleted", param="collection") from None
+    except psycopg.DataError as exc:  # a value PostgreSQL refuses: a NUL in a text, in a string of the metadata
+        raise UnstorableValue(
+            f"a value cannot be stored or searched with storage.backend postgres: {redacted(str(exc), dsn)}"
+        ) from None
     except psycopg.errors.QueryCanceled as exc:
         raise EngineUnavailable(
             f"the database cancelled the statement ({redacted(str(exc), dsn)}); it ran past "
