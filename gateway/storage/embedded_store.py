@@ -75,6 +75,8 @@ class EmbeddedStore:
 
     # -- reads --------------------------------------------------------------------------------
     async def count(self) -> int:
+        if self.collection.closed:
+            raise CollectionNotFound(f"collection {self.info.name!r} was deleted", param="collection")
         return len(self.collection.index)
 
     def count_now(self) -> int | None:
