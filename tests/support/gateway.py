@@ -59,11 +59,11 @@ class Gateway:
 GatewayFactory = Callable[..., AbstractAsyncContextManager[Gateway]]
 
 
-def gateway_factory(endpoint: str, data_dir: str) -> GatewayFactory:
-    """`async with factory("batching.max_batch_size=4") as gw:` — overrides as section.key=value."""
+def gateway_factory(endpoint: str, data_dir: str, *settings: str) -> GatewayFactory:
+    """`async with factory("batching.max_batch_size=4") as gw:` — overrides as section.key=value (after `settings`)."""
 
     def factory(*overrides: str) -> AbstractAsyncContextManager[Gateway]:
-        return running_gateway(make_config(endpoint, data_dir, *overrides))
+        return running_gateway(make_config(endpoint, data_dir, *settings, *overrides))
 
     return factory
 
