@@ -53,6 +53,10 @@ class ModelInfo:
     # models: e5, bge, Qwen3-Embedding). Empty: that input type embeds the text as it is.
     query_prompt: str = ""
     document_prompt: str = ""
+    # "embed" (texts → vectors) or "rerank" (a cross-encoder: (query, document) pairs → one score).
+    # Optional with a default, so an embedding worker's READY is the map older gateways know and
+    # PROTOCOL_VERSION stays 1; an older gateway refuses a reranker's READY as an unknown field (loud).
+    kind: str = "embed"
 
     def prompt_for(self, input_type: str | None) -> str:
         """The prompt for a request's `input_type` (`query`, `document`, or None: no prompt)."""

@@ -280,7 +280,7 @@ def unpack(archive: Path, staging: Path, max_bytes: int, hmac_key: str | None = 
     unpacked = _check(small.get(MANIFEST, b""), small.get(MANIFEST_SUM, b""), seen)
     verify_signature(small[MANIFEST], small.get(SIGNATURE), hmac_key)
     _check_end(archive, end)
-    check_database(staging / DB_FILE)
+    check_database(staging / DB_FILE, unpacked.collection["dimension"], unpacked.documents)
     check_index(staging / unpacked.index_file, unpacked.collection)
     return unpacked
 

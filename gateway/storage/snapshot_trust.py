@@ -41,6 +41,7 @@ EXPANSION = (1, 4096)
 _PLAIN = (tarfile.REGTYPE, tarfile.AREGTYPE)
 # A schema object as SQLite lists it; `sql` with its whitespace collapsed.
 SchemaRow = tuple[str, str, str, str | None]
+SCHEMA_QUERY = "SELECT type, name, tbl_name, sql FROM sqlite_master"
 
 
 def check_member(member: tarfile.TarInfo) -> None:
@@ -149,8 +150,9 @@ def check_index(path: Path, collection: dict[str, Any]) -> None:
         index.close()
 
 
-def check_database(path: Path) -> None:
-    """The restored database is sound SQLite and holds AkiDB's schema, nothing more (see the module's docstring)."""
+def check_database(path: Path, dimension: int, documents: int) -> None:
+    """The restored database is sound SQLite, holds AkiDB's schema and nothing more, the manifest's number of
+    documents, and float32 vectors of the collection's dimension (see the module's docstring)."""
     try:
         conn = sqlite3.connect(path, isolation_level=None)
     except sqlite3.Error as exc:
@@ -163,12 +165,24 @@ def check_database(path: Path) -> None:
         problems = [str(row[0]) for row in conn.execute("PRAGMA integrity_check(5)")]
         if problems != ["ok"]:
             raise SnapshotInvalid(f"{path.name} fails SQLite's integrity check ({problems[0]}): the file is damaged")
-        rows = frozenset(_row(r) for r in conn.execute("SELECT type, name, tbl_name, sql FROM sqlite_master"))
+        _check_schema(path.name, frozenset(_row(r) for r in conn.execute(SCHEMA_QUERY)))
+        _check_rows(conn, path.name, dimension, documents)
     except sqlite3.Error as exc:
         raise SnapshotInvalid(f"{path.name} is not a sound SQLite database ({exc}): the file is damaged") from None
     finally:
         conn.close()
-    _check_schema(path.name, rows)
+
+
+def _check_rows(conn: sqlite3.Connection, name: str, dimension: int, documents: int) -> None:
+    """What opening the collection relies on: every vector is `dimension` float32s; the count the manifest gives."""
+    count = int(conn.execute("SELECT COUNT(*) FROM documents").fetchone()[0])
+    if count != documents:
+        raise SnapshotInvalid(f"{name} holds {count} documents, the manifest says {documents}: the file was altered")
+    bad = conn.execute(
+        "SELECT COUNT(*) FROM vectors WHERE typeof(vector) != 'blob' OR length(vector) != ?", (4 * dimension,)
+    ).fetchone()[0]
+    if bad:
+        raise SnapshotInvalid(f"{name} holds {bad} vectors that are not {dimension} float32s: the file was altered")
 
 
 def _check_schema(name: str, rows: frozenset[SchemaRow] | set[SchemaRow]) -> None:
@@ -208,7 +222,7 @@ def _schema_after(
     conn: sqlite3.Connection, make: Callable[[], object], before: frozenset[SchemaRow]
 ) -> frozenset[SchemaRow]:
     make()
-    return frozenset(_row(r) for r in conn.execute("SELECT type, name, tbl_name, sql FROM sqlite_master")) - before
+    return frozenset(_row(r) for r in conn.execute(SCHEMA_QUERY)) - before
 
 
 def _row(row: tuple[str, str, str, str | None]) -> SchemaRow:

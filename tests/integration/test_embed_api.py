@@ -147,6 +147,7 @@ async def test_health_ready_models_metrics(gateway: Gateway) -> None:
     (model,) = (await (await gateway.client.get("/models")).json())["models"]
     assert model["name"] == "all-MiniLM-L6-v2" and model["dimension"] == 384
     assert model["max_tokens"] == 256 and model["pooling"] == "mean" and model["workers"] == 1
+    assert model["kind"] == "embed"
     await gateway.client.post("/embed", json={"texts": ["count me"]})
     text = await (await gateway.client.get("/metrics")).text()
     for name in (

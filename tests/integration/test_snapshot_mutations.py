@@ -32,7 +32,7 @@ from tests.support.processes import free_port
 
 DIM = 8
 OCTETS = {"Content-Type": "application/octet-stream"}
-EXAMPLES = 45  # per kind of mutation: 315 drawn (a few are no-ops, not uploaded), about 10 s
+EXAMPLES = 45  # per kind of mutation: 360 drawn (a few are no-ops, not uploaded), about 12 s
 
 
 @dataclass
@@ -326,6 +326,21 @@ def schema_objects(draw: st.DrawFn, snapshot: Snapshot) -> bytes:
     return pack(with_database(snapshot, execute(sql)), forge=draw(st.booleans()))
 
 
+CONTENT_EDITS = [
+    "UPDATE vectors SET vector = zeroblob(4) WHERE key = {n}",
+    "UPDATE vectors SET vector = 'text' WHERE key = {n}",
+    "DELETE FROM documents WHERE key = {n}",
+    "INSERT INTO documents (doc_id, text, generated, updated_at) VALUES ('new{n}', 'x', 0, 0)",
+]
+
+
+@st.composite
+def content_edits(draw: st.DrawFn, snapshot: Snapshot) -> bytes:
+    """Sound SQLite with AkiDB's schema, but contents the manifest or the collection contradict."""
+    sql = draw(st.sampled_from(CONTENT_EDITS)).format(n=draw(st.integers(1, 300)))
+    return pack(with_database(snapshot, execute(sql)), forge=draw(st.booleans()))
+
+
 MUTATIONS = {
     "bytes": flipped_bytes,
     "cut or grown": cut_or_grown,
@@ -334,6 +349,7 @@ MUTATIONS = {
     "manifest": manifest_edits,
     "sqlite pages": sqlite_pages,
     "schema objects": schema_objects,
+    "contents": content_edits,
 }
 
 

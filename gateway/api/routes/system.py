@@ -55,6 +55,7 @@ async def list_models(request: web.Request) -> web.Response:
                 name=info.name,
                 dimension=info.dimension,
                 max_tokens=info.max_tokens,
+                kind=info.kind,
                 pooling=info.pooling,
                 aliases=list(info.aliases),
                 backend=lead.backend,

@@ -37,6 +37,7 @@ class ModelRow(msgspec.Struct):
     name: str
     dimension: int
     max_tokens: int
+    kind: str  # "embed" (texts → vectors) or "rerank" (a cross-encoder scoring (query, document) pairs)
     pooling: str
     aliases: list[str]
     backend: str

@@ -38,6 +38,7 @@ READY = Ready(
         Job(7, "all-MiniLM-L6-v2", ("a", "b c"), "mean", True, 30_000),
         Job(8, "qwen3-0.6b-4bit", ("a",), "last", False, 1, prompt="Instruct: x\nQuery: "),
         Ready("w", (ModelInfo("q", 64, 8192, "last", query_prompt="Query: ", document_prompt="Doc: "),), "cpu", 1),
+        Ready("w", (ModelInfo("tiny-reranker", 1, 512, "cls", kind="rerank"),), "cpu", 1),
         Error(7, ErrorCode.INTERNAL, "boom"),
         Disconnect("bye"),
     ],
@@ -67,6 +68,14 @@ def test_fields_at_their_default_stay_off_the_wire() -> None:
         "precision",
     }  # type: ignore[index]
     assert _body(Job(7, "m", ("a",), "mean", True, 1, prompt="Q: "))["prompt"] == "Q: "
+    reranker = Ready("w", (ModelInfo("r", 1, 512, "cls", kind="rerank"),), "cpu", 1)
+    assert _body(reranker)["models"][0]["kind"] == "rerank"  # type: ignore[index]
+
+
+def test_a_ready_from_before_kind_decodes_as_an_embedding_model() -> None:
+    """A worker that never announces `kind` (the map older peers send) serves an embedding model."""
+    back = decode(encode(READY))
+    assert isinstance(back, Ready) and back.models[0].kind == "embed"
 
 
 def test_result_rows_travel_as_one_raw_frame() -> None:
