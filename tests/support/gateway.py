@@ -71,8 +71,17 @@ def gateway_factory(endpoint: str, data_dir: str, *settings: str) -> GatewayFact
 @contextlib.asynccontextmanager
 async def running_gateway(cfg: Config) -> AsyncIterator[Gateway]:
     app = create_app(cfg)
-    async with TestClient(TestServer(app)) as client:
+    client = TestClient(TestServer(app))
+    try:
+        await client.start_server()
+    except BaseException:
+        # A start-up that fails (an unreachable database) would leave the client's session unclosed.
+        await client.close()
+        raise
+    try:
         yield Gateway(app, client)
+    finally:
+        await client.close()
 
 
 async def eventually(condition: Callable[[], bool], timeout: float = 10.0) -> None:
