@@ -18,9 +18,12 @@ from gateway.api.rpc.server import GrpcServer
 from gateway.api.slow_clients import body_deadline
 from gateway.metrics import LATENCY_BUCKETS, Metrics
 from gateway.services.collections import CollectionService
+from gateway.services.documents import DocumentService
 from gateway.services.embedding import EmbeddingService
+from gateway.services.queries import SearchService
 from gateway.services.reembed import ReembedJobs
 from gateway.services.snapshots import SnapshotService
+from gateway.storage.engines import open_catalogue
 from gateway.storage.metrics import StorageMetrics
 from gateway.transport.router import ZmqTransport
 from shared.config import Config
@@ -50,7 +53,10 @@ def create_app(cfg: Config, registry: CollectorRegistry | None = None) -> web.Ap
     app[keys.WORKERS] = transport.workers
     app[keys.EMBEDDING] = EmbeddingService(cfg, transport, app[keys.METRICS])
     storage_metrics = StorageMetrics(app[keys.REGISTRY], LATENCY_BUCKETS)
-    app[keys.COLLECTIONS] = CollectionService(cfg, app[keys.EMBEDDING], storage_metrics)
+    catalogue = open_catalogue(cfg.storage, storage_metrics)
+    app[keys.COLLECTIONS] = CollectionService(cfg, app[keys.EMBEDDING], storage_metrics, catalogue)
+    app[keys.DOCUMENTS] = DocumentService(app[keys.COLLECTIONS], app[keys.EMBEDDING])
+    app[keys.SEARCH] = SearchService(app[keys.COLLECTIONS], app[keys.EMBEDDING])
     app[keys.REEMBED] = ReembedJobs(cfg, app[keys.COLLECTIONS], app[keys.EMBEDDING], app[keys.REGISTRY])
     app[keys.SNAPSHOTS] = SnapshotService(cfg, app[keys.COLLECTIONS])
     for module in (system, embed, openai, collections, snapshots, documents, search, reembed, console, docs):

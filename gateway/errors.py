@@ -186,6 +186,24 @@ class Unavailable(ApiError):
         super().__init__(message, headers={"Retry-After": str(retry_after_s)})
 
 
+class StorageUnavailable(Unavailable):
+    """The storage engine's database is unreachable or timed out; nothing was done."""
+
+    code = "storage_unavailable"
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
+
+
+class NotImplementedHere(ApiError):
+    """The configured storage engine lacks this feature; the message names the engine and the feature."""
+
+    code = "not_implemented"
+    http_status = 501
+    grpc_status = grpc.StatusCode.UNIMPLEMENTED
+
+
 class NoWorker(Unavailable):
     code = "no_worker"
 
@@ -246,6 +264,9 @@ STORAGE_ERRORS: dict[type[storage.StorageError], type[ApiError]] = {
     storage.VectorOnlyDocuments: InvalidInput,
     storage.SnapshotNotFound: SnapshotNotFound,
     storage.SnapshotInvalid: InvalidSnapshot,
+    storage.UnstorableValue: InvalidInput,
+    storage.EngineUnsupported: NotImplementedHere,
+    storage.EngineUnavailable: StorageUnavailable,
 }
 
 

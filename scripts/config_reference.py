@@ -11,8 +11,7 @@ from shared.config import ENV_PREFIX, describe
 def table() -> str:
     lines = ["| key | default | meaning | environment variable |", "|---|---|---|---|"]
     for key, default, kind, meaning in describe():
-        section, name = key.split(".")
-        env = f"{ENV_PREFIX}{section.upper()}__{name.upper()}"
+        env = ENV_PREFIX + "__".join(part.upper() for part in key.split("."))
         if isinstance(default, tuple):
             default = ",".join(default)
         shown = "—" if default is None else f"`{str(default).lower() if isinstance(default, bool) else default}`"

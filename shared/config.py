@@ -25,6 +25,7 @@ BACKENDS = ("auto", "mlx", "openvino")
 PRECISIONS = ("auto", "f32", "bf16")
 METRICS = ("cosine", "l2", "ip")
 INDEX_DTYPES = ("f32", "f16", "bf16")
+STORAGE_BACKENDS = ("embedded", "postgres")
 # What an API key may do; gateway/api/auth.py maps every route to one of them.
 SCOPES = ("read", "write", "admin")
 KEY_FIELDS = ("name", "sha256", "scopes", "collections")
@@ -175,7 +176,25 @@ class WorkerConfig:
 
 
 @dataclass(frozen=True)
+class PostgresConfig:
+    dsn: str | None = _opt(
+        None,
+        "storage.backend postgres: the database, as a libpq URL or key=value string (its password is never logged)",
+        secret=True,
+    )
+    pool_size: int = _opt(8, "storage.backend postgres: connections each gateway keeps to the database", minimum=1)
+    statement_timeout_ms: int = _opt(
+        30000, "storage.backend postgres: a statement running longer is cancelled (and the request fails)", minimum=1
+    )
+
+
+@dataclass(frozen=True)
 class StorageConfig:
+    backend: str = _opt(
+        "embedded",
+        "where collections live: embedded (SQLite + USearch under data_dir) or postgres (pgvector, storage.postgres)",
+        choices=STORAGE_BACKENDS,
+    )
     data_dir: str = _opt("./data", "gateway: where collections are stored; both: the default home of zmq.keys_dir")
     max_documents_per_request: int = _opt(1000, "most documents in one insert request", minimum=1)
     # Defaults for new collections' HNSW indexes (each collection may set its own at creation),
@@ -212,6 +231,7 @@ class StorageConfig:
     rrf_k: int = _opt(
         60, "hybrid search: k of reciprocal rank fusion, score = sum of weight / (rrf_k + rank)", minimum=1
     )
+    postgres: PostgresConfig = field(default_factory=PostgresConfig)
 
 
 @dataclass(frozen=True)
@@ -310,13 +330,34 @@ def _merge(tree: dict[str, dict[str, Any]], data: dict[str, Any], source: str) -
         if not isinstance(values, dict):
             raise ConfigError(f"{section}: expected a mapping in {source}, got {values!r}")
         for key, value in values.items():
-            _set(tree, str(section), str(key), value, source=source, from_text=False)
+            if isinstance(value, dict) and _nested(section, str(key)) is not None:
+                for sub_key, sub_value in value.items():
+                    _set(tree, str(section), f"{key}.{sub_key}", sub_value, source=source, from_text=False)
+            else:
+                _set(tree, str(section), str(key), value, source=source, from_text=False)
+
+
+def _nested(section: str, key: str) -> type | None:
+    """The dataclass of a nested group of keys (`storage.postgres`), else None."""
+    cls = _sections().get(section)
+    if cls is None or key not in {f.name for f in dataclasses.fields(cls)}:
+        return None
+    hint = typing.get_type_hints(cls)[key]
+    return hint if isinstance(hint, type) and dataclasses.is_dataclass(hint) else None
 
 
 def _set(tree: dict[str, dict[str, Any]], section: str, key: str, value: Any, *, source: str, from_text: bool) -> None:
     sections = _sections()
     if section not in sections:
         raise ConfigError(f"unknown config section {section!r} (from {source}); known: {', '.join(sections)}")
+    # A nested key: `storage.postgres.dsn` on the command line, AKIDB_STORAGE__POSTGRES__DSN in the environment.
+    group, dot, rest = key.replace("__", ".").partition(".")
+    if dot:
+        nested = _nested(section, group)
+        if nested is None:
+            raise ConfigError(f"unknown config key {section}.{key} (from {source})")
+        _set_nested(tree.setdefault(section, {}), nested, f"{section}.{group}", group, rest, value, source, from_text)
+        return
     cls = sections[section]
     names = {f.name for f in dataclasses.fields(cls)}
     if key not in names:
@@ -327,6 +368,16 @@ def _set(tree: dict[str, dict[str, Any]], section: str, key: str, value: Any, *,
         tree.setdefault(section, {})[key] = ""
         return
     tree.setdefault(section, {})[key] = _coerce(hint, value, f"{section}.{key}", source, from_text)
+
+
+def _set_nested(
+    values: dict[str, Any], cls: type, prefix: str, group: str, key: str, value: Any, source: str, from_text: bool
+) -> None:
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    if key not in fields:
+        raise ConfigError(f"unknown config key {prefix}.{key} (from {source}); known: {', '.join(sorted(fields))}")
+    hint = typing.get_type_hints(cls)[key]
+    values.setdefault(group, {})[key] = _coerce(hint, value, f"{prefix}.{key}", source, from_text)
 
 
 def _coerce(hint: Any, value: Any, key: str, source: str, from_text: bool) -> Any:
@@ -383,9 +434,15 @@ def _string_list(value: Any, key: str, source: str) -> tuple[str, ...]:
 def _build(tree: dict[str, dict[str, Any]]) -> Config:
     built = {}
     for section, cls in _sections().items():
-        values = tree.get(section, {})
+        values = dict(tree.get(section, {}))
         for f in dataclasses.fields(cls):
-            if f.name in values:
+            nested = _nested(section, f.name)
+            if nested is not None and f.name in values:
+                for sub in dataclasses.fields(nested):
+                    if sub.name in values[f.name]:
+                        _validate(f"{section}.{f.name}.{sub.name}", values[f.name][sub.name], sub.metadata)
+                values[f.name] = nested(**values[f.name])
+            elif f.name in values:
                 _validate(f"{section}.{f.name}", values[f.name], f.metadata)
         built[section] = cls(**values)
     cfg = Config(**built)
@@ -405,6 +462,11 @@ def _build(tree: dict[str, dict[str, Any]]) -> Config:
         # The file's keys join the table here, so a bad file stops the gateway at start-up.
         keys = cfg.auth.keys + read_keys_file(Path(cfg.auth.keys_file))
         cfg = dataclasses.replace(cfg, auth=dataclasses.replace(cfg.auth, keys=keys))
+    if cfg.storage.backend == "postgres" and not cfg.storage.postgres.dsn:
+        raise ConfigError(
+            "storage.backend is postgres but storage.postgres.dsn is not set; give the database "
+            "(e.g. AKIDB_STORAGE__POSTGRES__DSN=postgresql://akidb@db.example/akidb)"
+        )
     check_unique_names(cfg.auth.keys)
     return cfg
 
@@ -548,6 +610,14 @@ def describe() -> list[tuple[str, Any, str, str]]:
     for section, cls in _sections().items():
         hints = typing.get_type_hints(cls)
         for f in dataclasses.fields(cls):
+            nested = _nested(section, f.name)
+            if nested is not None:
+                sub_hints = typing.get_type_hints(nested)
+                for sub in dataclasses.fields(nested):
+                    default = sub.default if sub.default not in (dataclasses.MISSING, ()) else None
+                    key = f"{section}.{f.name}.{sub.name}"
+                    rows.append((key, default, _type_name(sub_hints[sub.name]), sub.metadata.get("help", "")))
+                continue
             default = f.default if f.default not in (dataclasses.MISSING, ()) else None
             rows.append((f"{section}.{f.name}", default, _type_name(hints[f.name]), f.metadata.get("help", "")))
     return rows

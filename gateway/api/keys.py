@@ -11,7 +11,9 @@ from gateway.api.rpc.server import GrpcServer
 from gateway.dispatch.fleet import WorkerView
 from gateway.metrics import Metrics
 from gateway.services.collections import CollectionService
+from gateway.services.documents import DocumentService
 from gateway.services.embedding import EmbeddingService
+from gateway.services.queries import SearchService
 from gateway.services.reembed import ReembedJobs
 from gateway.services.snapshots import SnapshotService
 from gateway.transport.router import ZmqTransport
@@ -27,5 +29,7 @@ WORKERS = web.AppKey("workers", WorkerView)  # read-only: what routes, health an
 EMBEDDING = web.AppKey("embedding", EmbeddingService)
 GRPC = web.AppKey("grpc", GrpcServer)
 COLLECTIONS = web.AppKey("collections", CollectionService)
+DOCUMENTS = web.AppKey("documents", DocumentService)
+SEARCH = web.AppKey("search", SearchService)
 REEMBED = web.AppKey("reembed", ReembedJobs)
 SNAPSHOTS = web.AppKey("snapshots", SnapshotService)

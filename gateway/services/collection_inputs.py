@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from gateway.storage.filters import Filter
+from gateway.storage.filters import Where
 
 INCLUDE_FIELDS = ("text", "metadata", "vector")
 
@@ -40,7 +40,7 @@ class SearchQuery:
     text: str | None
     vector: np.ndarray | None
     k: int
-    flt: Filter | None  # compiled by storage; None matches everything
+    flt: Where | None  # the validated filter tree each engine renders; None matches everything
     include: frozenset[str]
     mode: str = "dense"  # "dense" (the vector index), "keyword" (BM25 over the text), "hybrid" (both, fused)
     alpha: float = 0.5  # hybrid: the dense list's weight in the fusion; the keyword list's is 1 - alpha

@@ -19,9 +19,8 @@ import dataclasses
 import functools
 import secrets
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import structlog
@@ -30,14 +29,11 @@ from prometheus_client import CollectorRegistry, Counter
 from gateway.errors import ApiError, ModelNotFound, ModelNotServed
 from gateway.services.collections import CollectionService
 from gateway.services.embedding import EmbeddingService, EmbedRequest
-from gateway.storage import reembed as store
-from gateway.storage.collection import Collection, refused_when_full
+from gateway.storage.engine import CANCELLED, FAILED, RUNNING, CollectionStore, JobRecord, Pending
 from gateway.storage.errors import CollectionNotFound, JobConflict, StorageError, VectorOnlyDocuments
-from gateway.storage.index import VectorIndex
 from shared.config import Config
 
 log = structlog.get_logger("gateway.services.reembed")
-T = TypeVar("T")
 
 IN_FLIGHT = 4  # batches of max_batch_size per page: enough to keep several workers busy
 RETRY_FOR_S = 300.0  # how long a page's embedding is retried on 5xx (a worker restarting) before the job fails
@@ -49,7 +45,7 @@ class Running:
     """A job this process runs: its task, its new index, and what it did since it (re)started."""
 
     job_id: str
-    staged: VectorIndex
+    staged: Any  # the engine's new index, opaque here
     resumed_from: int
     started: float = field(default_factory=time.monotonic)
     embedded: int = 0
@@ -66,7 +62,6 @@ class ReembedJobs:
         self.collections = collections
         self.embedding = embedding
         self.running: dict[str, Running] = {}  # by collection id
-        self._schema: set[str] = set()  # collections whose job tables exist
         self.texts = Counter(
             "akidb_reembed_texts_total",
             "Texts re-embedding jobs embedded in this process (a page redone after a restart counts again)",
@@ -77,16 +72,20 @@ class ReembedJobs:
     async def resume(self) -> None:
         """Take up every job a previous gateway left running; on a full disk, once space returns."""
         for col in self.collections.opened():
-            for record in await self._read(store.jobs, col):
-                if record.state == store.RUNNING:
+            if col.engine != "embedded":
+                continue  # no engine but the embedded one stores jobs yet
+            # Reading needs no job tables (a gateway started on a full disk writes nothing to read).
+            for record in await col.reembedding().jobs():
+                if record.state == RUNNING:
                     name = f"re-embedding job {record.id} of collection {col.info.name!r}"
                     await self.collections.deferred.attempt(name, functools.partial(self._resume, col, record))
 
-    async def _resume(self, col: Collection, record: store.JobRecord) -> None:
+    async def _resume(self, col: CollectionStore, record: JobRecord) -> None:
         if col.closed:
             raise CollectionNotFound(f"collection {col.info.name!r} was deleted", param="collection")
-        record = await self._write(col, store.mark_resumed, col, record)
-        staged = await asyncio.to_thread(store.load_staged, col, record)
+        jobs = col.reembedding()
+        record = await jobs.mark_resumed(record)
+        staged = await jobs.load_staged(record)
         log.info("reembed_resumed", collection=col.info.name, job=record.id, done=record.done)
         self._launch(col, record, Running(record.id, staged, resumed_from=record.done))
 
@@ -101,6 +100,7 @@ class ReembedJobs:
     async def start(self, ref: str, model: str, pooling: str | None, drop_vector_only: bool) -> dict[str, Any]:
         """Start re-embedding a collection with `model`; its status."""
         col = self.collections.get(ref)
+        jobs = col.reembedding()  # 501 first where the engine has no jobs, whatever the workers
         try:
             info = self.embedding.resolve_model(model)  # 503 when no worker for it is connected right now
         except ModelNotFound as exc:
@@ -110,12 +110,10 @@ class ReembedJobs:
             raise JobConflict(
                 f"collection {col.info.name!r} is already being re-embedded (job {self.running[col.info.id].job_id})"
             )
-        await self._ensure_schema(col)
+        await jobs.ensure_schema()
         job_id = "job_" + secrets.token_hex(8)
-        record = await self._write(
-            col, store.start, col, job_id, info.name, pooling or info.pooling, info.dimension, drop_vector_only
-        )
-        staged = VectorIndex(info.dimension, col.info.metric, col.info.index)
+        record = await jobs.start(job_id, info.name, pooling or info.pooling, info.dimension, drop_vector_only)
+        staged = jobs.new_staged(info.dimension)
         self._launch(col, record, Running(job_id, staged, resumed_from=0))
         log.info("reembed_started", collection=col.info.name, job=job_id, model=info.name, documents=record.total)
         return await self.status(col.info.id, job_id)
@@ -123,11 +121,12 @@ class ReembedJobs:
     async def status(self, ref: str, job_id: str) -> dict[str, Any]:
         """A job's state and progress."""
         col = self.collections.get(ref)
-        record = await self._read(store.job, col, job_id)
+        jobs = col.reembedding()
+        record = await jobs.job(job_id)
         running = self.running.get(col.info.id)
         if running is not None and running.job_id == record.id:
             # Until its task ends: the swap commits before the new index serves, and "done" means both.
-            record = dataclasses.replace(record, state=store.RUNNING, finished_at=None)
+            record = dataclasses.replace(record, state=RUNNING, finished_at=None)
         out = {
             "id": record.id,
             "collection": col.info.id,
@@ -147,8 +146,8 @@ class ReembedJobs:
             "created_at": record.created_at,
             "finished_at": record.finished_at,
         }
-        if record.state == store.RUNNING and running is not None and running.job_id == record.id:
-            left = await self._read(store.remaining, col, record.last_key)
+        if record.state == RUNNING and running is not None and running.job_id == record.id:
+            left = await jobs.remaining(record.last_key)
             rate = running.embedded / max(time.monotonic() - running.started, 1e-6)
             out.update(
                 total=record.done + left,
@@ -162,24 +161,25 @@ class ReembedJobs:
     async def cancel(self, ref: str, job_id: str) -> dict[str, Any]:
         """Cancel a running job: its new vectors go and the collection stays as it was."""
         col = self.collections.get(ref)
-        record = await self._read(store.job, col, job_id)
-        if record.state != store.RUNNING:
+        jobs = col.reembedding()
+        record = await jobs.job(job_id)
+        if record.state != RUNNING:
             raise JobConflict(f"job {job_id} is {record.state} already; only a running job can be cancelled")
         running = self.running.get(col.info.id)
         if running is not None and running.job_id == job_id and running.task is not None:
             running.task.cancel()
             await asyncio.gather(running.task, return_exceptions=True)
         # After a swap that was already under way this changes nothing: the status then says done.
-        await self._write(col, store.finish, col, job_id, store.CANCELLED)
+        await jobs.finish(job_id, CANCELLED)
         log.info("reembed_cancelled", collection=col.info.name, job=job_id)
         return await self.status(col.info.id, job_id)
 
     # -- the job ------------------------------------------------------------------------------
-    def _launch(self, col: Collection, record: store.JobRecord, running: Running) -> None:
+    def _launch(self, col: CollectionStore, record: JobRecord, running: Running) -> None:
         self.running[col.info.id] = running
         running.task = asyncio.create_task(self._run(col, record, running), name=f"reembed-{record.id}")
 
-    async def _run(self, col: Collection, record: store.JobRecord, running: Running) -> None:
+    async def _run(self, col: CollectionStore, record: JobRecord, running: Running) -> None:
         try:
             await self._walk(col, record, running)
         except asyncio.CancelledError:
@@ -193,47 +193,46 @@ class ReembedJobs:
             error = exc.message if isinstance(exc, ApiError | StorageError) else f"{type(exc).__name__}: {exc}"
             log.warning("reembed_failed", collection=col.info.name, job=record.id, error=error)
             with contextlib.suppress(Exception):
-                await self._write(col, store.finish, col, record.id, store.FAILED, error)
+                await col.reembedding().finish(record.id, FAILED, error)
         finally:
             if self.running.get(col.info.id) is running:
                 del self.running[col.info.id]
 
-    async def _walk(self, col: Collection, record: store.JobRecord, running: Running) -> None:
+    async def _walk(self, col: CollectionStore, record: JobRecord, running: Running) -> None:
         """Embed pages in key order, the next page embedding while the last one commits; then swap."""
+        jobs = col.reembedding()
         after = record.last_key
-        page = await self._read(store.pending, col, after, self.page_size)
+        page = await jobs.pending(after, self.page_size)
         embedding = self._embed_page(col, record, page)
         while True:
             if not page.keys:
                 done = dataclasses.replace(record, last_key=after)
-                if await self._write(col, store.swap, col, done, running.staged, record.pooling):
-                    self.collections.metrics.documents.labels(col.info.name).set(len(col.index))
+                if await jobs.swap(done, running.staged, record.pooling):
+                    await self.collections.count_documents(col)
                     return
-                page = await self._read(store.pending, col, after, self.page_size)  # arrived meanwhile
+                page = await jobs.pending(after, self.page_size)  # arrived meanwhile
                 embedding = self._embed_page(col, record, page)
                 continue
             try:
                 keys, vectors = await embedding
-                following = await self._read(store.pending, col, page.keys[-1], self.page_size)
+                following = await jobs.pending(page.keys[-1], self.page_size)
             except BaseException:
                 embedding.cancel()
                 raise
             next_embedding = self._embed_page(col, record, following)
             try:
-                await self._write(col, store.store_batch, col, record.id, running.staged, keys, vectors, page.keys[-1])
+                await jobs.store_batch(record.id, running.staged, keys, vectors, page.keys[-1])
             except BaseException:
                 next_embedding.cancel()
                 raise
             after, page, embedding = page.keys[-1], following, next_embedding
 
     def _embed_page(
-        self, col: Collection, record: store.JobRecord, page: store.Pending
+        self, col: CollectionStore, record: JobRecord, page: Pending
     ) -> asyncio.Task[tuple[list[int], np.ndarray]]:
         return asyncio.create_task(self._embed(col, record, page))
 
-    async def _embed(
-        self, col: Collection, record: store.JobRecord, page: store.Pending
-    ) -> tuple[list[int], np.ndarray]:
+    async def _embed(self, col: CollectionStore, record: JobRecord, page: Pending) -> tuple[list[int], np.ndarray]:
         """The page's keys with text and their new vectors (unit length for cosine)."""
         keys = [k for k, t in zip(page.keys, page.texts, strict=True) if t is not None]
         texts = tuple(t for t in page.texts if t is not None)
@@ -269,26 +268,3 @@ class ReembedJobs:
                 log.warning("reembed_embedding_retried", model=req.model, error=exc.message, retry_in_s=delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
-
-    async def _ensure_schema(self, col: Collection) -> None:
-        if col.info.id not in self._schema:
-            await self._write(col, store.ensure_schema, col)
-            self._schema.add(col.info.id)
-
-    # -- threads ------------------------------------------------------------------------------
-    async def _write(self, col: Collection, fn: Callable[..., T], *args: Any) -> T:
-        """On the collection's writer thread: ordered with its inserts and deletes; `StorageFull` if no room."""
-
-        def write() -> T:
-            with refused_when_full(col.folder):
-                return fn(*args)
-
-        try:
-            return await asyncio.get_running_loop().run_in_executor(col.writer, write)
-        except RuntimeError:  # the writer was shut down: the collection was deleted meanwhile
-            if col.closed:
-                raise CollectionNotFound(f"collection {col.info.name!r} was deleted", param="collection") from None
-            raise
-
-    async def _read(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self.collections.readers, fn, *args)

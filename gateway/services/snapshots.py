@@ -14,8 +14,8 @@ from pathlib import Path
 from gateway.errors import PayloadTooLarge
 from gateway.services.collections import CollectionService
 from gateway.storage.backup import BackupInfo, Backups, unpack
-from gateway.storage.collection import Collection, refused_when_full
-from gateway.storage.errors import CollectionNotFound
+from gateway.storage.datadir import refused_when_full
+from gateway.storage.engine import CollectionStore
 from shared.config import Config
 
 
@@ -24,7 +24,9 @@ class SnapshotService:
 
     def __init__(self, cfg: Config, collections: CollectionService) -> None:
         self.collections = collections
-        self.backups = Backups(collections.data.root, cfg.storage.snapshot_rate_mb_s, cfg.storage.snapshot_hmac_key)
+        self.backups = Backups(
+            collections.catalogue.data_root, cfg.storage.snapshot_rate_mb_s, cfg.storage.snapshot_hmac_key
+        )
         self.max_restore_bytes = cfg.storage.max_restore_bytes
 
     async def start(self) -> None:
@@ -33,19 +35,9 @@ class SnapshotService:
 
     async def create(self, ref: str) -> BackupInfo:
         """Snapshot a collection now; the collection keeps serving reads and writes meanwhile."""
-        col = self.collections.get(ref)
-
-        def write() -> BackupInfo:
-            try:
-                with refused_when_full(self.backups.root):
-                    return self.backups.create(col)
-            except Exception:
-                if col.closed:  # deleted meanwhile: its database went away under the copy
-                    raise CollectionNotFound(f"collection {col.info.name!r} was deleted", param="collection") from None
-                raise
-
+        store = self.collections.get(ref)
         # Shielded: a client that leaves does not leave a half-made snapshot (the thread finishes or cleans up).
-        return await asyncio.shield(asyncio.to_thread(write))
+        return await asyncio.shield(store.export_snapshot(self.backups))
 
     def list(self, ref: str) -> list[BackupInfo]:
         """The collection's stored snapshots, oldest first."""
@@ -59,9 +51,10 @@ class SnapshotService:
         collection = self.collections.get(ref).info.name
         await asyncio.to_thread(self.backups.delete, collection, name)
 
-    async def restore(self, name: str, chunks: AsyncIterator[bytes]) -> Collection:
+    async def restore(self, name: str, chunks: AsyncIterator[bytes]) -> CollectionStore:
         """Receive an upload to a temporary file, then create collection `name` from it if every check holds
         (`gateway.storage.snapshot_trust`: the upload is treated as hostile)."""
+        self.collections.catalogue.check_restorable()  # before a long upload: 501 if the engine cannot
         self.collections.check_name_free(name)  # before a long upload, and again when creating
         with self.backups.upload_file() as path:
             await self._receive(chunks, path)

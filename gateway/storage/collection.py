@@ -9,24 +9,23 @@ the collection's own snapshot thread, so no write request ever waits for one to 
 from __future__ import annotations
 
 import contextlib
-import json
 import sqlite3
 import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import structlog
 
-from gateway.storage.datadir import data_dir_of, free_bytes, is_disk_full, no_space
-from gateway.storage.db import DB_FILE, DocumentStore, NewDocument, StoredDocument, vector_matrix
+from gateway.storage.datadir import data_dir_of, free_bytes, refused_when_full
+from gateway.storage.db import DB_FILE, DocumentStore, vector_matrix
+from gateway.storage.engine import CollectionInfo, Hit, NewDocument, StoredDocument, TextQuery
 from gateway.storage.errors import CollectionNotFound, DataDirUnusable, FulltextPending, ModelChanged, StorageFull
 from gateway.storage.filters import Filter
 from gateway.storage.fusion import KEYWORD, rrf
-from gateway.storage.index import IndexParams, VectorIndex, discard_partial, snapshots
+from gateway.storage.index import VectorIndex, discard_partial, snapshots
 from gateway.storage.matches import MAX_BYTES, MatchCache, Ranked, first_round, one_round, search_within
 from gateway.storage.metrics import StorageMetrics
 from gateway.storage.snapshot_policy import SnapshotPolicy
@@ -43,48 +42,6 @@ FAST_CANDIDATES = 256
 # in both outrank the best of one: on bench/hybrid.py's task (5,000 packages, 500 queries), lists of
 # 100 gained 35 queries over dense at recall@10 and lost 23; lists of 2k gained 28 and lost 11.
 DEPTH_PER_K = 2
-
-
-@dataclass(frozen=True)
-class CollectionInfo:
-    """What a collection is; fixed at creation and stored in its database."""
-
-    id: str
-    name: str
-    dimension: int
-    metric: str
-    model: str
-    pooling: str | None
-    normalize: bool
-    index: IndexParams
-    created_at: float
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self))
-
-    @classmethod
-    def from_json(cls, text: str) -> CollectionInfo:
-        data = json.loads(text)
-        return cls(**{**data, "index": IndexParams(**data["index"])})
-
-
-@dataclass(frozen=True)
-class Hit:
-    doc: StoredDocument
-    score: float
-    ranks: dict[str, int] | None = None  # the lists it came from ("dense", "keyword") and its rank in each
-
-
-@dataclass(frozen=True)
-class TextQuery:
-    """The text half of a keyword or hybrid search."""
-
-    text: str
-    syntax: str = "plain"  # "plain": words; "fts5": FTS5's query syntax
-
-    def run(self, store: DocumentStore, limit: int, flt: Filter | None, total: int) -> list[tuple[int, float]]:
-        """(key, BM25 score) of the best `limit` documents for this text that pass the filter."""
-        return store.keyword(self.text, self.syntax, limit, flt, total)
 
 
 class Collection:
@@ -466,7 +423,7 @@ class Collection:
         with self.index.lock.shared():
             self._check_open()
             self._check_fulltext()
-            found = query.run(self.store, k, flt, len(self.index))
+            found = self.store.keyword(query.text, query.syntax, k, flt, len(self.index))
             docs = self.store.fetch([key for key, _ in found], include)
             return [
                 Hit(docs[key], score, {KEYWORD: rank})
@@ -481,7 +438,7 @@ class Collection:
         with self.index.lock.shared():
             self._check_open()
             self._check_fulltext()
-            return query.run(self.store, DEPTH_PER_K * k, flt, len(self.index))
+            return self.store.keyword(query.text, query.syntax, DEPTH_PER_K * k, flt, len(self.index))
 
     def _check_fulltext(self) -> None:
         if not self.has_fulltext:
@@ -558,16 +515,3 @@ class Collection:
         with self.index.lock.shared():
             self._check_open()
             return self.store.page(after_key, limit, with_vector), self.store.count()
-
-
-@contextlib.contextmanager
-def refused_when_full(folder: Path) -> Iterator[None]:
-    """Turn an SQLite or OS error meaning "no space left" into `StorageFull`, naming the data dir."""
-    try:
-        yield
-    except (sqlite3.Error, OSError) as exc:
-        if not is_disk_full(exc):
-            raise
-        data_dir = data_dir_of(folder)
-        log.warning("write_refused_disk_full", data_dir=str(data_dir), free_bytes=free_bytes(data_dir), error=str(exc))
-        raise no_space(data_dir) from exc

@@ -15,6 +15,7 @@ import fcntl
 import os
 import shutil
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import structlog
@@ -188,3 +189,16 @@ def fsync_path(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+@contextlib.contextmanager
+def refused_when_full(folder: Path) -> Iterator[None]:
+    """Turn an SQLite or OS error meaning "no space left" into `StorageFull`, naming the data dir."""
+    try:
+        yield
+    except (sqlite3.Error, OSError) as exc:
+        if not is_disk_full(exc):
+            raise
+        data_dir = data_dir_of(folder)
+        log.warning("write_refused_disk_full", data_dir=str(data_dir), free_bytes=free_bytes(data_dir), error=str(exc))
+        raise no_space(data_dir) from exc

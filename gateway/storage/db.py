@@ -24,6 +24,7 @@ import numpy as np
 
 from gateway.storage import fulltext
 from gateway.storage.datadir import data_dir_of, is_disk_full, no_space
+from gateway.storage.engine import NewDocument, StoredDocument
 from gateway.storage.errors import DataDirUnusable, ModelChanged
 from gateway.storage.filters import Filter
 
@@ -44,27 +45,6 @@ CREATE TABLE IF NOT EXISTS removed (seq INTEGER PRIMARY KEY AUTOINCREMENT, key I
 DB_FILE = "documents.sqlite3"
 # Keys up to which `fetch` binds one parameter each (a search's k); more go in as one JSON array.
 FETCH_PARAMS = 100
-
-
-@dataclass(frozen=True)
-class NewDocument:
-    """A validated document ready to store: its vector is final (normalised if the metric wants it)."""
-
-    doc_id: str
-    text: str | None
-    metadata: str | None  # JSON text of an object
-    vector: np.ndarray  # (dimension,) float32
-    generated: bool
-
-
-@dataclass(frozen=True)
-class StoredDocument:
-    key: int
-    doc_id: str
-    text: str | None
-    metadata: str | None
-    vector: bytes | None
-    generated: bool
 
 
 @dataclass(frozen=True)

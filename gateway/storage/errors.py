@@ -83,3 +83,15 @@ class SnapshotNotFound(StorageError):
 
 class SnapshotInvalid(StorageError):
     """An uploaded collection snapshot that is truncated, altered or not one: the message says which."""
+
+
+class UnstorableValue(StorageError):
+    """A value the storage engine cannot hold (PostgreSQL: a NUL character in a text); the message says which."""
+
+
+class EngineUnsupported(StorageError):
+    """This storage engine cannot do what was asked (yet); the message names the engine and the feature."""
+
+
+class EngineUnavailable(StorageError):
+    """The storage engine's database cannot be reached or gave up on the statement: retry later."""

@@ -20,13 +20,16 @@ import dataclasses
 import sqlite3
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import numpy as np
 import structlog
 
-from gateway.storage.collection import Collection, refused_when_full
+from gateway.storage.collection import Collection
+from gateway.storage.datadir import refused_when_full
 from gateway.storage.db import _rollback
+from gateway.storage.engine import CANCELLED, DONE, FAILED, RUNNING, JobRecord, Pending
+
+__all__ = ["CANCELLED", "DONE", "FAILED", "RUNNING", "JobRecord", "Pending"]  # the states and values, as before
 from gateway.storage.errors import JobConflict, JobNotFound, VectorOnlyDocuments
 from gateway.storage.index import VectorIndex, discard_partial, snapshots
 
@@ -52,40 +55,10 @@ CREATE TABLE IF NOT EXISTS reembed_jobs (
 );
 CREATE TABLE IF NOT EXISTS reembed_vectors (key INTEGER PRIMARY KEY, vector BLOB NOT NULL);
 """
-RUNNING, DONE, CANCELLED, FAILED = "running", "done", "cancelled", "failed"
 COLUMNS = (
     "id, model, pooling, dimension, drop_vector_only, state, error, last_key, done, total, vector_only, dropped, "
     "resumed_from, created_at, finished_at"
 )
-
-
-@dataclass(frozen=True)
-class JobRecord:
-    """One re-embedding job as stored."""
-
-    id: str
-    model: str
-    pooling: str | None
-    dimension: int
-    drop_vector_only: bool
-    state: str
-    error: str | None
-    last_key: int  # every document with a key up to this one has its new vector stored
-    done: int
-    total: int  # documents when the job started
-    vector_only: int  # documents without text when the job started
-    dropped: int  # documents without text the swap removed
-    resumed_from: int  # `done` when a gateway last took the job up after a restart (0: never restarted)
-    created_at: float
-    finished_at: float | None
-
-
-@dataclass(frozen=True)
-class Pending:
-    """Documents the job has yet to embed: their keys, and their texts (None: stored with a vector only)."""
-
-    keys: list[int]
-    texts: list[str | None]
 
 
 @contextlib.contextmanager

@@ -12,6 +12,7 @@ import uvloop
 
 from tests.support.backends import backend_params
 from tests.support.gateway import Gateway, GatewayFactory, gateway_factory, make_config, running_gateway
+from tests.support.postgres import fresh_database, start_postgres
 from tests.support.processes import WorkerProcess, free_port
 
 # Every embedding-path test runs once per backend (session-scoped: one worker each at a time);
@@ -43,9 +44,33 @@ def minilm_worker(zmq_endpoint: str, backend: str) -> Iterator[WorkerProcess]:
     worker.stop()
 
 
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One PostgreSQL with pgvector for the session (skipped, or with AKIDB_REQUIRE_PG=1 failed, if it cannot start)."""
+    yield from start_postgres(tmp_path_factory.mktemp("pg"))
+
+
 @pytest.fixture
-async def gateway(zmq_endpoint: str, minilm_worker: WorkerProcess, tmp_path) -> AsyncIterator[Gateway]:  # type: ignore[no-untyped-def]
-    async with running_gateway(make_config(zmq_endpoint, str(tmp_path))) as gw:
+def engine(request: pytest.FixtureRequest) -> str:
+    """The storage engine of this test's gateway: embedded unless the module asks for both
+    (`tests.support.engines.BOTH_ENGINES`)."""
+    return str(getattr(request, "param", "embedded"))
+
+
+@pytest.fixture
+def engine_settings(engine: str, request: pytest.FixtureRequest) -> tuple[str, ...]:
+    """The config overrides that put a gateway on `engine`."""
+    if engine == "embedded":
+        return ()
+    dsn = fresh_database(request.getfixturevalue("postgres_server"))
+    return ("storage.backend=postgres", f"storage.postgres.dsn={dsn}")
+
+
+@pytest.fixture
+async def gateway(
+    zmq_endpoint: str, minilm_worker: WorkerProcess, tmp_path: Path, engine_settings: tuple[str, ...]
+) -> AsyncIterator[Gateway]:
+    async with running_gateway(make_config(zmq_endpoint, str(tmp_path), *engine_settings)) as gw:
         try:
             await gw.wait_for_workers(1)
         except TimeoutError:
@@ -54,9 +79,9 @@ async def gateway(zmq_endpoint: str, minilm_worker: WorkerProcess, tmp_path) -> 
 
 
 @pytest.fixture
-def start_gateway(endpoint: str, tmp_path: Path) -> GatewayFactory:
+def start_gateway(endpoint: str, tmp_path: Path, engine_settings: tuple[str, ...]) -> GatewayFactory:
     """A gateway on `endpoint` for fake workers: `async with start_gateway("batching.max_batch_size=4") as gw:`."""
-    return gateway_factory(endpoint, str(tmp_path))
+    return gateway_factory(endpoint, str(tmp_path), *engine_settings)
 
 
 @pytest.fixture

@@ -105,7 +105,7 @@ async def test_storage_filter_memory_mb_sizes_each_collections_filter_memory(
         worker = await FakeWorker(endpoint).start()
         await gw.wait_for_workers(1)
         await post(gw, "/collections", {"name": "c"}, 201)
-        col = gw.app[keys.COLLECTIONS].get("c")
+        col = gw.app[keys.COLLECTIONS].get("c").collection  # the embedded engine's own filter memory
         assert col.matches._max_bytes == 2**20
         docs = [{"id": f"d{i}", "vector": v, "metadata": {"g": "ab"[i % 2]}} for i, v in enumerate(UNIT)]
         await post(gw, "/collections/c/documents", {"documents": docs}, 201)

@@ -16,10 +16,11 @@ import pytest
 from gateway.storage.datadir import DataDir
 from gateway.storage.errors import StorageError
 from tests.support.backends import ONE_BACKEND
+from tests.support.engines import BOTH_ENGINES, only_on
 from tests.support.gateway import Gateway
 
 # Not about the embedding backend: run once, on the fastest installed one.
-pytestmark = ONE_BACKEND
+pytestmark = [ONE_BACKEND, BOTH_ENGINES]
 
 ML_TEXT = "Machine learning is a subset of artificial intelligence"
 
@@ -168,7 +169,7 @@ async def test_filters_return_k_results_when_k_match(gateway: Gateway) -> None:
         assert scores == sorted(scores, reverse=True)
 
 
-async def test_collections_are_listed_deleted_and_named_uniquely(gateway: Gateway, tmp_path: Path) -> None:
+async def test_collections_are_listed_deleted_and_named_uniquely(gateway: Gateway, tmp_path: Path, engine: str) -> None:
     a = await post(gateway, "/collections", {"name": "a", "index": {"connectivity": 8, "expansion_search": 50}}, 201)
     assert a["index"]["connectivity"] == 8 and a["index"]["expansion_search"] == 50
     err = await post(gateway, "/collections", {"name": "a"}, 409)
@@ -176,8 +177,10 @@ async def test_collections_are_listed_deleted_and_named_uniquely(gateway: Gatewa
     err = await post(gateway, "/collections", {"name": "b", "dimension": 512}, 400)
     assert err["error"]["code"] == "dimension_mismatch" and "384" in err["error"]["message"]
     assert [c["name"] for c in (await get(gateway, "/collections"))["collections"]] == ["a"]
+    # The embedded engine's folder per collection (the PostgreSQL engine's table is tests/integration/
+    # test_postgres_engine.py's to check): made with the collection, gone with it.
     folder = tmp_path / "collections" / a["id"]
-    assert (folder / "documents.sqlite3").exists()
+    assert (folder / "documents.sqlite3").exists() == (engine == "embedded")
     resp = await gateway.client.delete("/collections/a")
     assert resp.status == 200 and (await resp.json())["id"] == a["id"]
     assert not folder.exists()
@@ -301,7 +304,8 @@ async def test_concurrent_inserts_and_searches_stay_correct(gateway: Gateway) ->
         assert res["results"][0]["id"] == f"w{w}-{b}-{i}"
 
 
-async def test_a_second_owner_of_the_data_dir_is_refused(gateway: Gateway, tmp_path: Path) -> None:
+async def test_a_second_owner_of_the_data_dir_is_refused(gateway: Gateway, tmp_path: Path, engine: str) -> None:
+    only_on("embedded", engine, "the data directory's lock (the PostgreSQL engine keeps no collection on local disk)")
     other = DataDir(tmp_path)
     with pytest.raises(StorageError, match=f"in use by another gateway \\(pid {os.getpid()}\\)"):
         other.acquire()

@@ -8,9 +8,10 @@ import pytest
 
 from tests.integration.test_collections_api import post, rand_vector
 from tests.support.backends import ONE_BACKEND
+from tests.support.engines import BOTH_ENGINES, only_on
 from tests.support.gateway import Gateway
 
-pytestmark = ONE_BACKEND
+pytestmark = [ONE_BACKEND, BOTH_ENGINES]
 
 DOCS = [
     ("py", "Python is a programming language with dynamic typing", {"lang": "en", "year": 1991}),
@@ -102,7 +103,8 @@ async def test_plain_text_of_any_kind_is_searched_as_words(gateway: Gateway, que
     assert ids(found)[0] == "emoji"
 
 
-async def test_fts5_syntax_when_asked_and_its_errors_are_400(gateway: Gateway) -> None:
+async def test_fts5_syntax_when_asked_and_its_errors_are_400(gateway: Gateway, engine: str) -> None:
+    only_on("embedded", engine, "keyword_syntax fts5 is SQLite FTS5's query language (postgres answers 501)")
     path = await seeded(gateway)
     found = await post(gateway, path, {"query": "python NOT programming", "mode": "keyword", "keyword_syntax": "fts5"})
     assert ids(found) == ["fr"]

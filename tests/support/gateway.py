@@ -59,11 +59,11 @@ class Gateway:
 GatewayFactory = Callable[..., AbstractAsyncContextManager[Gateway]]
 
 
-def gateway_factory(endpoint: str, data_dir: str) -> GatewayFactory:
-    """`async with factory("batching.max_batch_size=4") as gw:` — overrides as section.key=value."""
+def gateway_factory(endpoint: str, data_dir: str, *settings: str) -> GatewayFactory:
+    """`async with factory("batching.max_batch_size=4") as gw:` — overrides as section.key=value (after `settings`)."""
 
     def factory(*overrides: str) -> AbstractAsyncContextManager[Gateway]:
-        return running_gateway(make_config(endpoint, data_dir, *overrides))
+        return running_gateway(make_config(endpoint, data_dir, *settings, *overrides))
 
     return factory
 
@@ -71,8 +71,17 @@ def gateway_factory(endpoint: str, data_dir: str) -> GatewayFactory:
 @contextlib.asynccontextmanager
 async def running_gateway(cfg: Config) -> AsyncIterator[Gateway]:
     app = create_app(cfg)
-    async with TestClient(TestServer(app)) as client:
+    client = TestClient(TestServer(app))
+    try:
+        await client.start_server()
+    except BaseException:
+        # A start-up that fails (an unreachable database) would leave the client's session unclosed.
+        await client.close()
+        raise
+    try:
         yield Gateway(app, client)
+    finally:
+        await client.close()
 
 
 async def eventually(condition: Callable[[], bool], timeout: float = 10.0) -> None:

@@ -30,3 +30,17 @@ def start_postgres(folder: Path) -> Iterator[str]:
         yield server.get_uri()
     finally:
         server.cleanup()
+
+
+_databases = iter(range(1_000_000))
+
+
+def fresh_database(server_dsn: str) -> str:
+    """A new empty database on the server, for one test (the catalogue is per database); its DSN."""
+    import psycopg
+    from psycopg import conninfo, sql
+
+    name = f"akidb_test_{next(_databases)}"
+    with psycopg.connect(server_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return conninfo.make_conninfo(server_dsn, dbname=name)

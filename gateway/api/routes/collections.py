@@ -15,18 +15,25 @@ routes = web.RouteTableDef()
 async def create_collection(request: web.Request) -> web.Response:
     spec = (await read_as(request, CollectionBody)).to_spec()
     auth.check_collection(request, spec.name)
-    return struct_response(CollectionInfo.of(await request.app[keys.COLLECTIONS].create(spec)), status=201)
+    service = request.app[keys.COLLECTIONS]
+    store = await service.create(spec)
+    return struct_response(CollectionInfo.of(store.info, await service.count_documents(store)), status=201)
 
 
 @routes.get("/collections")
 async def list_collections(request: web.Request) -> web.Response:
-    listed = [c for c in request.app[keys.COLLECTIONS].listed() if auth.may_see(request, c.info.name)]
-    return struct_response(CollectionList([CollectionInfo.of(c) for c in listed]))
+    service = request.app[keys.COLLECTIONS]
+    listed = [s for s in service.listed() if auth.may_see(request, s.info.name)]
+    return struct_response(
+        CollectionList([CollectionInfo.of(s.info, await service.count_documents(s)) for s in listed])
+    )
 
 
 @routes.get("/collections/{collection}")
 async def get_collection(request: web.Request) -> web.Response:
-    return struct_response(CollectionInfo.of(request.app[keys.COLLECTIONS].get(request.match_info["collection"])))
+    service = request.app[keys.COLLECTIONS]
+    store = service.get(request.match_info["collection"])
+    return struct_response(CollectionInfo.of(store.info, await service.count_documents(store)))
 
 
 @routes.delete("/collections/{collection}")

@@ -14,7 +14,7 @@ from gateway.api.http import json_response, read_body
 from gateway.api.schemas.common import decode, from_query
 from gateway.api.schemas.documents import GetQuery, InsertBody, ListQuery
 from gateway.services.collection_inputs import DocumentInput
-from gateway.storage.db import StoredDocument
+from gateway.storage.engine import StoredDocument
 
 routes = web.RouteTableDef()
 
@@ -42,14 +42,14 @@ async def insert_documents(request: web.Request) -> web.Response:
     raw = await read_body(request)
     # A batch of 1,000 vectors takes ~30 ms to decode and check: off the event loop, like all heavy work.
     docs, batch = await asyncio.to_thread(parse_insert, raw, limit)
-    results = await request.app[keys.COLLECTIONS].insert(request.match_info["collection"], docs)
+    results = await request.app[keys.DOCUMENTS].insert(request.match_info["collection"], docs)
     return json_response({"documents": results} if batch else results[0], status=201)
 
 
 @routes.get("/collections/{collection}/documents")
 async def list_documents(request: web.Request) -> web.Response:
     q = from_query(request.query, ListQuery)
-    page, total = await request.app[keys.COLLECTIONS].list_documents(
+    page, total = await request.app[keys.DOCUMENTS].list(
         request.match_info["collection"], q.after, q.limit, q.include_vector
     )
     docs = [{**render(d), "vector_generated": d.generated} for d in page]
@@ -60,7 +60,7 @@ async def list_documents(request: web.Request) -> web.Response:
 @routes.get("/collections/{collection}/documents/{doc_id}")
 async def get_document(request: web.Request) -> web.Response:
     q = from_query(request.query, GetQuery)
-    doc = await request.app[keys.COLLECTIONS].get_document(
+    doc = await request.app[keys.DOCUMENTS].get(
         request.match_info["collection"], request.match_info["doc_id"], q.include_vector
     )
     return json_response({**render(doc), "vector_generated": doc.generated})
@@ -69,5 +69,5 @@ async def get_document(request: web.Request) -> web.Response:
 @routes.delete("/collections/{collection}/documents/{doc_id}")
 async def delete_document(request: web.Request) -> web.Response:
     doc_id = request.match_info["doc_id"]
-    await request.app[keys.COLLECTIONS].delete_document(request.match_info["collection"], doc_id)
+    await request.app[keys.DOCUMENTS].delete(request.match_info["collection"], doc_id)
     return json_response({"id": doc_id, "deleted": True})

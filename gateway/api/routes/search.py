@@ -12,7 +12,7 @@ from gateway.api.http import json_response, read_as
 from gateway.api.routes.documents import render
 from gateway.api.schemas.search import SearchBody
 from gateway.services.collection_inputs import SearchQuery
-from gateway.storage.collection import Hit
+from gateway.storage.engine import Hit
 
 routes = web.RouteTableDef()
 
@@ -21,7 +21,7 @@ routes = web.RouteTableDef()
 async def search(request: web.Request) -> web.Response:
     started = time.perf_counter()
     body = await read_as(request, SearchBody)
-    service = request.app[keys.COLLECTIONS]
+    service = request.app[keys.SEARCH]
     ref = request.match_info["collection"]
     if body.queries is not None:
         queries = body.to_queries()

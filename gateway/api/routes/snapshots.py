@@ -63,7 +63,9 @@ async def restore_collection(request: web.Request) -> web.Response:
     if length is not None and length > service.max_restore_bytes:
         raise PayloadTooLarge(f"snapshot upload is {length} bytes, over storage.max_restore_bytes")
     timeout = request.app[keys.CONFIG].server.body_timeout_s
-    return struct_response(CollectionInfo.of(await service.restore(name, _chunks(request, timeout))), status=201)
+    store = await service.restore(name, _chunks(request, timeout))
+    count = await request.app[keys.COLLECTIONS].count_documents(store)
+    return struct_response(CollectionInfo.of(store.info, count), status=201)
 
 
 async def _chunks(request: web.Request, stall_s: float) -> AsyncIterator[bytes]:

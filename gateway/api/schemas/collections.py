@@ -9,7 +9,7 @@ import msgspec
 
 from gateway.api.schemas.common import MAX_DIMENSION, Pooling, choices
 from gateway.services.collection_inputs import CollectionSpec
-from gateway.storage.collection import Collection
+from gateway.storage import engine
 
 Name = Annotated[
     str,
@@ -79,9 +79,9 @@ class CollectionInfo(msgspec.Struct):
     created_at: float
 
     @classmethod
-    def of(cls, col: Collection) -> CollectionInfo:
+    def of(cls, info: engine.CollectionInfo, document_count: int) -> CollectionInfo:
         """A collection as the API shows it: what it is (fixed at creation) and how many documents it holds."""
-        info, index = col.info, col.info.index
+        index = info.index
         return cls(
             id=info.id,
             name=info.name,
@@ -91,7 +91,7 @@ class CollectionInfo(msgspec.Struct):
             pooling=info.pooling,
             normalize=info.normalize,
             index=IndexInfo(index.connectivity, index.expansion_add, index.expansion_search, index.dtype),
-            document_count=len(col.index),
+            document_count=document_count,
             created_at=info.created_at,
         )
 

@@ -10,7 +10,7 @@ from gateway.api.schemas.common import Text, Vector, choices, float32_rows, give
 from gateway.errors import InvalidInput
 from gateway.services.collection_inputs import SearchQuery
 from gateway.storage.errors import InvalidFilter
-from gateway.storage.filters import compile_filter
+from gateway.storage.filters import parse_filter
 
 MAX_K = 1000
 MAX_QUERIES = 100  # searches in one batch
@@ -72,7 +72,7 @@ class SearchItem(msgspec.Struct, forbid_unknown_fields=True):
     keyword_syntax: KeywordSyntax = "plain"
 
     def to_query(self, where: str = "") -> SearchQuery:
-        """The collection service's input, with the filter compiled; `where` prefixes a batch member's errors."""
+        """The collection service's input, the filter parsed into its tree; `where` prefixes a batch member's errors."""
         if (self.query is None) == (self.vector is None):
             raise InvalidInput(
                 (f"{where.rstrip('.')}: " if where else "")
@@ -83,7 +83,7 @@ class SearchItem(msgspec.Struct, forbid_unknown_fields=True):
         self._check_mode(where)
         vector = None if self.vector is None else float32_rows([self.vector], [f"{where}vector"])[0]
         try:
-            flt = compile_filter(self.filter)
+            flt = parse_filter(self.filter)
         except InvalidFilter as exc:
             if not where:
                 raise

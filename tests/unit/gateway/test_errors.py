@@ -37,6 +37,10 @@ EXPECTED = [
     (storage.VectorOnlyDocuments, "invalid_input", 400, INVALID),
     (storage.SnapshotNotFound, "snapshot_not_found", 404, NOT_FOUND),
     (storage.SnapshotInvalid, "invalid_snapshot", 400, INVALID),
+    # The PostgreSQL engine's: a feature it lacks names the engine (501), a database away is worth a retry
+    (storage.UnstorableValue, "invalid_input", 400, INVALID),
+    (storage.EngineUnsupported, "not_implemented", 501, grpc.StatusCode.UNIMPLEMENTED),
+    (storage.EngineUnavailable, "storage_unavailable", 503, grpc.StatusCode.UNAVAILABLE),
 ]
 # Errors that stop the gateway at start-up: never met while serving, so never mapped.
 STARTUP_ONLY = {storage.StorageError, storage.DataDirUnusable}

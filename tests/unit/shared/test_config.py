@@ -246,3 +246,37 @@ def test_a_database_url_password_in_a_config_error_is_redacted() -> None:
     with pytest.raises(ConfigError) as err:
         load_config(None, {}, ["storage.max_restore_bytes=postgresql://akidb:hunter2@db/akidb"])
     assert "hunter2" not in str(err.value) and "postgresql://akidb:[redacted]@db/akidb" in str(err.value)
+
+
+def test_storage_postgres_is_a_nested_group_from_yaml_env_and_cli(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("storage:\n  backend: postgres\n  postgres:\n    dsn: postgresql://db/akidb\n    pool_size: 3\n")
+    cfg = load_config(
+        path,
+        env={"AKIDB_STORAGE__POSTGRES__STATEMENT_TIMEOUT_MS": "500"},
+        overrides=["storage.postgres.pool_size=4"],
+    )
+    assert cfg.storage.backend == "postgres"
+    assert (cfg.storage.postgres.dsn, cfg.storage.postgres.pool_size) == ("postgresql://db/akidb", 4)
+    assert cfg.storage.postgres.statement_timeout_ms == 500
+    keys = [row[0] for row in describe()]
+    assert {"storage.backend", "storage.postgres.dsn", "storage.postgres.pool_size"} <= set(keys)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["storage.postgres.nope=1"], "unknown config key storage.postgres.nope"),
+        (["storage.postgres.pool_size=0"], "storage.postgres.pool_size: 0 is below the minimum of 1"),
+        (["storage.backend=postgres"], "storage.postgres.dsn is not set"),
+        (["storage.backend=mysql"], "storage.backend: 'mysql' is not one of embedded, postgres"),
+    ],
+)
+def test_bad_postgres_settings_name_the_key(overrides: list[str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config(overrides=overrides)
+
+
+def test_the_dsn_stays_out_of_the_configs_repr() -> None:
+    cfg = load_config(overrides=["storage.postgres.dsn=postgresql://akidb:hunter2@db/akidb"])
+    assert "hunter2" not in repr(cfg) and cfg.storage.postgres.dsn is not None

@@ -1,0 +1,98 @@
+"""The query service: dense, keyword and hybrid search, one query or a batch whose texts embed together.
+
+A small dense search may answer on the event loop (`CollectionStore.search_inline`, where the engine
+finds that cheaper than a thread hop); everything else is the engine's to run on its threads. A hybrid
+search starts its keyword ranking while its text is being embedded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import numpy as np
+
+from gateway.services.collection_inputs import SearchQuery
+from gateway.services.collections import CollectionService
+from gateway.services.embedding import EmbeddingService
+from gateway.services.vectors import check_model, embed, prepare
+from gateway.storage.engine import CollectionStore, Hit, TextQuery
+
+
+class SearchService:
+    """Searches within the collection service's collections."""
+
+    def __init__(self, collections: CollectionService, embedding: EmbeddingService) -> None:
+        self.collections = collections
+        self.embedding = embedding
+        self.metrics = collections.metrics
+
+    async def search(self, ref: str, q: SearchQuery) -> tuple[list[Hit], bool]:
+        """The best k documents for a text or a vector; also whether the query was embedded."""
+        started = time.perf_counter()
+        col = self.collections.get(ref)
+        if q.mode == "hybrid" and q.text is not None:
+            hits = await self._hybrid_one(col, q)
+        else:
+            (vector,) = await self._query_vectors(col, [q])
+            hits = await self._search_one(col, vector, q, inline=True)
+        self.metrics.search_latency.labels("text" if q.text is not None else "vector").observe(
+            time.perf_counter() - started
+        )
+        return hits, q.text is not None and q.mode != "keyword"
+
+    async def search_many(self, ref: str, queries: list[SearchQuery]) -> list[list[Hit]]:
+        """Each query's best k documents, in order; every text among them is embedded in one call."""
+        started = time.perf_counter()
+        col = self.collections.get(ref)
+        vectors = await self._query_vectors(col, queries)
+        # One engine call per query: on a machine with cores to spare they run side by side, and the
+        # event loop is not held for the whole batch (a batch of one may answer on it, as a search does).
+        inline = len(queries) == 1
+        hits = await asyncio.gather(
+            *(self._search_one(col, v, q, inline) for v, q in zip(vectors, queries, strict=True))
+        )
+        self.metrics.search_latency.labels("batch").observe(time.perf_counter() - started)
+        return list(hits)
+
+    async def _query_vectors(self, col: CollectionStore, queries: list[SearchQuery]) -> list[np.ndarray]:
+        """Each query's vector, ready for the index: given ones checked, texts embedded together."""
+        given = [(i, q.vector) for i, q in enumerate(queries) if q.vector is not None]
+        texts = [i for i, q in enumerate(queries) if q.text is not None and q.mode != "keyword"]  # BM25 needs none
+        out: list[np.ndarray] = [np.empty(0, dtype=np.float32)] * len(queries)
+        if given:
+            for (i, _), v in zip(given, prepare(col.info, [v for _, v in given]), strict=True):
+                out[i] = v
+        if texts:
+            info = col.info
+            embedded = await embed(self.embedding, info, tuple(queries[i].text or "" for i in texts), "query")
+            check_model(col, info)
+            for i, v in zip(texts, prepare(info, list(embedded), what="embedding"), strict=True):
+                out[i] = v
+        return out
+
+    async def _search_one(self, col: CollectionStore, vector: np.ndarray, q: SearchQuery, inline: bool) -> list[Hit]:
+        self.metrics.searches.labels(q.mode).inc()
+        text = TextQuery(q.text or "", q.keyword_syntax)
+        if q.mode == "keyword":
+            return await col.keyword_search(text, q.k, q.flt, q.include)
+        if q.mode == "hybrid":
+            return await col.hybrid_search(vector, text, q.k, q.flt, q.alpha, q.include)
+        hits = col.search_inline(vector, q.k, q.flt, q.include) if inline else None  # None: the engine's threads
+        if hits is not None:
+            self.metrics.searches_on_loop.inc()
+            return hits
+        return await col.search(vector, q.k, q.flt, q.include)
+
+    async def _hybrid_one(self, col: CollectionStore, q: SearchQuery) -> list[Hit]:
+        """A hybrid search whose keyword ranking runs while its text is embedded."""
+        self.metrics.searches.labels(q.mode).inc()
+        text = TextQuery(q.text or "", q.keyword_syntax)
+        keyword = asyncio.ensure_future(col.keyword_ranking(text, q.k, q.flt))
+        try:
+            (vector,) = await self._query_vectors(col, [q])
+        except BaseException:
+            keyword.add_done_callback(lambda f: f.cancelled() or f.exception())  # its outcome no longer matters
+            raise
+        ranking = await keyword
+        return await col.fuse(vector, ranking, q.k, q.flt, q.alpha, q.include)

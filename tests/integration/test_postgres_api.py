@@ -1,0 +1,110 @@
+"""The PostgreSQL engine through the HTTP API, where it differs from the embedded one or where only it can be
+tested: several gateways on one database, what it cannot do yet (501 naming it), its DSN kept secret.
+
+Everything both engines do alike runs against both from the `engine` fixture (`BOTH_ENGINES` in
+test_collections_api.py, test_hybrid_search.py); these tests are about this engine alone, by design.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from psycopg import conninfo
+
+from gateway.api import keys
+from gateway.storage.errors import StorageError
+from tests.integration.test_collections_api import get, post
+from tests.support.gateway import GatewayFactory, eventually, make_config, running_gateway
+
+ON_POSTGRES = pytest.mark.parametrize("engine", ["postgres"], indirect=True)
+
+DIM = 8
+SPEC = {"dimension": DIM, "model": "all-MiniLM-L6-v2"}  # the model is known: no worker is asked
+
+
+def vector(seed: int) -> list[float]:
+    return np.random.default_rng(seed).standard_normal(DIM).astype(np.float32).tolist()
+
+
+@ON_POSTGRES
+async def test_what_the_engine_cannot_do_yet_is_501_naming_it(start_gateway: GatewayFactory) -> None:
+    async with start_gateway() as gw:
+        await post(gw, "/collections", {"name": "c", **SPEC}, 201)
+        await post(gw, "/collections/c/documents", {"id": "a", "text": "a cat", "vector": vector(0)}, 201)
+        cases = [
+            ("/collections/c/snapshots", None),
+            ("/collections/c/reembed", {"model": "all-MiniLM-L6-v2"}),
+            ("/collections/c/search", {"query": "cat", "mode": "keyword", "keyword_syntax": "fts5"}),
+        ]
+        for path, body in cases:
+            err = await post(gw, path, body, 501) if body is not None else await _post_empty(gw, path)
+            assert err["error"]["code"] == "not_implemented"
+            assert "storage.backend postgres" in err["error"]["message"], err
+        resp = await gw.client.post(
+            "/collections/restore",
+            params={"name": "r"},
+            data=io.BytesIO(b"x" * 10),
+            headers={"Content-Type": "application/octet-stream"},
+        )
+        assert resp.status == 501 and "storage.backend postgres" in (await resp.json())["error"]["message"]
+
+
+async def _post_empty(gw, path: str) -> dict:  # type: ignore[no-untyped-def]
+    resp = await gw.client.post(path)
+    assert resp.status == 501, await resp.text()
+    return await resp.json()  # type: ignore[no-any-return]
+
+
+@ON_POSTGRES
+async def test_a_nul_character_is_a_400_not_a_500(start_gateway: GatewayFactory) -> None:
+    """PostgreSQL's text and jsonb cannot hold U+0000 (SQLite can): refused, naming the engine."""
+    async with start_gateway() as gw:
+        await post(gw, "/collections", {"name": "c", **SPEC}, 201)
+        for doc in (
+            {"id": "a", "text": "a\x00b", "vector": vector(1)},
+            {"vector": vector(2), "metadata": {"k": "\x00"}},
+        ):
+            err = await post(gw, "/collections/c/documents", doc, 400)
+            assert "storage.backend postgres" in err["error"]["message"]
+        assert (await get(gw, "/collections/c"))["document_count"] == 0  # nothing of a refused batch stored
+
+
+@ON_POSTGRES
+async def test_two_gateways_on_one_database_one_create_wins(
+    endpoint: str, tmp_path: Path, engine_settings: tuple[str, ...]
+) -> None:
+    """Both gateways create one name at once: one 201 and one 409; each then sees the other's documents."""
+    one = running_gateway(make_config(endpoint, str(tmp_path / "one"), *engine_settings))
+    other_endpoint = endpoint.rsplit(":", 1)[0] + ":" + str(int(endpoint.rsplit(":", 1)[1]) + 1)
+    two = running_gateway(make_config(other_endpoint, str(tmp_path / "two"), *engine_settings))
+    async with one as a, two as b:
+        results = await asyncio.gather(
+            *(gw.client.post("/collections", json={"name": "shared", **SPEC}) for gw in (a, b))
+        )
+        assert sorted(r.status for r in results) == [201, 409]
+        winner, loser = (a, b) if results[0].status == 201 else (b, a)
+        # The loser's view catches up on the winner's NOTIFY (or its next generation check).
+        await eventually(lambda: loser.app[keys.COLLECTIONS].catalogue.find("shared") is not None)
+        await post(winner, "/collections/shared/documents", {"id": "x", "vector": vector(3)}, 201)
+        await post(loser, "/collections/shared/documents", {"id": "y", "vector": vector(4)}, 201)
+        for gw in (a, b):
+            listed = (await get(gw, "/collections/shared/documents"))["documents"]
+            assert [d["id"] for d in listed] == ["x", "y"]
+        # A delete through one is seen by the other: its next request for the collection is a 404.
+        resp = await winner.client.delete("/collections/shared")
+        assert resp.status == 200
+        await eventually(lambda: loser.app[keys.COLLECTIONS].catalogue.find("shared") is None)
+        await post(loser, "/collections/shared/search", {"vector": vector(3)}, 404)
+
+
+async def test_an_unreachable_database_stops_the_start_without_its_password(tmp_path: Path, endpoint: str) -> None:
+    dsn = conninfo.make_conninfo("host=127.0.0.1 port=1 dbname=akidb user=akidb password=hunter2 connect_timeout=2")
+    cfg = make_config(endpoint, str(tmp_path), "storage.backend=postgres", f"storage.postgres.dsn={dsn}")
+    with pytest.raises(StorageError) as caught:
+        async with running_gateway(cfg):
+            pass
+    assert "unreachable" in str(caught.value) and "hunter2" not in str(caught.value)
