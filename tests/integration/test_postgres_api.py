@@ -37,7 +37,6 @@ async def test_what_the_engine_cannot_do_yet_is_501_naming_it(start_gateway: Gat
         await post(gw, "/collections/c/documents", {"id": "a", "text": "a cat", "vector": vector(0)}, 201)
         cases = [
             ("/collections/c/snapshots", None),
-            ("/collections/c/reembed", {"model": "all-MiniLM-L6-v2"}),
             ("/collections/c/search", {"query": "cat", "mode": "keyword", "keyword_syntax": "fts5"}),
         ]
         for path, body in cases:
