@@ -108,6 +108,9 @@ def ensure_vector_extension(conn: psycopg.Connection[Any]) -> None:
         with conn.transaction():
             conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
     except psycopg.Error as exc:
+        # Gateways starting together race to create it: the loser's unique violation means it exists now.
+        if conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'vector'").fetchone():
+            return
         raise DataDirUnusable(
             f"the database has no pgvector extension and this role cannot create it ({exc}); run "
             "`CREATE EXTENSION vector;` once as a superuser or the database owner (pgvector 0.8 or newer)"
