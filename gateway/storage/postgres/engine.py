@@ -39,6 +39,7 @@ from gateway.storage.errors import (
     CollectionNotFound,
     EngineUnavailable,
     EngineUnsupported,
+    KeywordSyntaxError,
     ModelChanged,
     StorageError,
     UnstorableValue,
@@ -65,9 +66,16 @@ def unsupported(feature: str) -> EngineUnsupported:
 
 
 def _check_syntax(text: TextQuery) -> None:
-    """FTS5's query language is SQLite's; PostgreSQL would read the same text differently, so it is refused."""
+    """FTS5's query language is SQLite's; PostgreSQL would read the same text differently, so it is refused.
+
+    A 400 naming the field, not a 501: the request asks for a query language this deployment's
+    collections cannot be searched with, which the client changes (the API contract allows no 5xx)."""
     if text.syntax == "fts5":
-        raise unsupported('keyword_syntax "fts5" (SQLite FTS5\'s query language)')
+        raise KeywordSyntaxError(
+            'keyword_syntax "fts5" is SQLite FTS5\'s query language, which collections on storage.backend postgres '
+            'cannot be searched with; send "keyword_syntax": "plain"',
+            param="keyword_syntax",
+        )
 
 
 class PgStore:
