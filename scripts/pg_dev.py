@@ -14,6 +14,7 @@ Not for production: docs/scale-out.md says what an external PostgreSQL needs.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -61,7 +62,7 @@ def keys(config: Path) -> int:
     from shared.curve import ensure_gateway_keys, key_paths
 
     # Only the zmq.* keys matter here; the storage backend would want a DSN this step has no use for.
-    paths = key_paths(load_config(config, {}, ["storage.backend=embedded"]))
+    paths = key_paths(load_config(config, os.environ, ["storage.backend=embedded"]))
     ensure_gateway_keys(paths)
     print(f"curve_keys_ready keys_dir={paths.keys_dir} workers_dir={paths.workers_dir}", flush=True)
     return 0
