@@ -290,6 +290,7 @@ async def test_job_resumes_after_sigterm_and_kill_9(  # type: ignore[no-untyped-
             await ready(session, gw)
             for _ in range(1800):
                 async with session.get(f"{gw.url}/collections/c/jobs/{job_id}") as resp:
+                    assert resp.status == 200, f"{resp.status} {await resp.text()}\n{gw.output()[-4000:]}"
                     final = dict(await resp.json())
                 if final["state"] != "running":
                     break
