@@ -239,14 +239,15 @@ class JobTable:
             params: tuple[Any, ...] = (state, error, time.time(), job_id, RUNNING)
             if state == FAILED:
                 params = (*params, self._fence(job_id))
-            conn.execute(
+            ended = conn.execute(
                 sql.SQL(
                     "UPDATE akidb_jobs SET state = %s, error = %s, finished_at = %s, holder = NULL, "
                     "lease_expires = NULL WHERE id = %s AND state = %s{}"
                 ).format(fenced),
                 params,
-            )
-            conn.execute("DELETE FROM akidb_reembed_vectors WHERE job_id = %s", (job_id,))
+            ).rowcount
+            if ended:  # else it ended already, or (failed) another gateway holds it now: its vectors stay
+                conn.execute("DELETE FROM akidb_reembed_vectors WHERE job_id = %s", (job_id,))
         self.leases.pop(job_id, None)
 
     def swap(self, record: JobRecord, pooling: str | None) -> CollectionInfo | None:
