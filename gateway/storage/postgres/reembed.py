@@ -256,6 +256,9 @@ class JobTable:
         info = dataclasses.replace(self.info, model=record.model, dimension=record.dimension, pooling=pooling)
         t = self.table
         with self.pool.connection() as conn, conn.transaction():
+            # Rewriting the column and building the index grow with the collection: not bounded by the
+            # per-statement timeout that protects requests (those waiting on the lock still are).
+            conn.execute("SET LOCAL statement_timeout = 0")
             self._hold(conn, record.id)
             # Writers wait from here to the commit: no document can arrive between the check and the swap.
             conn.execute(sql.SQL("LOCK TABLE {t} IN ACCESS EXCLUSIVE MODE").format(t=t))
