@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.e2e.test_supervisord import wait_for
 from tests.support.processes import ROOT, child_env, free_port
 
 BIN = Path(sys.executable).parent
@@ -28,14 +28,6 @@ def call(url: str, method: str = "GET", body: Any = None) -> tuple[int, Any]:
         return exc.code, json.load(exc)
     except OSError:
         return 0, None
-
-
-def wait_for(condition, timeout: float = 180) -> None:  # type: ignore[no-untyped-def]
-    end = time.time() + timeout
-    while not condition():
-        if time.time() > end:
-            raise TimeoutError("condition not met")
-        time.sleep(0.3)
 
 
 def copy_deploy(tmp: Path) -> dict[str, str]:
@@ -74,7 +66,7 @@ def test_two_gateways_share_one_database_and_one_worker(tmp_path: Path) -> None:
     )
     try:
         for url in urls.values():
-            wait_for(lambda url=url: call(url + "/ready")[0] == 200)
+            wait_for(lambda url=url: call(url + "/ready")[0] == 200, timeout=180)
         a, b = urls["a"], urls["b"]
         workers = [call(u + "/workers")[1]["workers"] for u in (a, b)]
         assert [w["worker_id"] for w in workers[0]] == [w["worker_id"] for w in workers[1]] != []

@@ -8,45 +8,29 @@ PostgreSQL only: the embedded engine has one gateway per data directory, so noth
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import numpy as np
 import psycopg
 import pytest
-from prometheus_client import CollectorRegistry
 
-from gateway.metrics import LATENCY_BUCKETS
 from gateway.storage.engine import DONE, FAILED, RUNNING, Catalogue
-from gateway.storage.engines import open_catalogue
 from gateway.storage.errors import JobConflict, LeaseLost
 from gateway.storage.lease import LeasePolicy
-from gateway.storage.metrics import StorageMetrics
 from gateway.storage.postgres.engine import PgStore
 from gateway.storage.postgres.reembed import JobTable
-from shared.config import load_config
 from tests.integration.test_engine_congruence import describe, doc
-from tests.support.postgres import fresh_database
 
 NEW_DIM = 4
 
 
-@pytest.fixture
-def dsn(postgres_server: str) -> str:
-    return fresh_database(postgres_server)
+# PostgreSQL only, by name: see the docstring.
+pytestmark = pytest.mark.parametrize("engine", ["postgres"], indirect=True)
 
 
 @pytest.fixture
-async def catalogue(tmp_path: Path, dsn: str) -> AsyncIterator[Catalogue]:
-    cfg = load_config(
-        None, {}, [f"storage.data_dir={tmp_path}", "storage.backend=postgres", f"storage.postgres.dsn={dsn}"]
-    )
-    cat = open_catalogue(cfg.storage, StorageMetrics(CollectorRegistry(), LATENCY_BUCKETS))
-    await cat.start()
-    try:
-        yield cat
-    finally:
-        await cat.close()
+def dsn(engine_settings: tuple[str, ...]) -> str:
+    """The test's database (the `catalogue` fixture's)."""
+    return dict(s.split("=", 1) for s in engine_settings)["storage.postgres.dsn"]
 
 
 def gateway(store: PgStore, name: str, lease_s: float = 30.0) -> JobTable:
