@@ -6,7 +6,7 @@ WORKERS ?= 1
 export AKIDB_WORKERS := $(WORKERS)
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: cuda-setup setup run test lint typecheck unit integration e2e security proto smoke docs clean client-setup client-test soak soak-short
+.PHONY: cuda-setup setup run test lint typecheck unit integration e2e security proto smoke docs clean client-setup client-test soak soak-short run-ha
 
 $(STAMP): pyproject.toml scripts/setup.sh
 	VENV=$(VENV) ./scripts/setup.sh
@@ -18,6 +18,13 @@ setup: $(STAMP)
 run: setup
 	mkdir -p var/log var/run
 	$(BIN)/supervisord -n -c supervisord.conf
+
+## run-ha: PostgreSQL (pgvector, data in var/pg), two gateways (:8081, :8082) on it and one worker serving
+## both, under supervisord (deploy/supervisord-ha.conf; Ctrl-C stops all). docs/scale-out.md says how it fits.
+run-ha: setup
+	mkdir -p var/log var/run
+	$(BIN)/python -m scripts.pg_dev keys --config deploy/akidb-ha-a.yaml
+	$(BIN)/supervisord -n -c deploy/supervisord-ha.conf
 
 ## test: lint, type-check, then the whole suite with coverage of gateway/, worker/, shared/
 ## (fails below fail_under in pyproject.toml's [tool.coverage.report]: pytest-cov reads it)

@@ -261,6 +261,7 @@ STORAGE_ERRORS: dict[type[storage.StorageError], type[ApiError]] = {
     storage.FulltextPending: FulltextPending,
     storage.JobConflict: JobConflict,
     storage.JobNotFound: JobNotFound,
+    storage.LeaseLost: JobConflict,  # the job moved to another gateway, or ended, under this request
     storage.VectorOnlyDocuments: InvalidInput,
     storage.SnapshotNotFound: SnapshotNotFound,
     storage.SnapshotInvalid: InvalidSnapshot,

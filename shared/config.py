@@ -186,6 +186,12 @@ class PostgresConfig:
     statement_timeout_ms: int = _opt(
         30000, "storage.backend postgres: a statement running longer is cancelled (and the request fails)", minimum=1
     )
+    job_lease_s: float = _opt(
+        15.0,
+        "storage.backend postgres: a re-embedding job's lease; another gateway takes the job over within two of "
+        "them after its gateway dies",
+        minimum=1,
+    )
 
 
 @dataclass(frozen=True)

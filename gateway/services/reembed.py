@@ -9,6 +9,11 @@ Inserts made during the job get keys above every older one, so the walk reaches 
 Progress (`last_key`, `done`) commits with each page's vectors, so a gateway restart resumes after the
 last committed page: at most the pages in flight at the stop are embedded twice. Embedding errors a
 restarted or busy worker causes (5xx, or its model not announced yet) are retried with backoff for up to RETRY_FOR_S.
+
+On an engine several gateways share (`Reembedding.leased`: PostgreSQL), a job runs on the gateway holding
+its lease. That gateway renews it while the job runs (`LeasePolicy`, its clock local); every other gateway
+looks for lapsed leases every `scan_every_s` and takes such a job over, resuming after its last committed
+page. A gateway that lost the lease stops: its writes would be refused by the job's fence anyway.
 """
 
 from __future__ import annotations
@@ -30,7 +35,15 @@ from gateway.errors import ApiError, ModelNotFound, ModelNotServed
 from gateway.services.collections import CollectionService
 from gateway.services.embedding import EmbeddingService, EmbedRequest
 from gateway.storage.engine import CANCELLED, FAILED, RUNNING, CollectionStore, JobRecord, Pending
-from gateway.storage.errors import CollectionNotFound, JobConflict, StorageError, VectorOnlyDocuments
+from gateway.storage.errors import (
+    CollectionNotFound,
+    EngineUnavailable,
+    JobConflict,
+    LeaseLost,
+    StorageError,
+    VectorOnlyDocuments,
+)
+from gateway.storage.lease import Lease, LeasePolicy
 from shared.config import Config
 
 log = structlog.get_logger("gateway.services.reembed")
@@ -62,6 +75,8 @@ class ReembedJobs:
         self.collections = collections
         self.embedding = embedding
         self.running: dict[str, Running] = {}  # by collection id
+        self.lease = LeasePolicy(cfg.storage.postgres.job_lease_s)
+        self._adopting: asyncio.Task[None] | None = None
         self.texts = Counter(
             "akidb_reembed_texts_total",
             "Texts re-embedding jobs embedded in this process (a page redone after a restart counts again)",
@@ -71,9 +86,12 @@ class ReembedJobs:
     # -- lifecycle ----------------------------------------------------------------------------
     async def resume(self) -> None:
         """Take up every job a previous gateway left running; on a full disk, once space returns."""
+        if self.collections.catalogue.engine != "embedded":
+            # Shared by several gateways: a job is taken up once its lease lapses, by whichever gateway
+            # looks first (this one included, after a restart).
+            self._adopting = asyncio.create_task(self._adopt_lapsed(), name="reembed-adopt")
+            return
         for col in self.collections.opened():
-            if col.engine != "embedded":
-                continue  # no engine but the embedded one stores jobs yet
             # Reading needs no job tables (a gateway started on a full disk writes nothing to read).
             for record in await col.reembedding().jobs():
                 if record.state == RUNNING:
@@ -81,6 +99,7 @@ class ReembedJobs:
                     await self.collections.deferred.attempt(name, functools.partial(self._resume, col, record))
 
     async def _resume(self, col: CollectionStore, record: JobRecord) -> None:
+        """Take the job up here (claiming it where leased: `LeaseLost` if another gateway was first)."""
         if col.closed:
             raise CollectionNotFound(f"collection {col.info.name!r} was deleted", param="collection")
         jobs = col.reembedding()
@@ -89,12 +108,35 @@ class ReembedJobs:
         log.info("reembed_resumed", collection=col.info.name, job=record.id, done=record.done)
         self._launch(col, record, Running(record.id, staged, resumed_from=record.done))
 
+    async def _adopt_lapsed(self) -> None:
+        """Take over, every `scan_every_s`, the running jobs whose gateway stopped renewing their lease."""
+        while True:
+            await asyncio.sleep(self.lease.scan_every_s)
+            for col in self.collections.opened():
+                if col.closed or col.info.id in self.running:
+                    continue
+                try:
+                    for record in await col.reembedding().claimable():
+                        await self._resume(col, record)
+                except LeaseLost:
+                    continue  # another gateway claimed it first
+                except StorageError as exc:  # the database away, the collection deleted: next scan
+                    log.warning("reembed_adopt_failed", collection=col.info.name, error=exc.message)
+
     async def close(self) -> None:
-        """Stop every job where it is; the next start resumes them."""
+        """Stop every job where it is; the next start (or, leased, another gateway at once) resumes them."""
+        if self._adopting is not None:
+            self._adopting.cancel()
+            await asyncio.gather(self._adopting, return_exceptions=True)
+        held = [(r, self.collections.catalogue.find(cid)) for cid, r in self.running.items()]
         tasks = [r.task for r in self.running.values() if r.task is not None]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        for running, col in held:
+            if col is not None and not col.closed:
+                with contextlib.suppress(StorageError):
+                    await col.reembedding().release(running.job_id)
 
     # -- API ----------------------------------------------------------------------------------
     async def start(self, ref: str, model: str, pooling: str | None, drop_vector_only: bool) -> dict[str, Any]:
@@ -181,9 +223,14 @@ class ReembedJobs:
 
     async def _run(self, col: CollectionStore, record: JobRecord, running: Running) -> None:
         try:
-            await self._walk(col, record, running)
+            if col.reembedding().leased:
+                await self._walk_leased(col, record, running)
+            else:
+                await self._walk(col, record, running)
         except asyncio.CancelledError:
             raise
+        except LeaseLost as exc:  # taken over, cancelled or ended elsewhere: the job is not this gateway's now
+            log.info("reembed_lease_lost", collection=col.info.name, job=record.id, reason=exc.message)
         except CollectionNotFound:
             log.info("reembed_stopped_collection_deleted", job=record.id)
         except Exception as exc:
@@ -198,11 +245,49 @@ class ReembedJobs:
             if self.running.get(col.info.id) is running:
                 del self.running[col.info.id]
 
+    async def _walk_leased(self, col: CollectionStore, record: JobRecord, running: Running) -> None:
+        """The walk, with the lease renewed beside it; whichever ends first (`LeaseLost`) ends the other."""
+        walk = asyncio.create_task(self._walk(col, record, running))
+        renew = asyncio.create_task(self._keep_lease(col, record.id))
+        try:
+            await asyncio.wait({walk, renew}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (walk, renew):
+                task.cancel()
+            await asyncio.gather(walk, renew, return_exceptions=True)
+        if walk.done() and not walk.cancelled() and walk.exception() is None:
+            return
+        first = walk if walk.done() and not walk.cancelled() else renew
+        if not first.cancelled() and (exc := first.exception()) is not None:
+            raise exc
+
+    async def _keep_lease(self, col: CollectionStore, job_id: str) -> None:
+        """Renew the job's lease on the policy's cadence; `LeaseLost` once it is gone or lapsed unrenewed."""
+        jobs = col.reembedding()
+        loop = asyncio.get_running_loop()
+        lease = Lease("", 0, self.lease.expiry(loop.time()))  # granted (or claimed) just before the walk began
+        while True:
+            await asyncio.sleep(
+                max(0.0, lease.expires_at - self.lease.lease_s + self.lease.renew_every_s - loop.time())
+            )
+            if not self.lease.renew_due(lease, loop.time()):
+                continue
+            asked = loop.time()
+            try:
+                await jobs.renew(job_id)
+            except EngineUnavailable as exc:  # a blip: retry until the lease would have lapsed
+                if self.lease.must_stop(lease, loop.time()):
+                    raise LeaseLost(f"job {job_id}'s lease lapsed while the database was unreachable") from exc
+                log.warning("reembed_lease_renewal_retried", job=job_id, error=exc.message)
+                await asyncio.sleep(min(1.0, self.lease.renew_every_s / 4))
+                continue
+            lease = Lease("", 0, self.lease.expiry(asked))
+
     async def _walk(self, col: CollectionStore, record: JobRecord, running: Running) -> None:
         """Embed pages in key order, the next page embedding while the last one commits; then swap."""
         jobs = col.reembedding()
         after = record.last_key
-        page = await jobs.pending(after, self.page_size)
+        page = await jobs.pending(record.id, after, self.page_size)
         embedding = self._embed_page(col, record, page)
         while True:
             if not page.keys:
@@ -210,12 +295,15 @@ class ReembedJobs:
                 if await jobs.swap(done, running.staged, record.pooling):
                     await self.collections.count_documents(col)
                     return
-                page = await jobs.pending(after, self.page_size)  # arrived meanwhile
+                # Arrived meanwhile, or (several gateways writing) committed below the cursor, which the
+                # swap moved back for them.
+                after = min(after, (await jobs.job(record.id)).last_key)
+                page = await jobs.pending(record.id, after, self.page_size)
                 embedding = self._embed_page(col, record, page)
                 continue
             try:
                 keys, vectors = await embedding
-                following = await jobs.pending(page.keys[-1], self.page_size)
+                following = await jobs.pending(record.id, page.keys[-1], self.page_size)
             except BaseException:
                 embedding.cancel()
                 raise

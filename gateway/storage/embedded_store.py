@@ -189,6 +189,8 @@ class EmbeddedStore:
 class EmbeddedReembedding:
     """`Reembedding` over `gateway.storage.reembed`: job rows and new vectors in the collection's own database."""
 
+    leased = False  # one gateway owns the data directory: its jobs need no lease
+
     def __init__(self, store: EmbeddedStore) -> None:
         self.store = store
         self.col = store.collection
@@ -224,7 +226,16 @@ class EmbeddedReembedding:
     async def mark_resumed(self, record: JobRecord) -> JobRecord:
         return await self._write(jobs.mark_resumed, self.col, record)
 
-    async def pending(self, after_key: int, limit: int) -> Pending:
+    async def claimable(self) -> list[JobRecord]:
+        return []  # no other gateway can die holding one: this gateway resumes its jobs at start
+
+    async def renew(self, job_id: str) -> None:
+        return None
+
+    async def release(self, job_id: str) -> None:
+        return None
+
+    async def pending(self, job_id: str, after_key: int, limit: int) -> Pending:
         return await self.store.read(jobs.pending, self.col, after_key, limit)
 
     def new_staged(self, dimension: int) -> VectorIndex:

@@ -264,7 +264,12 @@ class Catalogue(Protocol):
 class Reembedding(Protocol):
     """A collection's re-embedding jobs as the engine stores them (`gateway.storage.reembed` for the embedded one).
 
-    `staged` is the engine's own new index, opaque to the service."""
+    `staged` is the engine's own new index, opaque to the service. Where several gateways share the
+    engine (`leased`), a job is run by the one gateway holding its lease: it renews it while running, and
+    another gateway takes over a job whose lease lapsed (`claimable`, then `mark_resumed` claims it);
+    writes of a gateway that lost the lease raise `LeaseLost`."""
+
+    leased: bool
 
     async def ensure_schema(self) -> None: ...
 
@@ -276,9 +281,25 @@ class Reembedding(Protocol):
 
     async def start(self, job_id: str, model: str, pooling: str | None, dimension: int, drop: bool) -> JobRecord: ...
 
-    async def mark_resumed(self, record: JobRecord) -> JobRecord: ...
+    async def mark_resumed(self, record: JobRecord) -> JobRecord:
+        """Record that this gateway takes the job up (on a leased engine: claim it, or `LeaseLost`)."""
+        ...
 
-    async def pending(self, after_key: int, limit: int) -> Pending: ...
+    async def claimable(self) -> list[JobRecord]:
+        """Running jobs whose holder is gone (a leased engine's lapsed leases); none elsewhere."""
+        ...
+
+    async def renew(self, job_id: str) -> None:
+        """Extend this gateway's lease on a job it runs; `LeaseLost` if it no longer holds it."""
+        ...
+
+    async def release(self, job_id: str) -> None:
+        """Give up the lease at a clean stop, so another gateway takes the job without waiting."""
+        ...
+
+    async def pending(self, job_id: str, after_key: int, limit: int) -> Pending:
+        """Documents above `after_key` the job has yet to embed, in key order."""
+        ...
 
     def new_staged(self, dimension: int) -> Any: ...
 

@@ -73,6 +73,10 @@ class JobNotFound(StorageError):
     """No job with that id in the collection."""
 
 
+class LeaseLost(StorageError):
+    """This gateway no longer holds a re-embedding job's lease: another took it over, or it was cancelled or ended."""
+
+
 class VectorOnlyDocuments(StorageError):
     """Documents stored with a vector and no text cannot be re-embedded; the message says how many."""
 

@@ -6,22 +6,15 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from prometheus_client import CollectorRegistry
 
-from gateway.metrics import LATENCY_BUCKETS
 from gateway.storage.engine import Catalogue, CollectionInfo, CollectionStore, NewDocument, TextQuery
-from gateway.storage.engines import open_catalogue
 from gateway.storage.errors import CollectionExists, CollectionNotFound, EngineUnsupported
 from gateway.storage.filters import parse_filter
 from gateway.storage.index import IndexParams
-from gateway.storage.metrics import StorageMetrics
-from shared.config import load_config
 from tests.support.engines import BOTH_ENGINES
 from tests.support.filter_cases import CASES, ROWS
 
@@ -29,17 +22,6 @@ pytestmark = BOTH_ENGINES
 
 DIM = 16
 ALL = frozenset(("text", "metadata", "vector"))
-
-
-@pytest.fixture
-async def catalogue(tmp_path: Path, engine_settings: tuple[str, ...]) -> AsyncIterator[Catalogue]:
-    cfg = load_config(None, {}, [f"storage.data_dir={tmp_path}", *engine_settings])
-    cat = open_catalogue(cfg.storage, StorageMetrics(CollectorRegistry(), LATENCY_BUCKETS))
-    await cat.start()
-    try:
-        yield cat
-    finally:
-        await cat.close()
 
 
 def describe(name: str, metric: str = "cosine") -> CollectionInfo:
@@ -133,10 +115,10 @@ async def test_dense_keyword_and_hybrid_rank_alike(catalogue: Catalogue, engine:
 
 async def test_an_engine_without_a_feature_says_so_by_name(catalogue: Catalogue, engine: str) -> None:
     col = await catalogue.create(describe("features"))
+    assert col.reembedding() is not None  # both engines re-embed; only PostgreSQL's jobs are leased
+    assert col.reembedding().leased == (engine == "postgres")
     if engine == "embedded":
         catalogue.check_restorable()
-        assert col.reembedding() is not None
         return
-    for call in (catalogue.check_restorable, col.reembedding):
-        with pytest.raises(EngineUnsupported, match=r"storage\.backend postgres"):
-            call()
+    with pytest.raises(EngineUnsupported, match=r"storage\.backend postgres"):
+        catalogue.check_restorable()

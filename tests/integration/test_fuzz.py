@@ -4,7 +4,8 @@ type, body, headers) as the document says, schema-invalid input refused and sche
 (or refused for state, with a documented 409), resources just created found.
 
 The repository's schemathesis.toml is the one configuration: a user running `schemathesis run` in the
-checkout gets the same."""
+checkout gets the same. It runs once per storage engine: bad input stays a 4xx on PostgreSQL too, and the
+contract (statuses, bodies, links) is the same whichever engine holds the collections."""
 
 from __future__ import annotations
 
@@ -17,8 +18,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.engines import BOTH_ENGINES
 from tests.support.processes import ROOT, GatewayProcess, WorkerProcess, child_env, free_port
 
+# Collection snapshots are not on the PostgreSQL engine yet: these answer 501 `not_implemented` there
+# (tests/integration/test_postgres_api.py holds them to that), which the contract counts as a server error.
+# Cross-engine snapshots come with issue 20's snapshot work (branch pg-snap); when it lands this goes.
+NOT_ON_POSTGRES_YET = ("POST /collections/restore", "POST /collections/{collection}/snapshots")
 # Bounded so the run takes a couple of minutes on 2 busy cores; the seed makes a failure reproducible.
 EXAMPLES = 60
 SEED = 424242
@@ -40,12 +46,13 @@ def wait_ready(url: str, timeout: float = 90) -> None:
 
 
 @pytest.mark.slow
-def test_schemathesis_finds_nothing(tmp_path: Path) -> None:
+@BOTH_ENGINES
+def test_schemathesis_finds_nothing(tmp_path: Path, engine_settings: tuple[str, ...]) -> None:
     # One run: the backend does not change the HTTP surface. OpenVINO where it is installed (x86).
     backend = "openvino" if importlib.util.find_spec("openvino") else "mlx"
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     worker = WorkerProcess(endpoint, "--backend", backend)
-    gateway = GatewayProcess(endpoint, str(tmp_path / "data"))
+    gateway = GatewayProcess(endpoint, str(tmp_path / "data"), *[a for kv in engine_settings for a in ("--set", kv)])
     try:
         wait_ready(gateway.url)
         cmd = [
@@ -59,6 +66,8 @@ def test_schemathesis_finds_nothing(tmp_path: Path) -> None:
         ]
         cmd += ["--checks", "all", "--phases", "examples,coverage,fuzzing,stateful"]
         cmd += ["--max-examples", str(EXAMPLES), "--seed", str(SEED), "--workers", "1"]
+        if engine_settings:
+            cmd += [a for name in NOT_ON_POSTGRES_YET for a in ("--exclude-name", name)]
         cmd += ["--request-timeout", "30", "--max-response-time", "30", "--no-shrink", "--generation-allow-x00", "true"]
         done = subprocess.run(cmd, cwd=tmp_path, env=child_env(), capture_output=True, text=True, timeout=600)
     finally:

@@ -104,7 +104,7 @@ async def test_plain_text_of_any_kind_is_searched_as_words(gateway: Gateway, que
 
 
 async def test_fts5_syntax_when_asked_and_its_errors_are_400(gateway: Gateway, engine: str) -> None:
-    only_on("embedded", engine, "keyword_syntax fts5 is SQLite FTS5's query language (postgres answers 501)")
+    only_on("embedded", engine, "keyword_syntax fts5 is SQLite FTS5's query language (postgres: a 400)")
     path = await seeded(gateway)
     found = await post(gateway, path, {"query": "python NOT programming", "mode": "keyword", "keyword_syntax": "fts5"})
     assert ids(found) == ["fr"]

@@ -37,8 +37,6 @@ async def test_what_the_engine_cannot_do_yet_is_501_naming_it(start_gateway: Gat
         await post(gw, "/collections/c/documents", {"id": "a", "text": "a cat", "vector": vector(0)}, 201)
         cases = [
             ("/collections/c/snapshots", None),
-            ("/collections/c/reembed", {"model": "all-MiniLM-L6-v2"}),
-            ("/collections/c/search", {"query": "cat", "mode": "keyword", "keyword_syntax": "fts5"}),
         ]
         for path, body in cases:
             err = await post(gw, path, body, 501) if body is not None else await _post_empty(gw, path)
@@ -51,6 +49,17 @@ async def test_what_the_engine_cannot_do_yet_is_501_naming_it(start_gateway: Gat
             headers={"Content-Type": "application/octet-stream"},
         )
         assert resp.status == 501 and "storage.backend postgres" in (await resp.json())["error"]["message"]
+
+
+@ON_POSTGRES
+async def test_fts5_query_syntax_is_a_400_naming_the_field(start_gateway: GatewayFactory) -> None:
+    """SQLite's query language on a PostgreSQL collection is a request to change, not a server fault."""
+    async with start_gateway() as gw:
+        await post(gw, "/collections", {"name": "c", **SPEC}, 201)
+        body = {"query": "cat", "mode": "keyword", "keyword_syntax": "fts5"}
+        err = await post(gw, "/collections/c/search", body, 400)
+        assert err["error"]["code"] == "invalid_input" and "keyword_syntax" in err["error"]["message"], err
+        assert "storage.backend postgres" in err["error"]["message"], err
 
 
 async def _post_empty(gw, path: str) -> dict:  # type: ignore[no-untyped-def]

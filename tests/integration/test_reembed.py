@@ -17,18 +17,23 @@ import pytest
 
 from tests.support import references as refs
 from tests.support.backends import fastest_backend
+from tests.support.engines import BOTH_ENGINES
 from tests.support.gateway import Gateway, make_config, running_gateway
 from tests.support.processes import GatewayProcess, WorkerProcess, free_port
 
 QWEN = "tiny-qwen3"
 MINILM = "all-MiniLM-L6-v2"
 SMALL_PAGES = "batching.max_batch_size=4"
+# Every test here holds for both engines: the same job API, whichever stores the jobs (on PostgreSQL,
+# leased to the gateway that runs them; tests/faults/test_postgres_gateways.py kills one mid-job).
+pytestmark = [BOTH_ENGINES]
 TOPICS = ["databases", "cooking", "astronomy", "football", "gardening", "music", "finance", "sailing"]
 
 
 def corpus(n: int, prefix: str = "d") -> list[dict[str, Any]]:
     return [
-        {"id": f"{prefix}{i}", "text": f"document {i} about {TOPICS[i % len(TOPICS)]}, written in part {i // 8}"}
+        # The prefix in the text too: two documents with one text tie in a search, and engines break ties differently.
+        {"id": f"{prefix}{i}", "text": f"{prefix} document {i} about {TOPICS[i % len(TOPICS)]}, part {i // 8}"}
         for i in range(n)
     ]
 
@@ -51,8 +56,10 @@ def workers(endpoint: str) -> Iterator[dict[str, WorkerProcess]]:
 
 
 @pytest.fixture
-async def gateway(endpoint: str, workers: dict[str, WorkerProcess], tmp_path) -> AsyncIterator[Gateway]:  # type: ignore[no-untyped-def]
-    cfg = make_config(endpoint, str(tmp_path), SMALL_PAGES, "storage.index_dtype=f32")
+async def gateway(  # type: ignore[no-untyped-def]
+    endpoint: str, workers: dict[str, WorkerProcess], tmp_path, engine_settings: tuple[str, ...]
+) -> AsyncIterator[Gateway]:
+    cfg = make_config(endpoint, str(tmp_path), SMALL_PAGES, "storage.index_dtype=f32", *engine_settings)
     async with running_gateway(cfg) as gw:
         for name, worker in workers.items():
             try:
@@ -243,9 +250,13 @@ async def progress_past(session: aiohttp.ClientSession, url: str, job_id: str, d
     raise AssertionError(f"no progress past {done}: {status}")
 
 
-async def test_job_resumes_after_sigterm_and_kill_9(endpoint: str, workers: dict[str, WorkerProcess], tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_job_resumes_after_sigterm_and_kill_9(  # type: ignore[no-untyped-def]
+    endpoint: str, workers: dict[str, WorkerProcess], tmp_path, engine_settings: tuple[str, ...]
+) -> None:
     data = str(tmp_path / "data")
-    args = ("--set", SMALL_PAGES)
+    # On PostgreSQL the restarted gateway takes the job up once the killed one's lease lapses: a short one.
+    leased = ("storage.postgres.job_lease_s=2",) if engine_settings else ()
+    args = tuple(a for kv in (SMALL_PAGES, *engine_settings, *leased) for a in ("--set", kv))
     n = 1500
     gw = GatewayProcess(endpoint, data, *args)
     try:
@@ -279,6 +290,7 @@ async def test_job_resumes_after_sigterm_and_kill_9(endpoint: str, workers: dict
             await ready(session, gw)
             for _ in range(1800):
                 async with session.get(f"{gw.url}/collections/c/jobs/{job_id}") as resp:
+                    assert resp.status == 200, f"{resp.status} {await resp.text()}\n{gw.output()[-4000:]}"
                     final = dict(await resp.json())
                 if final["state"] != "running":
                     break

@@ -9,8 +9,9 @@ it is reloaded when this gateway changes the catalogue, and when another gateway
 (`gateway.storage.postgres.listener`: LISTEN/NOTIFY and a generation check, within about a second).
 A store whose table another gateway dropped answers `CollectionNotFound` at its next statement.
 
-Not yet on this engine, answered 501 naming it: collection snapshots (export and restore) and
-re-embedding jobs (the generation swap).
+Re-embedding jobs are leased to one gateway at a time (`gateway.storage.postgres.reembed`); a job whose
+gateway died is taken over by another. Not yet on this engine, answered 501 naming it: collection
+snapshots (export and restore).
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import os
+import secrets
+import socket
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -35,16 +39,19 @@ from gateway.storage.errors import (
     CollectionNotFound,
     EngineUnavailable,
     EngineUnsupported,
+    KeywordSyntaxError,
     ModelChanged,
     StorageError,
     UnstorableValue,
 )
 from gateway.storage.filters import Where
 from gateway.storage.fusion import rrf
+from gateway.storage.lease import LeasePolicy
 from gateway.storage.postgres.catalogue import Catalogue, open_pool, prepare
 from gateway.storage.postgres.documents import PgDocuments
 from gateway.storage.postgres.dsn import redacted
 from gateway.storage.postgres.listener import CatalogueWatcher
+from gateway.storage.postgres.reembed import JobTable, PgReembedding
 from shared.config import StorageConfig
 
 log = structlog.get_logger("gateway.storage")
@@ -59,9 +66,16 @@ def unsupported(feature: str) -> EngineUnsupported:
 
 
 def _check_syntax(text: TextQuery) -> None:
-    """FTS5's query language is SQLite's; PostgreSQL would read the same text differently, so it is refused."""
+    """FTS5's query language is SQLite's; PostgreSQL would read the same text differently, so it is refused.
+
+    A 400 naming the field, not a 501: the request asks for a query language this deployment's
+    collections cannot be searched with, which the client changes (the API contract allows no 5xx)."""
     if text.syntax == "fts5":
-        raise unsupported('keyword_syntax "fts5" (SQLite FTS5\'s query language)')
+        raise KeywordSyntaxError(
+            'keyword_syntax "fts5" is SQLite FTS5\'s query language, which collections on storage.backend postgres '
+            'cannot be searched with; send "keyword_syntax": "plain"',
+            param="keyword_syntax",
+        )
 
 
 class PgStore:
@@ -69,12 +83,14 @@ class PgStore:
 
     engine = ENGINE
 
-    def __init__(self, docs: PgDocuments, threads: ThreadPoolExecutor, rrf_k: int, dsn: str) -> None:
+    def __init__(self, docs: PgDocuments, threads: ThreadPoolExecutor, catalogue: PgCatalogue) -> None:
         self.docs = docs
         self.threads = threads
-        self.rrf_k = rrf_k
-        self.dsn = dsn
+        self.catalogue = catalogue
+        self.rrf_k = catalogue.cfg.rrf_k
+        self.dsn = catalogue.dsn
         self._closed = False
+        self._reembedding: PgReembedding | None = None
 
     @property
     def info(self) -> CollectionInfo:
@@ -104,7 +120,17 @@ class PgStore:
     async def upsert(self, docs: list[NewDocument], embedded_for: CollectionInfo | None = None) -> None:
         if embedded_for is not None and embedded_for is not self.info:
             raise ModelChanged(f"collection {self.info.name!r} switched to model {self.info.model!r}; retry")
-        await self.run(self.docs.upsert, docs)
+        try:
+            await self.run(self.docs.upsert, docs)
+        except UnstorableValue:
+            # Another gateway's re-embedding may have changed the column's dimension before this gateway
+            # heard of it: that is a retry with the new model, not the client's bad value.
+            current = await self.catalogue.described(self.info.id)
+            if current is not None and (current.model, current.dimension) != (self.info.model, self.info.dimension):
+                raise ModelChanged(
+                    f"collection {self.info.name!r} switched to model {current.model!r}; retry"
+                ) from None
+            raise
 
     async def delete(self, doc_id: str) -> bool:
         return await self.run(self.docs.delete, doc_id)
@@ -177,9 +203,14 @@ class PgStore:
             where,
         )
 
-    # -- not on this engine yet ---------------------------------------------------------------
     def reembedding(self) -> Reembedding:
-        raise unsupported("re-embedding a collection")
+        if self._reembedding is None:
+            cat = self.catalogue
+            table = JobTable(self.docs.pool, self.info, cat.holder, cat.lease_policy)
+            self._reembedding = PgReembedding(table, self.run, cat.swapped)
+        return self._reembedding
+
+    # -- not on this engine yet ---------------------------------------------------------------
 
     async def export_snapshot(self, backups: Any) -> Any:
         raise unsupported("collection snapshots")
@@ -204,6 +235,9 @@ class PgCatalogue:
         self._by_id: dict[str, PgStore] = {}
         self.watcher = CatalogueWatcher(self.dsn, self._generation, self.reload)
         self._watching: asyncio.Task[None] | None = None
+        # Who holds a re-embedding job's lease: this gateway process, named for the logs and the jobs table.
+        self.holder = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self.lease_policy = LeasePolicy(cfg.postgres.job_lease_s)
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def start(self) -> None:
@@ -263,7 +297,16 @@ class PgCatalogue:
 
     def _store(self, info: CollectionInfo) -> PgStore:
         assert self.pool is not None
-        return PgStore(PgDocuments(self.pool, info), self.threads, self.cfg.rrf_k, self.dsn)
+        return PgStore(PgDocuments(self.pool, info), self.threads, self)
+
+    async def swapped(self, info: CollectionInfo) -> None:
+        """A re-embedding this gateway ran changed a collection's description: serve the new one now."""
+        await self.reload()
+
+    async def described(self, collection_id: str) -> CollectionInfo | None:
+        """A collection's description as the database has it now (None if it is gone)."""
+        infos = await self._call(self._cat().list)
+        return next((i for i in infos if i.id == collection_id), None)
 
     # -- lookups ------------------------------------------------------------------------------
     def find(self, ref: str) -> PgStore | None:
@@ -289,7 +332,7 @@ class PgCatalogue:
     async def create(self, info: CollectionInfo) -> PgStore:
         """One transaction makes the row and the table: of two gateways creating one name, one wins."""
         docs = await self._call(self._cat().create, info)
-        store = PgStore(docs, self.threads, self.cfg.rrf_k, self.dsn)
+        store = PgStore(docs, self.threads, self)
         self._by_id[info.id] = store
         return store
 

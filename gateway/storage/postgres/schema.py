@@ -40,6 +40,39 @@ MIGRATIONS: tuple[str, ...] = (
     );
     INSERT INTO akidb_catalogue_generation VALUES (true, 1);
     """,
+    # 2: re-embedding jobs, leased to one gateway at a time (`gateway.storage.postgres.reembed`). The
+    # partial unique index allows one running job per collection whichever gateway starts it; the new
+    # generation's vectors are keyed (job, document key), so a document has at most one of them.
+    """
+    CREATE TABLE akidb_jobs (
+        id text PRIMARY KEY,
+        collection_id text NOT NULL REFERENCES akidb_collections (id) ON DELETE CASCADE,
+        model text NOT NULL,
+        pooling text,
+        dimension integer NOT NULL,
+        drop_vector_only boolean NOT NULL,
+        state text NOT NULL,
+        error text,
+        last_key bigint NOT NULL DEFAULT 0,
+        done bigint NOT NULL DEFAULT 0,
+        total bigint NOT NULL,
+        vector_only bigint NOT NULL,
+        dropped bigint NOT NULL DEFAULT 0,
+        resumed_from bigint NOT NULL DEFAULT 0,
+        created_at double precision NOT NULL,
+        finished_at double precision,
+        holder text,
+        lease_expires double precision,
+        fence bigint NOT NULL DEFAULT 1
+    );
+    CREATE UNIQUE INDEX akidb_jobs_one_running ON akidb_jobs (collection_id) WHERE state = 'running';
+    CREATE TABLE akidb_reembed_vectors (
+        job_id text NOT NULL REFERENCES akidb_jobs (id) ON DELETE CASCADE,
+        key bigint NOT NULL,
+        embedding vector NOT NULL,
+        PRIMARY KEY (job_id, key)
+    );
+    """,
 )
 
 HALF = ("bf16", "f16")  # index dtypes kept as pgvector's halfvec in the HNSW index
@@ -75,6 +108,9 @@ def ensure_vector_extension(conn: psycopg.Connection[Any]) -> None:
         with conn.transaction():
             conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
     except psycopg.Error as exc:
+        # Gateways starting together race to create it: the loser's unique violation means it exists now.
+        if conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'vector'").fetchone():
+            return
         raise DataDirUnusable(
             f"the database has no pgvector extension and this role cannot create it ({exc}); run "
             "`CREATE EXTENSION vector;` once as a superuser or the database owner (pgvector 0.8 or newer)"
@@ -118,17 +154,42 @@ def create_documents_table(
             )"""
         ).format(table=table, dim=sql.Literal(dimension))
     )
+    create_vector_index(conn, collection_id, dimension, metric, params)
+    conn.execute(sql.SQL("CREATE INDEX ON {table} USING gin (metadata)").format(table=table))
+    conn.execute(sql.SQL("CREATE INDEX ON {table} USING gin (tsv)").format(table=table))
+
+
+def vector_index_name(collection_id: str) -> sql.Identifier:
+    # Named (not left to PostgreSQL) so a re-embedding's swap can drop it and build the new one.
+    return sql.Identifier(f"akidb_hnsw_{collection_id}")
+
+
+def create_vector_index(
+    conn: psycopg.Connection[Any], collection_id: str, dimension: int, metric: str, params: IndexParams
+) -> None:
+    """The HNSW index over the embedding column (caller's transaction)."""
     conn.execute(
-        sql.SQL("CREATE INDEX ON {table} USING hnsw ({expr} {ops}) WITH (m = {m}, ef_construction = {ef})").format(
-            table=table,
+        sql.SQL(
+            "CREATE INDEX {name} ON {table} USING hnsw ({expr} {ops}) WITH (m = {m}, ef_construction = {ef})"
+        ).format(
+            name=vector_index_name(collection_id),
+            table=table_of(collection_id),
             expr=index_expression(dimension, params.dtype),
             ops=opclass(metric, params.dtype),
             m=sql.Literal(params.connectivity),
             ef=sql.Literal(params.expansion_add),
         )
     )
-    conn.execute(sql.SQL("CREATE INDEX ON {table} USING gin (metadata)").format(table=table))
-    conn.execute(sql.SQL("CREATE INDEX ON {table} USING gin (tsv)").format(table=table))
+
+
+def drop_vector_index(conn: psycopg.Connection[Any], collection_id: str) -> None:
+    """Drop the HNSW index of a collection, whatever PostgreSQL named it when an older AkiDB created it."""
+    table = f"akidb_docs_{collection_id}"
+    rows = conn.execute(
+        "SELECT indexname FROM pg_indexes WHERE tablename = %s AND indexdef LIKE '%%USING hnsw%%'", (table,)
+    ).fetchall()
+    for (name,) in rows:
+        conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(name)))
 
 
 def drop_documents_table(conn: psycopg.Connection[Any], collection_id: str) -> None:

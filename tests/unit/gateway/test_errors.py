@@ -34,6 +34,7 @@ EXPECTED = [
     (storage.FulltextPending, "fulltext_pending", 503, grpc.StatusCode.UNAVAILABLE),
     (storage.JobConflict, "job_conflict", 409, EXISTS),
     (storage.JobNotFound, "job_not_found", 404, NOT_FOUND),
+    (storage.LeaseLost, "job_conflict", 409, EXISTS),
     (storage.VectorOnlyDocuments, "invalid_input", 400, INVALID),
     (storage.SnapshotNotFound, "snapshot_not_found", 404, NOT_FOUND),
     (storage.SnapshotInvalid, "invalid_snapshot", 400, INVALID),
