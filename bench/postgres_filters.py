@@ -59,6 +59,7 @@ def load(col: PgDocuments, base: np.ndarray, pool: Any) -> float:
     for docs in documents(base, 10_000):
         col.upsert(docs)
     with pool.connection() as conn:
+        conn.execute("SET statement_timeout = 0")  # the pool's 30 s is for requests, not an index build
         conn.execute("SET maintenance_work_mem = '1GB'")
         conn.execute(
             sql.SQL("CREATE INDEX ON {t} USING hnsw ({e} {ops}) WITH (m = {m}, ef_construction = {ef})").format(
