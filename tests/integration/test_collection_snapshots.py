@@ -6,6 +6,7 @@ No gateway and no worker: `Backups` and `unpack` against real collections (test_
 from __future__ import annotations
 
 import dataclasses
+import functools
 import io
 import tarfile
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytest
 from gateway.storage.backup import MANIFEST, SUFFIX, Backups, copy_database, unpack
 from gateway.storage.collection import Collection, CollectionInfo
 from gateway.storage.db import DB_FILE
+from gateway.storage.embedded_store import snapshot_source
 from gateway.storage.errors import SnapshotInvalid, SnapshotNotFound
 from tests.integration.test_collection_store import docs, make, reopen
 
@@ -36,7 +38,7 @@ def test_a_snapshot_restores_every_document_and_the_same_search_results(tmp_path
     col.upsert(docs(5, seed=1))  # replaces d0..d4
     col.delete("d10")
     backups = Backups(tmp_path / "data")
-    made = backups.create(col)
+    made = backups.create(col.info, "embedded", functools.partial(snapshot_source, col))
     assert made.documents == 39 and made.size > 0
     assert [b.name for b in backups.list("test")] == [made.name]
     back = restore(backups.path("test", made.name), tmp_path / "r")
@@ -82,7 +84,7 @@ def archive(tmp_path: Path) -> Path:
     col = make(tmp_path / "c")
     col.upsert(docs(30))
     backups = Backups(tmp_path / "data")
-    path = backups.path("test", backups.create(col).name)
+    path = backups.path("test", backups.create(col.info, "embedded", functools.partial(snapshot_source, col)).name)
     col.close(save=False)
     return path
 

@@ -1,5 +1,6 @@
 """The PostgreSQL engine through the HTTP API, where it differs from the embedded one or where only it can be
 tested: several gateways on one database, what it cannot do yet (501 naming it), its DSN kept secret.
+Snapshots run on both engines in test_snapshots_api.py; moving between them is test_engine_migration.py's.
 
 Everything both engines do alike runs against both from the `engine` fixture (`BOTH_ENGINES` in
 test_collections_api.py, test_hybrid_search.py); these tests are about this engine alone, by design.
@@ -8,7 +9,6 @@ test_collections_api.py, test_hybrid_search.py); these tests are about this engi
 from __future__ import annotations
 
 import asyncio
-import io
 from pathlib import Path
 
 import numpy as np
@@ -36,27 +36,13 @@ async def test_what_the_engine_cannot_do_yet_is_501_naming_it(start_gateway: Gat
         await post(gw, "/collections", {"name": "c", **SPEC}, 201)
         await post(gw, "/collections/c/documents", {"id": "a", "text": "a cat", "vector": vector(0)}, 201)
         cases = [
-            ("/collections/c/snapshots", None),
             ("/collections/c/reembed", {"model": "all-MiniLM-L6-v2"}),
             ("/collections/c/search", {"query": "cat", "mode": "keyword", "keyword_syntax": "fts5"}),
         ]
         for path, body in cases:
-            err = await post(gw, path, body, 501) if body is not None else await _post_empty(gw, path)
+            err = await post(gw, path, body, 501)
             assert err["error"]["code"] == "not_implemented"
             assert "storage.backend postgres" in err["error"]["message"], err
-        resp = await gw.client.post(
-            "/collections/restore",
-            params={"name": "r"},
-            data=io.BytesIO(b"x" * 10),
-            headers={"Content-Type": "application/octet-stream"},
-        )
-        assert resp.status == 501 and "storage.backend postgres" in (await resp.json())["error"]["message"]
-
-
-async def _post_empty(gw, path: str) -> dict:  # type: ignore[no-untyped-def]
-    resp = await gw.client.post(path)
-    assert resp.status == 501, await resp.text()
-    return await resp.json()  # type: ignore[no-any-return]
 
 
 @ON_POSTGRES

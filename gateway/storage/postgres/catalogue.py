@@ -9,6 +9,7 @@ NOTIFYs `akidb_catalogue` at commit, for gateways that cache the catalogue (`Cat
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
@@ -26,6 +27,9 @@ from gateway.storage.postgres.schema import (
     ensure_vector_extension,
     migrate,
 )
+
+# Work that runs inside the transaction creating a collection (a restore's documents).
+Fill = Callable[[psycopg.Connection[Any]], None]
 
 
 def open_pool(dsn: str, *, size: int = 8, statement_timeout_ms: int = 30_000) -> ConnectionPool[Any]:
@@ -61,8 +65,10 @@ class Catalogue:
     def __init__(self, pool: ConnectionPool[Any]) -> None:
         self.pool = pool
 
-    def create(self, info: CollectionInfo) -> PgDocuments:
-        """Record the collection and make its table and indexes, atomically; `CollectionExists` if taken."""
+    def create(self, info: CollectionInfo, fill: Fill | None = None) -> PgDocuments:
+        """Record the collection and make its table and indexes, atomically; `CollectionExists` if taken.
+
+        `fill` (a restore's documents) runs in the same transaction: whatever it raises, nothing is created."""
         try:
             with self.pool.connection() as conn, conn.transaction():
                 conn.execute(
@@ -70,6 +76,8 @@ class Catalogue:
                     (info.id, info.name, json.dumps(asdict(info)), info.created_at),
                 )
                 create_documents_table(conn, info.id, info.dimension, info.metric, info.index)
+                if fill is not None:
+                    fill(conn)
                 bump_generation(conn)
         except psycopg.errors.UniqueViolation:
             raise CollectionExists(f"collection {info.name!r} already exists", param="name") from None
