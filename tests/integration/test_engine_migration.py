@@ -12,24 +12,19 @@ import io
 import json
 import tarfile
 import time
-from collections.abc import AsyncIterator, Awaitable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from prometheus_client import CollectorRegistry
 
-from gateway.metrics import LATENCY_BUCKETS
 from gateway.storage.backup import MANIFEST, Backups, unpack
 from gateway.storage.engine import Catalogue, CollectionInfo, CollectionStore, Hit, NewDocument, TextQuery
-from gateway.storage.engines import open_catalogue
 from gateway.storage.errors import UnstorableValue
 from gateway.storage.filters import parse_filter
 from gateway.storage.index import IndexParams
-from gateway.storage.metrics import StorageMetrics
-from shared.config import load_config
+from tests.support.engines import open_engine
 from tests.support.gateway import Gateway, make_config, running_gateway
 from tests.support.postgres import fresh_database
 from tests.support.processes import free_port
@@ -72,17 +67,6 @@ def describe(name: str) -> CollectionInfo:
         index=IndexParams(16, 128, 128, "f32"),
         created_at=time.time(),
     )
-
-
-@asynccontextmanager
-async def engine_at(folder: Path, *settings: str) -> AsyncIterator[Catalogue]:
-    cfg = load_config(None, {}, [f"storage.data_dir={folder}", *settings])
-    cat = open_catalogue(cfg.storage, StorageMetrics(CollectorRegistry(), LATENCY_BUCKETS))
-    await cat.start()
-    try:
-        yield cat
-    finally:
-        await cat.close()
 
 
 def postgres(request: pytest.FixtureRequest) -> tuple[str, ...]:
@@ -152,7 +136,7 @@ def assert_same(got: dict[str, Answer], want: dict[str, Answer], kinds: tuple[st
 async def test_embedded_to_postgres_to_embedded_keeps_documents_and_answers(
     tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    async with engine_at(tmp_path / "a") as first:
+    async with open_engine(tmp_path / "a") as first:
         original = await first.create(describe("c"))
         await original.upsert([new_doc(i) for i in range(300)])
         await original.upsert([new_doc(i, seed=900 + i) for i in range(0, 30, 3)])  # replaced: new keys, at the end
@@ -160,7 +144,7 @@ async def test_embedded_to_postgres_to_embedded_keeps_documents_and_answers(
             assert await original.delete(f"d{i}")
         want_docs, want = await documents(original), await answers(original)
 
-        async with engine_at(tmp_path / "b", *postgres(request)) as middle:
+        async with open_engine(tmp_path / "b", *postgres(request)) as middle:
             on_postgres, manifest = await move(original, first.data_root, middle)
             assert manifest["engine"] == "embedded" and manifest["documents"] == 297
             assert on_postgres.engine == "postgres" and on_postgres.info.id != original.info.id
@@ -169,7 +153,7 @@ async def test_embedded_to_postgres_to_embedded_keeps_documents_and_answers(
             # ts_rank_cd: test_engine_congruence.py), so the round trip below holds those to the original.
             assert_same(await answers(on_postgres), want, ("dense",))
 
-            async with engine_at(tmp_path / "c") as last:
+            async with open_engine(tmp_path / "c") as last:
                 back, manifest = await move(on_postgres, middle.data_root, last)
                 assert manifest["engine"] == "postgres" and manifest["documents"] == 297
                 assert back.engine == "embedded" and back.info.name == "c"
@@ -181,11 +165,11 @@ async def test_embedded_to_postgres_to_embedded_keeps_documents_and_answers(
 async def test_a_restore_into_postgres_is_all_or_nothing(tmp_path: Path, request: pytest.FixtureRequest) -> None:
     """A snapshot whose last document PostgreSQL refuses (a NUL in its text, which SQLite holds) creates
     nothing: not the collection, not its first documents, not a name that blocks a retry."""
-    async with engine_at(tmp_path / "a") as first:
+    async with open_engine(tmp_path / "a") as first:
         col = await first.create(describe("c"))
         await col.upsert([new_doc(i) for i in range(2500)])  # more than one COPY batch
         await col.upsert([NewDocument("bad", "a\x00b", None, unit(1), False)])
-        async with engine_at(tmp_path / "b", *postgres(request)) as pg:
+        async with open_engine(tmp_path / "b", *postgres(request)) as pg:
             with pytest.raises(UnstorableValue, match=r"storage\.backend postgres"):
                 await move(col, first.data_root, pg)
             assert pg.find("c") is None
