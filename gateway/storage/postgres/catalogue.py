@@ -22,6 +22,7 @@ from gateway.storage.errors import CollectionExists, CollectionNotFound
 from gateway.storage.postgres.documents import PgDocuments
 from gateway.storage.postgres.schema import (
     bump_generation,
+    create_documents_indexes,
     create_documents_table,
     drop_documents_table,
     ensure_vector_extension,
@@ -75,9 +76,14 @@ class Catalogue:
                     "INSERT INTO akidb_collections (id, name, info, created_at) VALUES (%s, %s, %s, %s)",
                     (info.id, info.name, json.dumps(asdict(info)), info.created_at),
                 )
-                create_documents_table(conn, info.id, info.dimension, info.metric, info.index)
+                create_documents_table(conn, info.id, info.dimension, info.metric, info.index, indexes=fill is None)
                 if fill is not None:
                     fill(conn)
+                    # Built once over the filled table: on 5,000 vectors, 8-10 s against 39-50 s for growing
+                    # the HNSW graph row by row through COPY. One statement as long as the collection is large:
+                    # an admin's restore, so without statement_timeout_ms (the rest of it ends at COMMIT).
+                    conn.execute("SET LOCAL statement_timeout = 0")
+                    create_documents_indexes(conn, info.id, info.dimension, info.metric, info.index)
                 bump_generation(conn)
         except psycopg.errors.UniqueViolation:
             raise CollectionExists(f"collection {info.name!r} already exists", param="name") from None

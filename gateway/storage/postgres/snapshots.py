@@ -4,7 +4,7 @@ The file is the embedded engine's format (`gateway.storage.snapshot_db`), so a s
 between engines either way. Both directions stream a batch at a time, so memory holds one batch of vectors
 whatever the collection's size: out through a server-side cursor in one REPEATABLE READ transaction (a
 consistent copy while writes go on), in through binary COPY inside the transaction that creates the collection
-(`Catalogue.create`), so a restore is all or nothing and every statement stays within the statement timeout.
+(`Catalogue.create`, which builds the table's indexes once the rows are in), so a restore is all or nothing.
 """
 
 from __future__ import annotations
