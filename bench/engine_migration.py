@@ -31,10 +31,10 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from prometheus_client import CollectorRegistry
 
 from bench.backends import machine
+from bench.snapshots import DEFAULT_VECTORS, vectors
 from gateway.storage.backup import Backups, unpack
 from gateway.storage.engine import Catalogue, CollectionInfo, CollectionStore, NewDocument
 from gateway.storage.engines import open_catalogue
@@ -42,18 +42,7 @@ from gateway.storage.index import IndexParams
 from gateway.storage.metrics import StorageMetrics
 from shared.config import load_config
 
-DEFAULT_VECTORS = Path("/tmp/vectors-100k.npy")
 PAGE = os.sysconf("SC_PAGE_SIZE")
-
-
-def vectors(args: argparse.Namespace) -> tuple[np.ndarray, str]:
-    path = args.vectors or (DEFAULT_VECTORS if DEFAULT_VECTORS.exists() else None)
-    if path is not None:
-        matrix = np.load(path).astype(np.float32)
-        if len(matrix) >= args.docs:
-            return matrix[: args.docs], str(path)
-    matrix = np.random.default_rng(0).standard_normal((args.docs, 384)).astype(np.float32)
-    return matrix / np.linalg.norm(matrix, axis=1, keepdims=True), "random"
 
 
 def rss() -> int:
@@ -175,6 +164,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--docs", type=int, default=20_000)
     p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--dim", type=int, default=384, help="with random vectors")
     p.add_argument("--vectors", type=Path, help=f".npy of at least --docs rows (default: {DEFAULT_VECTORS} if present)")
     print(json.dumps(asyncio.run(run(p.parse_args())), indent=2))
 

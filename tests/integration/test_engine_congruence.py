@@ -12,17 +12,12 @@ from typing import Any
 
 import numpy as np
 import pytest
-from prometheus_client import CollectorRegistry
 
-from gateway.metrics import LATENCY_BUCKETS
 from gateway.storage.engine import Catalogue, CollectionInfo, CollectionStore, NewDocument, TextQuery
-from gateway.storage.engines import open_catalogue
 from gateway.storage.errors import CollectionExists, CollectionNotFound, EngineUnsupported
 from gateway.storage.filters import parse_filter
 from gateway.storage.index import IndexParams
-from gateway.storage.metrics import StorageMetrics
-from shared.config import load_config
-from tests.support.engines import BOTH_ENGINES
+from tests.support.engines import BOTH_ENGINES, open_engine
 from tests.support.filter_cases import CASES, ROWS
 
 pytestmark = BOTH_ENGINES
@@ -33,13 +28,8 @@ ALL = frozenset(("text", "metadata", "vector"))
 
 @pytest.fixture
 async def catalogue(tmp_path: Path, engine_settings: tuple[str, ...]) -> AsyncIterator[Catalogue]:
-    cfg = load_config(None, {}, [f"storage.data_dir={tmp_path}", *engine_settings])
-    cat = open_catalogue(cfg.storage, StorageMetrics(CollectorRegistry(), LATENCY_BUCKETS))
-    await cat.start()
-    try:
+    async with open_engine(tmp_path, *engine_settings) as cat:
         yield cat
-    finally:
-        await cat.close()
 
 
 def describe(name: str, metric: str = "cosine") -> CollectionInfo:

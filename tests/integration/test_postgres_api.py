@@ -10,22 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import io
-import logging
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import psycopg
 import pytest
-import structlog
 from psycopg import conninfo
 
 from gateway.api import keys
 from gateway.storage.errors import StorageError
-from shared.logs import configure_logging
 from tests.integration.test_collections_api import get, post
 from tests.support.gateway import GatewayFactory, eventually, make_config, running_gateway
+from tests.support.logs import captured_logs
 
 ON_POSTGRES = pytest.mark.parametrize("engine", ["postgres"], indirect=True)
 
@@ -97,15 +94,7 @@ async def test_two_gateways_on_one_database_one_create_wins(
 @pytest.fixture
 def logged(monkeypatch: pytest.MonkeyPatch) -> Iterator[io.StringIO]:
     """Every log line the process writes from here on, through the gateway's own logging set-up (JSON lines)."""
-    hook, text = sys.excepthook, io.StringIO()
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    monkeypatch.setattr(sys, "stderr", text)
-    configure_logging("debug", "json", process="test")
-    yield text
-    sys.excepthook = hook
-    structlog.reset_defaults()
-    root.handlers[:], root.level = handlers, level
+    yield from captured_logs(monkeypatch)
 
 
 async def test_an_unreachable_database_stops_the_start_without_its_password(

@@ -12,8 +12,8 @@ import pytest
 import structlog
 
 from shared.keys_cli import make_api_key
-from shared.logs import configure_logging
 from shared.redact import HIDDEN, looks_like_raw_key, redact
+from tests.support.logs import captured_logs
 
 KEY, _ = make_api_key("app", ["read"])
 CURVE_SECRET = "JTKVSB%%)wK0E.X)V>+}o?pNmC{O&4W4b!Ni{Lh6"
@@ -47,15 +47,7 @@ def test_text_without_secrets_is_unchanged() -> None:
 @pytest.fixture
 def stderr(monkeypatch: pytest.MonkeyPatch) -> Iterator[io.StringIO]:
     """What the process writes to stderr once logging is configured (JSON lines)."""
-    hook, text = sys.excepthook, io.StringIO()
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    monkeypatch.setattr(sys, "stderr", text)
-    configure_logging("debug", "json", process="test")
-    yield text
-    sys.excepthook = hook
-    structlog.reset_defaults()
-    root.handlers[:], root.level = handlers, level
+    yield from captured_logs(monkeypatch)
 
 
 def test_structlog_stdlib_and_uncaught_tracebacks_are_redacted(stderr: io.StringIO) -> None:
