@@ -3,11 +3,18 @@
 Not the index snapshots of `index.py` (those make a restart fast and stay inside a collection folder).
 A collection snapshot is an uncompressed tar (vectors do not compress) holding
 
-    documents.sqlite3              SQLite's online backup of the collection database
-    index-<key>-<seq>.usearch      the index as of a commit the database copy holds (a restore replays the rest)
-    manifest.json                  format, the collection's description, document count, sha256 and size per member
+    documents.sqlite3              the documents in the embedded engine's schema: SQLite's online backup of an
+                                   embedded collection, or a PostgreSQL collection's rows (`snapshot_db`)
+    index-<key>-<seq>.usearch      the index as of a commit the database copy holds (a restore replays the rest;
+                                   empty, index-0-0, from an engine without USearch)
+    manifest.json                  format, the engine that wrote it, the collection's description, document
+                                   count, sha256 and size per member
     manifest.sha256                the sha256 of manifest.json
     manifest.hmac                  with `storage.snapshot_hmac_key` set: the HMAC-SHA256 of manifest.json
+
+The format is the same whichever engine writes it, and either engine restores it: the embedded one opens the
+database, the PostgreSQL one reads its rows back into a table. A manifest without `engine` (written before it
+was recorded) came from the embedded engine.
 
 The sums catch damage only: they sit in the file they cover. What a restore checks beyond them, treating the
 upload as hostile, is in `snapshot_trust.py`.
@@ -35,12 +42,13 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 
 import structlog
 
-from gateway.storage.datadir import fsync_path
+from gateway.storage.datadir import fsync_path, refused_when_full
 from gateway.storage.db import DB_FILE, connect
+from gateway.storage.engine import CollectionInfo
 from gateway.storage.errors import SnapshotInvalid, SnapshotNotFound
 from gateway.storage.index import SNAPSHOT as INDEX_FILE
 from gateway.storage.snapshot_trust import (
@@ -52,9 +60,6 @@ from gateway.storage.snapshot_trust import (
     sign,
     verify_signature,
 )
-
-if TYPE_CHECKING:
-    from gateway.storage.collection import Collection
 
 log = structlog.get_logger("gateway.storage")
 
@@ -78,6 +83,16 @@ class BackupInfo:
 
 
 @dataclass(frozen=True)
+class Source:
+    """What an engine wrote into a snapshot's work folder: the documents database (`DB_FILE` there), its
+    document count, and the index as of a commit that database holds, with its member name."""
+
+    documents: int
+    index_name: str
+    index: bytes
+
+
+@dataclass(frozen=True)
 class Unpacked:
     """What a verified snapshot held: the collection description (as JSON text) and its document count."""
 
@@ -85,6 +100,7 @@ class Unpacked:
     documents: int
     collection: dict[str, Any]  # the same description, parsed
     index_file: str
+    engine: str  # the engine that wrote it
 
 
 class Backups:
@@ -145,35 +161,37 @@ class Backups:
         path.unlink()
         fsync_path(path.parent)
 
-    def create(self, col: Collection) -> BackupInfo:
-        """Write a snapshot of `col` while it keeps serving: temp name, fsync, rename. Nothing is listed until
-        it is complete; on any failure the partial files are removed and the error raised."""
+    def create(self, info: CollectionInfo, engine: str, write: Callable[[Path], Source]) -> BackupInfo:
+        """Write a snapshot of a collection while it keeps serving: `write` puts its documents database in the
+        work folder it is given; then temp name, fsync, rename. Nothing is listed until it is complete; on any
+        failure the partial files are removed and the error raised."""
         started = time.perf_counter()
         created = time.time()
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(created))
-        name = f"{col.info.name}-{stamp}-{secrets.token_hex(2)}"
-        folder = self.folder(col.info.name)
+        name = f"{info.name}-{stamp}-{secrets.token_hex(2)}"
+        folder = self.folder(info.name)
         folder.mkdir(parents=True, exist_ok=True)
         work = folder / f".{name}.work"
         tmp = folder / f".{name}{SUFFIX}.tmp"
         final = folder / f"{name}{SUFFIX}"
         work.mkdir()
         try:
-            with col.backup_source() as (index_bytes, last_key, last_removal):
-                db_copy = work / DB_FILE
-                documents = copy_database(col.store.path, db_copy)
-            index_name = f"index-{last_key}-{last_removal}.usearch"
+            source = write(work)
+            db_copy = work / DB_FILE
             members: dict[str, dict[str, Any]] = {}
             with open(tmp, "wb") as raw:
                 with tarfile.open(fileobj=raw, mode="w:", format=tarfile.PAX_FORMAT) as tar:
                     with open(db_copy, "rb") as f:
                         members[DB_FILE] = self._add(tar, DB_FILE, f, db_copy.stat().st_size)
-                    members[index_name] = self._add(tar, index_name, io.BytesIO(index_bytes), len(index_bytes))
+                    members[source.index_name] = self._add(
+                        tar, source.index_name, io.BytesIO(source.index), len(source.index)
+                    )
                     manifest = json.dumps(
                         {
                             "format": FORMAT,
-                            "collection": json.loads(col.info.to_json()),
-                            "documents": documents,
+                            "engine": engine,
+                            "collection": json.loads(info.to_json()),
+                            "documents": source.documents,
                             "created_at": created,
                             "members": members,
                         },
@@ -194,16 +212,17 @@ class Backups:
             raise
         finally:
             shutil.rmtree(work, ignore_errors=True)
-        info = BackupInfo(name, col.info.name, final.stat().st_size, created, documents)
+        made = BackupInfo(name, info.name, final.stat().st_size, created, source.documents)
         log.info(
             "collection_snapshot_created",
-            collection=col.info.name,
+            collection=info.name,
             snapshot=name,
-            documents=documents,
-            bytes=info.size,
+            engine=engine,
+            documents=source.documents,
+            bytes=made.size,
             seconds=round(time.perf_counter() - started, 3),
         )
-        return info
+        return made
 
     def _add(self, tar: tarfile.TarFile, name: str, source: IO[bytes], size: int) -> dict[str, Any]:
         """Add one member, hashing it on the way (and paced to `storage.snapshot_rate_mb_s` if set)."""
@@ -222,6 +241,15 @@ class Backups:
             yield path
         finally:
             path.unlink(missing_ok=True)
+
+
+def restore_folder(data_root: Path) -> Path:
+    """A new empty folder under `<data_dir>/snapshots` to unpack an upload into, for an engine that reads the
+    unpacked files rather than keeping them; the caller removes it (`Backups.sweep` does after a crash)."""
+    path = data_root / "snapshots" / f".restore-{secrets.token_hex(8)}"
+    with refused_when_full(data_root):
+        path.mkdir(parents=True)
+    return path
 
 
 def copy_database(source: Path, target: Path) -> int:
@@ -334,7 +362,9 @@ def _check(manifest_raw: bytes, digest_raw: bytes, seen: dict[str, tuple[str, in
     indexes = [name for name in seen if INDEX_FILE.match(name)]
     if len(indexes) != 1:
         raise SnapshotInvalid(f"the snapshot holds {len(indexes)} indexes, not one: this is not an AkiDB snapshot")
-    return Unpacked(json.dumps(manifest.collection), manifest.documents, manifest.collection, indexes[0])
+    return Unpacked(
+        json.dumps(manifest.collection), manifest.documents, manifest.collection, indexes[0], manifest.engine
+    )
 
 
 def _truncated(name: str) -> str:

@@ -9,16 +9,19 @@ SQLite here, once per call: the engine's filter-match memory is keyed by the ren
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
 
 from gateway.storage import reembed as jobs
-from gateway.storage.backup import BackupInfo, Backups
+from gateway.storage.backup import BackupInfo, Backups, Source, copy_database
 from gateway.storage.collection import Collection
 from gateway.storage.datadir import refused_when_full
+from gateway.storage.db import DB_FILE
 from gateway.storage.engine import CollectionInfo, Hit, JobRecord, NewDocument, Pending, StoredDocument, TextQuery
 from gateway.storage.errors import CollectionNotFound
 from gateway.storage.filters import Filter, Where, sqlite_filter
@@ -26,6 +29,13 @@ from gateway.storage.index import VectorIndex
 
 T = TypeVar("T")
 ENGINE = "embedded"
+
+
+def snapshot_source(col: Collection, work: Path) -> Source:
+    """A collection's database copied into a snapshot's work folder, with its index as of a commit the copy holds."""
+    with col.backup_source() as (index_bytes, last_key, last_removal):
+        documents = copy_database(col.store.path, work / DB_FILE)
+    return Source(documents, f"index-{last_key}-{last_removal}.usearch", index_bytes)
 
 
 def _rendered(where: Where | None) -> Filter | None:
@@ -155,7 +165,7 @@ class EmbeddedStore:
         def write() -> BackupInfo:
             try:
                 with refused_when_full(backups.root):
-                    return backups.create(col)
+                    return backups.create(col.info, ENGINE, functools.partial(snapshot_source, col))
             except Exception:
                 if col.closed:  # deleted meanwhile: its database went away under the copy
                     raise CollectionNotFound(f"collection {col.info.name!r} was deleted", param="collection") from None

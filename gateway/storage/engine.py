@@ -202,7 +202,8 @@ class CollectionStore(Protocol):
         self, vector: np.ndarray, text: TextQuery, k: int, where: Where | None, alpha: float, include: frozenset[str]
     ) -> list[Hit]: ...
 
-    # engine features the PostgreSQL engine lacks so far: they raise `EngineUnsupported`
+    # re-embedding (PostgreSQL's jobs are leased: several gateways share them) and collection snapshots, which
+    # both engines write in one format (`gateway.storage.backup`, `gateway.storage.snapshot_db`)
     def reembedding(self) -> Reembedding:
         """The collection's re-embedding jobs (`EngineUnsupported` where the engine has none)."""
         ...

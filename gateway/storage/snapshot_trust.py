@@ -31,7 +31,7 @@ from gateway.storage import fulltext
 from gateway.storage.db import SCHEMA as DOCUMENTS_SCHEMA
 from gateway.storage.errors import SnapshotInvalid
 from gateway.storage.index import SNAPSHOT, IndexParams, Snapshot, VectorIndex
-from shared.config import INDEX_DTYPES, METRICS, POOLINGS
+from shared.config import INDEX_DTYPES, METRICS, POOLINGS, STORAGE_BACKENDS
 
 SIGNATURE = "manifest.hmac"
 # The bounds POST /collections accepts (gateway/api/schemas/collections.py): a restored description keeps to them.
@@ -79,6 +79,7 @@ class Manifest:
     members: dict[str, tuple[str, int]]  # name -> (sha256 hex, size)
     collection: dict[str, Any]  # the collection's description, as `CollectionInfo.to_json` wrote it
     documents: int
+    engine: str  # the storage engine that wrote the snapshot
 
 
 def read_manifest(raw: bytes, fmt: int) -> Manifest:
@@ -100,7 +101,9 @@ def read_manifest(raw: bytes, fmt: int) -> Manifest:
         checked[name] = (digest, size)
     documents = data.get("documents")
     _expect(_is_count(documents), "has no document count")
-    return Manifest(checked, _description(data.get("collection")), documents)
+    engine = data.get("engine", "embedded")  # snapshots made before the manifest named it: embedded ones
+    _expect(engine in STORAGE_BACKENDS, "names no storage engine AkiDB has")
+    return Manifest(checked, _description(data.get("collection")), documents, engine)
 
 
 def _description(info: Any) -> dict[str, Any]:

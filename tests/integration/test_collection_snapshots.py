@@ -1,13 +1,17 @@
-"""Collection snapshots (backups) on a real disk: SQLite's online backup plus the index, one checked file.
+"""Collection snapshots (backups) on a real disk: one checked file, written by either storage engine.
 
-No gateway and no worker: `Backups` and `unpack` against real collections (test_collection_store.py's helpers).
+No gateway and no worker: `Backups` and `unpack` against real collections. The checks on a file hold whichever
+engine wrote it, so the archive fixture is made on both (`BOTH_ENGINES`); the tests of how the embedded engine
+copies a collection it keeps serving (its index snapshots, its removal records) are the embedded engine's.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import io
 import tarfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -16,10 +20,20 @@ import pytest
 from gateway.storage.backup import MANIFEST, SUFFIX, Backups, copy_database, unpack
 from gateway.storage.collection import Collection, CollectionInfo
 from gateway.storage.db import DB_FILE
-from gateway.storage.errors import SnapshotInvalid, SnapshotNotFound
-from tests.integration.test_collection_store import docs, make, reopen
+from gateway.storage.embedded_store import snapshot_source
+from gateway.storage.errors import CollectionExists, SnapshotInvalid, SnapshotNotFound
+from gateway.storage.index import IndexParams
+from tests.integration.test_collection_store import DIM, docs, make, reopen
+from tests.support.engines import BOTH_ENGINES, open_engine
 
 MAX_BYTES = 1 << 30  # storage.max_restore_bytes
+ALL = frozenset(("text", "metadata", "vector"))
+PARAMS = IndexParams(16, 128, 128, "f32")
+
+
+def make_info() -> CollectionInfo:
+    """The description `make` gives its collection, for one made through an engine's catalogue."""
+    return CollectionInfo("col_test", "test", DIM, "cosine", "all-MiniLM-L6-v2", "mean", True, PARAMS, time.time())
 
 
 def restore(archive: Path, folder: Path) -> Collection:
@@ -31,12 +45,13 @@ def restore(archive: Path, folder: Path) -> Collection:
 
 
 def test_a_snapshot_restores_every_document_and_the_same_search_results(tmp_path: Path) -> None:
+    """Embedded engine only: a copy taken while index snapshots forget removal records along the way."""
     col = make(tmp_path / "c", snapshot_every=7)  # index snapshots and forgotten removals along the way
     col.upsert(docs(40))
     col.upsert(docs(5, seed=1))  # replaces d0..d4
     col.delete("d10")
     backups = Backups(tmp_path / "data")
-    made = backups.create(col)
+    made = backups.create(col.info, "embedded", functools.partial(snapshot_source, col))
     assert made.documents == 39 and made.size > 0
     assert [b.name for b in backups.list("test")] == [made.name]
     back = restore(backups.path("test", made.name), tmp_path / "r")
@@ -55,8 +70,9 @@ def test_a_snapshot_restores_every_document_and_the_same_search_results(tmp_path
 
 
 def test_no_removal_is_forgotten_while_a_backup_copies_the_database(tmp_path: Path) -> None:
-    """The index copy is taken first; removals after it must still be in the database copy, or the restored
-    index would keep deleted documents. Index snapshots (which forget removals) run meanwhile here."""
+    """Embedded engine only (its index snapshots forget removal records). The index copy is taken first;
+    removals after it must still be in the database copy, or the restored index would keep deleted documents.
+    Index snapshots (which forget removals) run meanwhile here."""
     col = make(tmp_path / "c", snapshot_every=1)
     col.upsert(docs(20))
     col.wait_for_snapshot()
@@ -78,13 +94,41 @@ def test_no_removal_is_forgotten_while_a_backup_copies_the_database(tmp_path: Pa
 
 
 @pytest.fixture
-def archive(tmp_path: Path) -> Path:
-    col = make(tmp_path / "c")
-    col.upsert(docs(30))
-    backups = Backups(tmp_path / "data")
-    path = backups.path("test", backups.create(col).name)
-    col.close(save=False)
-    return path
+async def archive(tmp_path: Path, engine_settings: tuple[str, ...]) -> Path:
+    """A snapshot of 30 documents made by the test's engine, through the storage seam as the gateway makes one."""
+    async with open_engine(tmp_path / "engine", *engine_settings) as cat:
+        col = await cat.create(make_info())
+        await col.upsert(docs(30))
+        backups = Backups(tmp_path / "data")
+        return backups.path("test", (await col.export_snapshot(backups)).name)
+
+
+@BOTH_ENGINES
+async def test_a_snapshot_restores_on_its_own_engine_with_every_document_and_answer(
+    tmp_path: Path, engine_settings: tuple[str, ...]
+) -> None:
+    async with open_engine(tmp_path / "engine", *engine_settings) as cat:
+        col = await cat.create(make_info())
+        await col.upsert(docs(40))
+        await col.upsert(docs(5, seed=1))  # replaces d0..d4
+        assert await col.delete("d10")
+        backups = Backups(tmp_path / "data")
+        made = await col.export_snapshot(backups)
+        assert made.documents == 39 and [b.name for b in backups.list("test")] == [made.name]
+        path = backups.path("test", made.name)
+        back = await cat.restore("restored", lambda staging: unpack(path, staging, MAX_BYTES).info_json)
+        assert (back.info.name, back.info.dimension) == ("restored", col.info.dimension) and back.info.id != col.info.id
+        assert await back.count() == 39 and await back.get("d10", False) is None
+        for i in (0, 4, 5, 39):
+            a, b = await col.get(f"d{i}", True), await back.get(f"d{i}", True)
+            assert a is not None and b is not None
+            assert (a.text, a.metadata, a.vector, a.generated) == (b.text, b.metadata, b.vector, b.generated)
+        query = docs(1, seed=20)[0].vector
+        hits = [[(h.doc.doc_id, round(h.score, 5)) for h in await c.search(query, 10, None, ALL)] for c in (col, back)]
+        assert hits[0] == hits[1]
+        with pytest.raises(CollectionExists):  # a name that exists is refused, and nothing is made
+            await cat.restore("restored", lambda staging: unpack(path, staging, MAX_BYTES).info_json)
+        assert [c.info.name for c in cat.opened()] == ["test", "restored"]
 
 
 def member_offset(path: Path, name: str) -> int:
@@ -92,6 +136,7 @@ def member_offset(path: Path, name: str) -> int:
         return tar.getmember(name).offset_data
 
 
+@BOTH_ENGINES
 @pytest.mark.parametrize("member", [DB_FILE, MANIFEST, "index", "end"])
 def test_an_altered_byte_anywhere_in_a_member_is_refused_naming_a_checksum(
     archive: Path, tmp_path: Path, member: str
@@ -110,6 +155,7 @@ def test_an_altered_byte_anywhere_in_a_member_is_refused_naming_a_checksum(
         unpack(bad, tmp_path / "r", MAX_BYTES)
 
 
+@BOTH_ENGINES
 @pytest.mark.parametrize("keep", [0.0, 0.001, 0.3, 0.7, 0.99, -1])
 def test_a_truncated_file_is_refused_as_truncated(archive: Path, tmp_path: Path, keep: float) -> None:
     data = archive.read_bytes()
@@ -134,6 +180,7 @@ def test_a_file_that_is_not_a_snapshot_is_refused(tmp_path: Path) -> None:
     assert not (tmp_path / "escape").exists()
 
 
+@BOTH_ENGINES
 def test_unknown_names_are_not_found_and_half_written_files_are_neither_listed_nor_kept(
     archive: Path, tmp_path: Path
 ) -> None:
@@ -152,6 +199,7 @@ def test_unknown_names_are_not_found_and_half_written_files_are_neither_listed_n
     assert backups.list("test") == []
 
 
+@BOTH_ENGINES
 def test_staged_bytes_are_bounded_and_sparse_members_refused_before_they_expand(archive: Path, tmp_path: Path) -> None:
     (tmp_path / "r").mkdir()
     with pytest.raises(SnapshotInvalid, match=r"more than storage\.max_restore_bytes \(4096\)"):

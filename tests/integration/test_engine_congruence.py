@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from gateway.storage.engine import Catalogue, CollectionInfo, CollectionStore, NewDocument, TextQuery
-from gateway.storage.errors import CollectionExists, CollectionNotFound, EngineUnsupported
+from gateway.storage.errors import CollectionExists, CollectionNotFound
 from gateway.storage.filters import parse_filter
 from gateway.storage.index import IndexParams
 from tests.support.engines import BOTH_ENGINES
@@ -113,12 +113,8 @@ async def test_dense_keyword_and_hybrid_rank_alike(catalogue: Catalogue, engine:
     assert {h.doc.doc_id for h in hybrid} <= {"t0", "t1", "t2", "t3"} and hybrid[0].ranks is not None
 
 
-async def test_an_engine_without_a_feature_says_so_by_name(catalogue: Catalogue, engine: str) -> None:
+async def test_both_engines_restore_and_reembed_only_postgres_leases(catalogue: Catalogue, engine: str) -> None:
     col = await catalogue.create(describe("features"))
+    catalogue.check_restorable()  # both restore snapshots (test_engine_migration.py)
     assert col.reembedding() is not None  # both engines re-embed; only PostgreSQL's jobs are leased
     assert col.reembedding().leased == (engine == "postgres")
-    if engine == "embedded":
-        catalogue.check_restorable()
-        return
-    with pytest.raises(EngineUnsupported, match=r"storage\.backend postgres"):
-        catalogue.check_restorable()

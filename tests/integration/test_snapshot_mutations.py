@@ -1,9 +1,10 @@
 """A restore treats its upload as hostile: hypothesis mutates real snapshots, every one is a 4xx that creates nothing.
 
-One real gateway (in-process, real SQLite on disk, no worker: the collection takes vectors given by the client)
-makes a snapshot once; each example uploads a mutated copy to POST /collections/restore. Mutations either leave
-the sums as they are (damage) or recompute every sum (an attacker's edit), and reach every layer: bytes, tar
-members and their types, the manifest, SQLite pages, and extra schema objects in the database.
+One real gateway per storage engine (in-process, real SQLite on disk or a real PostgreSQL, no worker: the
+collection takes vectors given by the client) makes a snapshot once; each example uploads a mutated copy to
+POST /collections/restore. Mutations either leave the sums as they are (damage) or recompute every sum (an
+attacker's edit), and reach every layer: bytes, tar members and their types, the manifest, SQLite pages, and
+extra schema objects in the database.
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ from hypothesis import strategies as st
 
 from gateway.storage.backup import MANIFEST, MANIFEST_SUM
 from gateway.storage.db import DB_FILE
+from tests.support.engines import ENGINES
 from tests.support.gateway import Gateway, make_config, running_gateway
+from tests.support.postgres import fresh_database
 from tests.support.processes import free_port
 
 DIM = 8
@@ -72,10 +75,16 @@ class Server:
         return sorted(str(p.relative_to(self.data)) for p in self.data.rglob("*") if "snapshots" not in p.parts)
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+@pytest.fixture(scope="module", params=ENGINES)
+def server(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Server]:
+    """A gateway on each storage engine in turn: each makes the snapshot it is sent mutations of, so the files
+    both engines write are tried, and both engines' restores refuse them."""
     data = tmp_path_factory.mktemp("mutations") / "data"
-    cfg = make_config(f"tcp://127.0.0.1:{free_port()}", str(data), "storage.max_restore_bytes=4000000")
+    settings: tuple[str, ...] = ()
+    if request.param == "postgres":
+        dsn = fresh_database(request.getfixturevalue("postgres_server"))
+        settings = ("storage.backend=postgres", f"storage.postgres.dsn={dsn}")
+    cfg = make_config(f"tcp://127.0.0.1:{free_port()}", str(data), "storage.max_restore_bytes=4000000", *settings)
     loop = asyncio.new_event_loop()
     context = running_gateway(cfg)
     gw = loop.run_until_complete(context.__aenter__())
@@ -322,7 +331,10 @@ SCHEMA_OBJECTS = [
 
 @st.composite
 def schema_objects(draw: st.DrawFn, snapshot: Snapshot) -> bytes:
-    sql = draw(st.sampled_from(SCHEMA_OBJECTS)).format(name=draw(IDENT))
+    # A snapshot the postgres engine wrote has no full-text index to drop: an embedded gateway builds it when it
+    # opens the restored collection (gateway/storage/snapshot_db.py).
+    fulltext = snapshot.manifest()["engine"] == "embedded"
+    sql = draw(st.sampled_from([s for s in SCHEMA_OBJECTS if fulltext or "_fts_" not in s])).format(name=draw(IDENT))
     return pack(with_database(snapshot, execute(sql)), forge=draw(st.booleans()))
 
 

@@ -1,4 +1,6 @@
-"""Collection snapshots and restore through the HTTP API of a real gateway (in-process, real SQLite and disk).
+"""Collection snapshots and restore through the HTTP API of a real gateway (in-process, real disk), on both
+storage engines (embedded: real SQLite; postgres: a real server). Moving a collection between engines is
+test_engine_migration.py's.
 
 No worker: the collections take user vectors, so these tests are about storage, not embedding.
 """
@@ -20,8 +22,12 @@ import pytest
 
 from gateway.api import keys
 from shared.config import ApiKeyEntry, key_digest
+from tests.support.engines import BOTH_ENGINES
 from tests.support.gateway import Gateway, eventually, make_config, running_gateway
+from tests.support.postgres import fresh_database
 from tests.support.processes import free_port
+
+pytestmark = BOTH_ENGINES
 
 DIM = 32
 OCTETS = {"Content-Type": "application/octet-stream"}
@@ -43,12 +49,13 @@ def doc(i: int) -> dict[str, Any]:
 
 
 @pytest.fixture
-async def gw(tmp_path: Path) -> AsyncIterator[Gateway]:
+async def gw(tmp_path: Path, engine_settings: tuple[str, ...]) -> AsyncIterator[Gateway]:
     cfg = make_config(
         f"tcp://127.0.0.1:{free_port()}",
         str(tmp_path / "data"),
         "storage.max_restore_bytes=4000000",
         "storage.snapshot_rate_mb_s=1",  # a snapshot of the 2,000 documents below takes about a second
+        *engine_settings,
     )
     async with running_gateway(cfg) as gw:
         resp = await gw.client.post("/collections", json={"name": "c", "dimension": DIM, "metric": "l2"})
@@ -173,7 +180,9 @@ async def test_list_download_delete_and_what_each_refuses(gw: Gateway) -> None:
 
 
 @pytest.mark.parametrize("damage", ["altered", "truncated", "garbage"])
-async def test_a_damaged_snapshot_is_a_400_that_says_so_and_creates_nothing(gw: Gateway, damage: str) -> None:
+async def test_a_damaged_snapshot_is_a_400_that_says_so_and_creates_nothing(
+    gw: Gateway, damage: str, engine: str
+) -> None:
     await insert(gw, [doc(i) for i in range(300)])
     _, data = await snapshot_bytes(gw)
     if damage == "altered":
@@ -191,13 +200,14 @@ async def test_a_damaged_snapshot_is_a_400_that_says_so_and_creates_nothing(gw: 
     collections = [c["name"] for c in (await (await gw.client.get("/collections")).json())["collections"]]
     assert collections == ["c"]
     data_dir = Path(gw.app[keys.CONFIG].storage.data_dir)
-    assert len(list((data_dir / "collections").iterdir())) == 1  # no half-made folder left behind
-    assert [p.name for p in (data_dir / "snapshots").iterdir()] == ["c"]  # nor the uploaded file
+    if engine == "embedded":  # the postgres engine keeps no collection folders; its transaction was rolled back
+        assert len(list((data_dir / "collections").iterdir())) == 1  # no half-made folder left behind
+    assert [p.name for p in (data_dir / "snapshots").iterdir()] == ["c"]  # nor the uploaded file, nor its unpacking
 
 
-async def test_snapshots_and_restore_need_the_admin_scope(tmp_path: Path) -> None:
+async def test_snapshots_and_restore_need_the_admin_scope(tmp_path: Path, engine_settings: tuple[str, ...]) -> None:
     keys = {"w": "wk-snap-writer", "a": "ak-snap-admin"}
-    cfg = make_config(f"tcp://127.0.0.1:{free_port()}", str(tmp_path / "data"))
+    cfg = make_config(f"tcp://127.0.0.1:{free_port()}", str(tmp_path / "data"), *engine_settings)
     entries = (
         ApiKeyEntry("w", key_digest(keys["w"]), ("read", "write")),
         ApiKeyEntry("a", key_digest(keys["a"]), ("admin",)),
@@ -226,12 +236,18 @@ async def test_snapshots_and_restore_need_the_admin_scope(tmp_path: Path) -> Non
         )
 
 
-async def test_with_an_hmac_key_only_snapshots_signed_with_that_key_restore(tmp_path: Path) -> None:
+async def test_with_an_hmac_key_only_snapshots_signed_with_that_key_restore(
+    tmp_path: Path, engine: str, request: pytest.FixtureRequest
+) -> None:
     """Checksums catch damage; the HMAC catches edits: a snapshot edited with every sum recomputed is refused."""
     from tests.integration.test_snapshot_mutations import Snapshot, execute, pack, with_database
 
     def gateway(name: str, *key: str) -> Any:
-        cfg = make_config(f"tcp://127.0.0.1:{free_port()}", str(tmp_path / name), *key)
+        settings: tuple[str, ...] = ()
+        if engine == "postgres":  # a database of its own per gateway, as the data directory is on the other
+            dsn = fresh_database(request.getfixturevalue("postgres_server"))
+            settings = ("storage.backend=postgres", f"storage.postgres.dsn={dsn}")
+        cfg = make_config(f"tcp://127.0.0.1:{free_port()}", str(tmp_path / name), *key, *settings)
         return running_gateway(cfg)
 
     async def snapshot_of(gw: Gateway) -> bytes:

@@ -1,26 +1,23 @@
 """A DSN's password never leaves the process: `redacted` hides it in any text (an error, a log line).
 
 Both libpq forms hold one: `postgresql://user:secret@host/db` and `host=h password=secret`. The password
-parsed from the configured DSN is replaced wherever it appears, and the two shapes are masked too, for
-text that quotes another DSN (a server's message, a changed config).
+parsed from the configured DSN is replaced wherever it appears, whatever surrounds it (a server's message
+could quote it bare); then `shared.redact.redact`, the one place that knows what a DSN password looks like,
+masks both shapes, for text that quotes another DSN. Every log line passes through that function as well.
 """
 
 from __future__ import annotations
 
-import re
-
 from psycopg import conninfo
 
-HIDDEN = "[redacted]"
-_URL_PASSWORD = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*://[^:/@\s]*:)[^@\s]+(@)")
-_KEY_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
+from shared.redact import HIDDEN, redact
 
 
 def password_of(dsn: str) -> str | None:
     try:
         password = conninfo.conninfo_to_dict(dsn).get("password")
         return str(password) if password else None
-    except Exception:  # an unparsable DSN: the shapes below still mask what looks like a password
+    except Exception:  # an unparsable DSN: `redact` still masks what looks like a password
         return None
 
 
@@ -29,5 +26,4 @@ def redacted(text: str, dsn: str | None = None) -> str:
     secret = password_of(dsn) if dsn else None
     if secret:
         text = text.replace(secret, HIDDEN)
-    text = _URL_PASSWORD.sub(lambda m: m.group(1) + HIDDEN + m.group(2), text)
-    return _KEY_PASSWORD.sub(lambda m: m.group(1) + HIDDEN, text)
+    return redact(text)

@@ -10,18 +10,21 @@ it is reloaded when this gateway changes the catalogue, and when another gateway
 A store whose table another gateway dropped answers `CollectionNotFound` at its next statement.
 
 Re-embedding jobs are leased to one gateway at a time (`gateway.storage.postgres.reembed`); a job whose
-gateway died is taken over by another. Not yet on this engine, answered 501 naming it: collection
-snapshots (export and restore).
+gateway died is taken over by another. Collection snapshots are written and restored in the embedded
+engine's file format (`postgres.snapshots`), so a snapshot moves a collection between engines.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import os
 import secrets
+import shutil
 import socket
+import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -32,7 +35,11 @@ import psycopg
 import psycopg_pool
 import structlog
 
+from gateway.storage import snapshot_db
+from gateway.storage.backup import BackupInfo, Backups, Source, restore_folder
 from gateway.storage.collection import DEPTH_PER_K
+from gateway.storage.datadir import refused_when_full
+from gateway.storage.db import DB_FILE
 from gateway.storage.engine import CollectionInfo, Hit, NewDocument, Reembedding, StoredDocument, TextQuery
 from gateway.storage.errors import (
     CollectionExists,
@@ -47,11 +54,13 @@ from gateway.storage.errors import (
 from gateway.storage.filters import Where
 from gateway.storage.fusion import rrf
 from gateway.storage.lease import LeasePolicy
+from gateway.storage.postgres import snapshots
 from gateway.storage.postgres.catalogue import Catalogue, open_pool, prepare
 from gateway.storage.postgres.documents import PgDocuments
 from gateway.storage.postgres.dsn import redacted
 from gateway.storage.postgres.listener import CatalogueWatcher
 from gateway.storage.postgres.reembed import JobTable, PgReembedding
+from gateway.storage.snapshot_db import empty_index
 from shared.config import StorageConfig
 
 log = structlog.get_logger("gateway.storage")
@@ -212,8 +221,23 @@ class PgStore:
 
     # -- not on this engine yet ---------------------------------------------------------------
 
-    async def export_snapshot(self, backups: Any) -> Any:
-        raise unsupported("collection snapshots")
+    async def export_snapshot(self, backups: Backups) -> BackupInfo:
+        """A collection snapshot in the embedded engine's format (`postgres.snapshots.export`), written on a
+        thread from one consistent read of the table while the collection keeps serving."""
+        if self._closed:
+            raise CollectionNotFound(f"collection {self.info.name!r} was deleted", param="collection")
+        info = self.info
+
+        def source(work: Path) -> Source:
+            documents = snapshots.export(self.docs.pool, info, work / DB_FILE)
+            return Source(documents, *empty_index(info))
+
+        def write() -> BackupInfo:
+            with database_errors(self.dsn, info.name), refused_when_full(backups.root):
+                return backups.create(info, ENGINE, source)
+
+        # Its own thread, not the engine's: the tar is paced (storage.snapshot_rate_mb_s) and needs no connection.
+        return await asyncio.to_thread(write)
 
     def waiting_for_space(self) -> list[tuple[str, Callable[[], Awaitable[object]]]]:
         return []  # the database's disk is not this gateway's: a full one is a failed statement, not a wait
@@ -346,10 +370,29 @@ class PgCatalogue:
         return info
 
     async def restore(self, name: str, unpack: Callable[[Path], str]) -> PgStore:
-        raise unsupported("restoring a collection snapshot")
+        """Unpack and check the snapshot into a local folder, then create the collection and copy its documents
+        in one transaction (`postgres.snapshots.copy_in`): all of it, or nothing, and a taken name is refused."""
+        self.check_name_free(name)
+        staging = await asyncio.to_thread(restore_folder, self.data_root)
+        try:
+            old = CollectionInfo.from_json(await asyncio.to_thread(self._unpack, unpack, staging))
+            info = dataclasses.replace(old, id="col_" + secrets.token_hex(8), name=name, created_at=time.time())
+            database = staging / DB_FILE
+            documents = await asyncio.to_thread(snapshot_db.count, database)
+            fill = functools.partial(snapshots.copy_in, info=info, database=database, documents=documents)
+            docs = await self._call(self._cat().create, info, fill)
+        finally:
+            await asyncio.to_thread(shutil.rmtree, staging, True)
+        store = PgStore(docs, self.threads, self)
+        self._by_id[info.id] = store
+        return store
+
+    def _unpack(self, unpack: Callable[[Path], str], staging: Path) -> str:
+        with refused_when_full(staging):
+            return unpack(staging)
 
     def check_restorable(self) -> None:
-        raise unsupported("restoring a collection snapshot")
+        return None  # any snapshot either engine wrote
 
 
 @contextlib.contextmanager

@@ -136,9 +136,16 @@ def opclass(metric: str, dtype: str) -> sql.Composable:
 
 
 def create_documents_table(
-    conn: psycopg.Connection[Any], collection_id: str, dimension: int, metric: str, params: IndexParams
+    conn: psycopg.Connection[Any],
+    collection_id: str,
+    dimension: int,
+    metric: str,
+    params: IndexParams,
+    *,
+    indexes: bool = True,
 ) -> None:
-    """The table, its HNSW, metadata (GIN) and full-text (GIN on a stored tsvector) indexes; caller's transaction."""
+    """The table and (unless `indexes` is false: a restore builds them after its copy) its indexes; caller's
+    transaction."""
     table = table_of(collection_id)
     conn.execute(
         sql.SQL(
@@ -154,6 +161,15 @@ def create_documents_table(
             )"""
         ).format(table=table, dim=sql.Literal(dimension))
     )
+    if indexes:
+        create_documents_indexes(conn, collection_id, dimension, metric, params)
+
+
+def create_documents_indexes(
+    conn: psycopg.Connection[Any], collection_id: str, dimension: int, metric: str, params: IndexParams
+) -> None:
+    """The table's HNSW, metadata (GIN) and full-text (GIN on the stored tsvector) indexes; caller's transaction."""
+    table = table_of(collection_id)
     create_vector_index(conn, collection_id, dimension, metric, params)
     conn.execute(sql.SQL("CREATE INDEX ON {table} USING gin (metadata)").format(table=table))
     conn.execute(sql.SQL("CREATE INDEX ON {table} USING gin (tsv)").format(table=table))

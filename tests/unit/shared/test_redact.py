@@ -12,8 +12,8 @@ import pytest
 import structlog
 
 from shared.keys_cli import make_api_key
-from shared.logs import configure_logging
 from shared.redact import HIDDEN, looks_like_raw_key, redact
+from tests.support.logs import captured_logs
 
 KEY, _ = make_api_key("app", ["read"])
 CURVE_SECRET = "JTKVSB%%)wK0E.X)V>+}o?pNmC{O&4W4b!Ni{Lh6"
@@ -26,6 +26,8 @@ CURVE_SECRET = "JTKVSB%%)wK0E.X)V>+}o?pNmC{O&4W4b!Ni{Lh6"
         (f'    secret-key = "{CURVE_SECRET}"', "secret-key = "),
         ("postgresql://akidb:s3cr3t%40x@db.example:5432/akidb", "postgresql://akidb:"),
         ("storage.postgres.dsn: postgres://u:p@h/db?sslmode=require is wrong", "@h/db?sslmode=require is wrong"),
+        ("host=db.example user=akidb password=s3cr3t dbname=akidb", "user=akidb password=[redacted] dbname=akidb"),
+        ("dsn 'host=h PASSWORD = ' :p@ s3cr3t\\' ' port=5432'", "PASSWORD = [redacted] port=5432'"),
     ],
 )
 def test_secrets_are_hidden_and_the_rest_is_kept(text: str, kept: str) -> None:
@@ -36,7 +38,8 @@ def test_secrets_are_hidden_and_the_rest_is_kept(text: str, kept: str) -> None:
 
 
 def test_text_without_secrets_is_unchanged() -> None:
-    for text in ("http://localhost:8080/embed", "tcp://127.0.0.1:5555", "akidb_ alone", "user@host", "a: b@c"):
+    plain = ("http://localhost:8080/embed", "tcp://127.0.0.1:5555", "akidb_ alone", "user@host", "a: b@c", "password")
+    for text in plain:
         assert redact(text) == text
     assert looks_like_raw_key(KEY) and not looks_like_raw_key("akidb-gateway") and not looks_like_raw_key(3)
 
@@ -44,15 +47,7 @@ def test_text_without_secrets_is_unchanged() -> None:
 @pytest.fixture
 def stderr(monkeypatch: pytest.MonkeyPatch) -> Iterator[io.StringIO]:
     """What the process writes to stderr once logging is configured (JSON lines)."""
-    hook, text = sys.excepthook, io.StringIO()
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    monkeypatch.setattr(sys, "stderr", text)
-    configure_logging("debug", "json", process="test")
-    yield text
-    sys.excepthook = hook
-    structlog.reset_defaults()
-    root.handlers[:], root.level = handlers, level
+    yield from captured_logs(monkeypatch)
 
 
 def test_structlog_stdlib_and_uncaught_tracebacks_are_redacted(stderr: io.StringIO) -> None:
