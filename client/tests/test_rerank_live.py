@@ -8,6 +8,7 @@ for the same texts. They run once the gateway publishes `/v1/rerank` (issue 22's
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ import pytest
 from akidb_client import AkiDB, AkiDBError, AsyncAkiDB
 
 from tests.server import REPO, Server, shared
+from tests.test_cli_rerank import akidb
 
 RERANKER = REPO / "tests" / "fixtures" / "tiny-bert-reranker"
 DOCS = {
@@ -123,3 +125,15 @@ def test_bad_rerank_input_is_a_typed_4xx(db: AkiDB, reranker: str, notes: str) -
         with pytest.raises(AkiDBError) as err:
             call()
         assert err.value.status is not None and 400 <= err.value.status < 500, err.value
+
+
+def test_cli_rerank_and_search_rerank(server: Server, reranker: str, notes: str) -> None:
+    texts = list(DOCS.values())
+    out = akidb(server.url, "rerank", QUERY, "--model", reranker, "--json", stdin="\n".join(texts))
+    assert out.returncode == 0, out.stderr
+    with AkiDB(server.url) as db:
+        expected = [r.index for r in db.rerank(QUERY, texts, model=reranker)]
+    assert [r["index"] for r in json.loads(out.stdout)["results"]] == expected
+    found = akidb(server.url, "search", QUERY, "-c", notes, "-k", "2", "--rerank", reranker, "--json")
+    assert found.returncode == 0, found.stderr
+    assert all("retrieval_score" in r for r in json.loads(found.stdout)["results"])
