@@ -137,3 +137,18 @@ def test_cli_rerank_and_search_rerank(server: Server, reranker: str, notes: str)
     found = akidb(server.url, "search", QUERY, "-c", notes, "-k", "2", "--rerank", reranker, "--json")
     assert found.returncode == 0, found.stderr
     assert all("retrieval_score" in r for r in json.loads(found.stdout)["results"])
+
+
+def test_langchain_rerank_after_the_vector_store(server: Server, reranker: str, notes: str) -> None:
+    from akidb_client.langchain import AkiDBRerank, AkiDBVectorStore
+    from langchain_classic.retrievers import ContextualCompressionRetriever
+
+    base = AkiDBVectorStore(notes, url=server.url).as_retriever(search_kwargs={"k": len(DOCS)})
+    retriever = ContextualCompressionRetriever(
+        base_compressor=AkiDBRerank(top_n=2, model=reranker, url=server.url), base_retriever=base
+    )
+    found = retriever.invoke(QUERY)
+    with AkiDB(server.url) as db:
+        best = db.rerank(QUERY, list(DOCS.values()), top_n=2, model=reranker)
+    assert [d.page_content for d in found] == [r.document or list(DOCS.values())[r.index] for r in best]
+    assert [d.metadata["relevance_score"] for d in found] == pytest.approx([r.relevance_score for r in best])
