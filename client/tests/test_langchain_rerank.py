@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 from akidb_client import AkiDB, NotFound
-from akidb_client.langchain import AkiDBRerank
+from akidb_client.langchain import AkiDBRerank, AkiDBVectorStore
 from langchain_classic.retrievers import ContextualCompressionRetriever
 from langchain_core.documents import BaseDocumentCompressor, Document
 from langchain_core.embeddings import DeterministicFakeEmbedding
@@ -95,3 +95,9 @@ def test_in_a_contextual_compression_retriever(fake: FakeAkiDB) -> None:
 async def test_in_a_contextual_compression_retriever_async(fake: FakeAkiDB) -> None:
     found = await _retriever(fake).ainvoke(QUERY)
     assert [d.id for d in found] == ["what-ml", "ml"]
+
+
+def test_the_vector_stores_retriever_passes_rerank_to_the_search(fake: FakeAkiDB) -> None:
+    retriever = AkiDBVectorStore("notes", url=fake.url).as_retriever(search_kwargs={"k": 2, "rerank": True})
+    assert [d.id for d in retriever.invoke(QUERY)] == ["what-ml", "ml"]
+    assert fake.requests[0][1]["rerank"] is True and fake.requests[0][1]["query"] == QUERY
