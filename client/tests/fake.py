@@ -16,6 +16,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 MODEL = "fake-reranker"
+# What the tests rerank: the third holds every word of QUERY, the second some, the first none.
+QUERY = "what is machine learning"
+TEXTS = ["Paris is the capital of France", "Machine learning is a subset of AI", "What is machine learning?"]
 DOCS = [
     {"id": "paris", "text": "Paris is the capital of France"},
     {"id": "rome", "text": "Rome is the capital of Italy"},

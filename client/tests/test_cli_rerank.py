@@ -6,22 +6,13 @@ import json
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.fake import MODEL, FakeAkiDB
+from tests.fake import MODEL, QUERY, TEXTS, FakeAkiDB
 
 BIN = Path(sys.executable).parent
-DOCS = ["Paris is the capital of France", "Machine learning is a subset of AI", "What is machine learning?"]
-QUERY = "what is machine learning"
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeAkiDB]:
-    with FakeAkiDB() as server:
-        yield server
 
 
 def akidb(url: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -32,34 +23,34 @@ def akidb(url: str, *args: str, stdin: str | None = None) -> subprocess.Complete
 
 
 def test_rerank_documents_as_arguments_prints_a_table(fake: FakeAkiDB) -> None:
-    out = akidb(fake.url, "rerank", QUERY, *DOCS)
+    out = akidb(fake.url, "rerank", QUERY, *TEXTS)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     assert lines[0].split() == ["#", "score", "index", "document"]
     assert lines[2].split()[:3] == ["1", "1.0000", "2"] and lines[2].endswith("What is machine learning?")
     assert [line.split()[2] for line in lines[2:5]] == ["2", "1", "0"]
     assert lines[-1].startswith(f"3 of 3 documents, model {MODEL}, ")
-    assert fake.requests[0][1] == {"query": QUERY, "documents": DOCS, "return_documents": False}
+    assert fake.requests[0][1] == {"query": QUERY, "documents": TEXTS, "return_documents": False}
 
 
 def test_rerank_json_top_n_and_model(fake: FakeAkiDB) -> None:
-    out = akidb(fake.url, "rerank", QUERY, *DOCS, "--top-n", "2", "--model", MODEL, "--json")
+    out = akidb(fake.url, "rerank", QUERY, *TEXTS, "--top-n", "2", "--model", MODEL, "--json")
     assert out.returncode == 0, out.stderr
     body = json.loads(out.stdout)
-    assert [(r["index"], r["document"]) for r in body["results"]] == [(2, DOCS[2]), (1, DOCS[1])]
+    assert [(r["index"], r["document"]) for r in body["results"]] == [(2, TEXTS[2]), (1, TEXTS[1])]
     assert body["model"] == MODEL and body["usage"]["total_tokens"] > 0
     assert fake.requests[0][1]["top_n"] == 2 and fake.requests[0][1]["model"] == MODEL
 
 
 def test_rerank_reads_documents_from_a_file_or_stdin(fake: FakeAkiDB, tmp_path: Path) -> None:
     path = tmp_path / "docs.txt"
-    path.write_text("\n".join(DOCS) + "\n\n")  # a blank line is not a document
+    path.write_text("\n".join(TEXTS) + "\n\n")  # a blank line is not a document
     from_file = akidb(fake.url, "rerank", QUERY, "--file", str(path), "--json")
-    from_stdin = akidb(fake.url, "rerank", QUERY, "--json", stdin="\n".join(DOCS) + "\n")
-    dash = akidb(fake.url, "rerank", QUERY, "-f", "-", "--json", stdin="\n".join(DOCS))
+    from_stdin = akidb(fake.url, "rerank", QUERY, "--json", stdin="\n".join(TEXTS) + "\n")
+    dash = akidb(fake.url, "rerank", QUERY, "-f", "-", "--json", stdin="\n".join(TEXTS))
     assert from_file.returncode == from_stdin.returncode == dash.returncode == 0, from_file.stderr
     assert json.loads(from_file.stdout) == json.loads(from_stdin.stdout) == json.loads(dash.stdout)
-    assert all(body["documents"] == DOCS for _, body in fake.requests)
+    assert all(body["documents"] == TEXTS for _, body in fake.requests)
 
 
 def test_rerank_errors_exit_2_with_the_reason(fake: FakeAkiDB, tmp_path: Path) -> None:

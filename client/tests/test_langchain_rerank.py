@@ -3,8 +3,6 @@ against the fake server of tests/fake.py (the live test is in tests/test_rerank_
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from akidb_client import AkiDB, NotFound
 from akidb_client.langchain import AkiDBRerank, AkiDBVectorStore
@@ -22,12 +20,6 @@ DOCS = [
     Document("What is machine learning? Learning from data", metadata={"topic": "ai"}, id="what-ml"),
     Document("Rome is the capital of Italy", metadata={"topic": "geo"}, id="rome"),
 ]
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeAkiDB]:
-    with FakeAkiDB() as server:
-        yield server
 
 
 def test_compress_keeps_top_n_in_the_rerankers_order_with_scores(fake: FakeAkiDB) -> None:

@@ -2,27 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from akidb_client import AkiDB, AsyncAkiDB, BadRequest, NotFound, Ranked, Reranking
 
-from tests.fake import MODEL, FakeAkiDB
-
-DOCS = ["Paris is the capital of France", "Machine learning is a subset of AI", "What is machine learning?"]
-QUERY = "what is machine learning"
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeAkiDB]:
-    with FakeAkiDB() as server:
-        yield server
+from tests.fake import MODEL, QUERY, TEXTS, FakeAkiDB
 
 
 def test_rerank_sends_cohere_fields_and_reads_typed_results(fake: FakeAkiDB) -> None:
     with AkiDB(fake.url) as db:
-        out = db.rerank(QUERY, DOCS)
-    assert fake.requests == [("/v1/rerank", {"query": QUERY, "documents": DOCS, "return_documents": False})]
+        out = db.rerank(QUERY, TEXTS)
+    assert fake.requests == [("/v1/rerank", {"query": QUERY, "documents": TEXTS, "return_documents": False})]
     assert isinstance(out, Reranking) and out.model == MODEL and out.total_tokens > 0
     assert [r.index for r in out] == [2, 1, 0] and len(out) == 3
     assert out[0] == Ranked(2, 1.0, None)
@@ -31,21 +20,21 @@ def test_rerank_sends_cohere_fields_and_reads_typed_results(fake: FakeAkiDB) -> 
 
 def test_rerank_top_n_model_and_documents(fake: FakeAkiDB) -> None:
     with AkiDB(fake.url) as db:
-        out = db.rerank(QUERY, DOCS, top_n=2, model=MODEL, return_documents=True)
+        out = db.rerank(QUERY, TEXTS, top_n=2, model=MODEL, return_documents=True)
     assert fake.requests[0][1] == {
         "query": QUERY,
-        "documents": DOCS,
+        "documents": TEXTS,
         "top_n": 2,
         "model": MODEL,
         "return_documents": True,
     }
-    assert [(r.index, r.document) for r in out] == [(2, DOCS[2]), (1, DOCS[1])]
+    assert [(r.index, r.document) for r in out] == [(2, TEXTS[2]), (1, TEXTS[1])]
 
 
 def test_rerank_errors_are_typed_with_the_servers_code(fake: FakeAkiDB) -> None:
     with AkiDB(fake.url) as db:
         with pytest.raises(NotFound) as missing:
-            db.rerank(QUERY, DOCS, model="no-such-reranker")
+            db.rerank(QUERY, TEXTS, model="no-such-reranker")
         assert missing.value.code == "model_not_found" and "no-such-reranker" in str(missing.value)
         with pytest.raises(BadRequest) as bad:
             db.rerank(QUERY, [])
@@ -57,8 +46,8 @@ def test_rerank_errors_are_typed_with_the_servers_code(fake: FakeAkiDB) -> None:
 
 async def test_async_rerank(fake: FakeAkiDB) -> None:
     async with AsyncAkiDB(fake.url) as db:
-        out = await db.rerank(QUERY, DOCS, top_n=1, return_documents=True)
-    assert [(r.index, r.document) for r in out] == [(2, DOCS[2])]
+        out = await db.rerank(QUERY, TEXTS, top_n=1, return_documents=True)
+    assert [(r.index, r.document) for r in out] == [(2, TEXTS[2])]
 
 
 @pytest.mark.parametrize(
