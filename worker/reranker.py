@@ -14,6 +14,7 @@ from typing import Protocol
 
 import numpy as np
 
+from shared.protocol import ModelInfo
 from worker.embedder import TOKEN_BUDGET, WARM_UP_TOKENS
 from worker.loader import ModelSource
 from worker.pairs import Pair, PairEncoder, pad_types
@@ -63,6 +64,21 @@ class Reranker:
         self.batch_size = batch_size
         # Padding ids are masked out everywhere; the model's own pad id keeps padded rows well-formed.
         self.pad_id = int(source.config.get("pad_token_id") or 0)
+
+    @property
+    def info(self) -> ModelInfo:
+        """What READY announces: kind "rerank", and one column (the logit) as its dimension."""
+        return ModelInfo(
+            name=self.source.name,
+            dimension=1,
+            max_tokens=self.tokenizer.max_tokens,
+            pooling=self.source.pooling,
+            aliases=self.source.aliases,
+            backend=self.model.backend,
+            device=self.model.device,
+            precision=self.model.precision,
+            kind="rerank",
+        )
 
     def score(self, pairs: Sequence[Pair]) -> Scored:
         """One logit per pair, in the order given (`QueryTooLong` if a query leaves its document no room)."""
