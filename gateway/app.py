@@ -70,7 +70,7 @@ def create_app(cfg: Config, registry: CollectorRegistry | None = None) -> web.Ap
     catalogue = open_catalogue(cfg.storage, storage_metrics)
     app[keys.COLLECTIONS] = CollectionService(cfg, app[keys.EMBEDDING], storage_metrics, catalogue)
     app[keys.DOCUMENTS] = DocumentService(app[keys.COLLECTIONS], app[keys.EMBEDDING])
-    app[keys.SEARCH] = SearchService(app[keys.COLLECTIONS], app[keys.EMBEDDING])
+    app[keys.SEARCH] = SearchService(app[keys.COLLECTIONS], app[keys.EMBEDDING], app[keys.RERANK])
     app[keys.REEMBED] = ReembedJobs(cfg, app[keys.COLLECTIONS], app[keys.EMBEDDING], app[keys.REGISTRY])
     app[keys.SNAPSHOTS] = SnapshotService(cfg, app[keys.COLLECTIONS])
     for module in (system, embed, rerank, openai, collections, snapshots, documents, search, reembed, console, docs):

@@ -9,6 +9,7 @@ checkout gets the same."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import subprocess
 import sys
 import time
@@ -39,15 +40,33 @@ def wait_ready(url: str, timeout: float = 90) -> None:
         time.sleep(0.2)
 
 
+def wait_for_reranker(url: str, timeout: float = 90) -> None:
+    end = time.monotonic() + timeout
+    while True:
+        with urllib.request.urlopen(url + "/models", timeout=5) as resp:
+            models = json.load(resp)["models"]
+        if any(m["kind"] == "rerank" and m["workers"] for m in models):
+            return
+        if time.monotonic() > end:
+            raise TimeoutError(f"no reranker in {url}/models within {timeout}s")
+        time.sleep(0.2)
+
+
 @pytest.mark.slow
 def test_schemathesis_finds_nothing(tmp_path: Path) -> None:
     # One run: the backend does not change the HTTP surface. OpenVINO where it is installed (x86).
     backend = "openvino" if importlib.util.find_spec("openvino") else "mlx"
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     worker = WorkerProcess(endpoint, "--backend", backend)
+    # /rerank, /v1/rerank and search's rerank get a real reranker too (the committed tiny cross-encoder).
+    fixture = ROOT / "tests" / "fixtures" / "tiny-bert-reranker"
+    reranker = WorkerProcess(
+        endpoint, "--backend", backend, "--model", "ms-marco-MiniLM-L-6-v2", "--model-path", str(fixture)
+    )
     gateway = GatewayProcess(endpoint, str(tmp_path / "data"))
     try:
         wait_ready(gateway.url)
+        wait_for_reranker(gateway.url)
         cmd = [
             sys.executable,
             "-m",
@@ -64,6 +83,7 @@ def test_schemathesis_finds_nothing(tmp_path: Path) -> None:
     finally:
         gateway.stop()
         worker.stop()
+        reranker.stop()
     assert done.returncode == 0, done.stdout[-12000:] + done.stderr[-3000:] + gateway.output()[-3000:]
     # Each phase ran (a phase that silently did nothing would pass too), and nothing failed.
     for phase in ("Coverage", "Fuzzing", "Stateful"):
