@@ -88,10 +88,12 @@ def one_search(body: dict[str, Any]) -> list[dict[str, Any]]:
         _model(options)
         if "query" not in body:
             raise BadInput("rerank reads the query's text: give query, not only a vector")
-        candidates = hits[: options.get("candidates", 50)]
+        candidates = hits[: options.get("candidates", max(50, k))]
         for h in candidates:
             h["retrieval_score"], h["score"] = h["score"], relevance(body["query"], h["doc"]["text"])
         hits = sorted(candidates, key=lambda h: -h["score"])
+        for place, h in enumerate(hits, start=1):
+            h["ranks"] = {**h["ranks"], "rerank": place}
     out = []
     for h in hits[:k]:
         item = {"id": h["doc"]["id"], "score": h["score"]}

@@ -81,7 +81,7 @@ def test_reranked_search_has_both_scores(fake: FakeAkiDB) -> None:
     assert all(h.retrieval_score is None for h in plain) and plain[2].ranks == {"dense": 3}
     assert [h.id for h in reranked] == ["what-ml", "ml"]
     top = reranked[0]
-    assert top.score == 1.0 and top.retrieval_score == pytest.approx(0.7) and top.ranks == {"dense": 4}
+    assert top.score == 1.0 and top.retrieval_score == pytest.approx(0.7) and top.ranks == {"dense": 4, "rerank": 1}
     assert top.text is not None and fake.requests[1][1]["mode"] == "dense"
 
 

@@ -104,6 +104,7 @@ def test_reranked_search_is_reranks_top_k_with_both_scores(db: AkiDB, reranker: 
     hits = db.collection(notes).search(QUERY, k=3, rerank=option, include=["text", "ranks"])
     assert [h.id for h in hits] == expected
     assert all(h.retrieval_score is not None and h.ranks for h in hits)
+    assert [h.ranks["rerank"] for h in hits if h.ranks] == [1, 2, 3]
     plain = db.collection(notes).search(QUERY, k=len(DOCS), include=[])
     by_id = {h.id: h.score for h in plain}
     assert all(h.retrieval_score == pytest.approx(by_id[h.id], abs=1e-5) for h in hits)

@@ -61,9 +61,9 @@ def fake_search(body: dict[str, Any]) -> dict[str, Any]:
             "score": s,
             "retrieval_score": by_id[i]["score"],
             "text": TEXTS[i],
-            "ranks": {"dense": "abcd".index(i) + 1},
+            "ranks": {"dense": "abcd".index(i) + 1, "rerank": n},
         }
-        for i, s in order
+        for n, (i, s) in enumerate(order, start=1)
     ]
     return {"results": results[: body["k"]], "query_embedded": True, "took_ms": 2.0}
 
