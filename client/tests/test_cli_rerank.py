@@ -66,18 +66,19 @@ def test_rerank_errors_exit_2_with_the_reason(fake: FakeAkiDB, tmp_path: Path) -
 
 
 def test_search_with_rerank_shows_both_scores(fake: FakeAkiDB) -> None:
-    out = akidb(fake.url, "search", QUERY, "-c", "notes", "-k", "2", "--rerank", "--candidates", "4")
+    options = ("-k", "2", "--mode", "hybrid", "--rerank", "--candidates", "4")
+    out = akidb(fake.url, "search", QUERY, "-c", "notes", *options)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     assert lines[0].split() == ["#", "score", "retrieval", "id", "text", "metadata"]
     assert lines[2].split()[:4] == ["1", "1.0000", "0.7000", "what-ml"] and lines[-1].endswith("reranked")
     sent = fake.requests[0][1]
-    assert sent["rerank"] == {"candidates": 4} and "ranks" in sent["include"]
+    assert sent["rerank"] == {"candidates": 4} and "ranks" in sent["include"] and sent["mode"] == "hybrid"
     as_json = json.loads(akidb(fake.url, "search", QUERY, "-c", "notes", "-k", "1", "--rerank", MODEL, "--json").stdout)
     assert as_json["results"][0]["retrieval_score"] == pytest.approx(0.7)
     assert fake.requests[1][1]["rerank"] == {"model": MODEL}
     plain = akidb(fake.url, "search", QUERY, "-c", "notes", "-k", "1")
-    assert "rerank" not in fake.requests[2][1] and "retrieval" not in plain.stdout
+    assert "rerank" not in fake.requests[2][1] and "mode" not in fake.requests[2][1] and "retrieval" not in plain.stdout
     alone = akidb(fake.url, "search", QUERY, "-c", "notes", "--candidates", "4")
     assert alone.returncode == 2 and "give --rerank too" in alone.stderr
 

@@ -70,6 +70,9 @@ def parser() -> argparse.ArgumentParser:
     srch.add_argument("-k", type=int, default=10)
     srch.add_argument("--filter", help='metadata filter as JSON, e.g. \'{"topic": "ai"}\'')
     srch.add_argument(
+        "--mode", choices=("dense", "keyword", "hybrid"), help="how candidates are found (default: dense)"
+    )
+    srch.add_argument(
         "--rerank",
         nargs="?",
         const=True,

@@ -131,7 +131,8 @@ def search(args: argparse.Namespace) -> int:
         include.append("ranks")  # the search's own score comes back beside the reranker's
     with connect(args) as db:
         col = db.collection(args.collection)
-        result = col.search(args.query, vector=vector, k=args.k, filter=flt, include=include, rerank=rerank)
+        mode = {} if args.mode is None else {"mode": args.mode}
+        result = col.search(args.query, vector=vector, k=args.k, filter=flt, include=include, rerank=rerank, **mode)
     if args.json:
         hits = [
             {"id": h.id, "score": h.score, "text": h.text, "metadata": h.metadata}
