@@ -15,7 +15,10 @@ from typing import Protocol
 import numpy as np
 
 from shared.protocol import ModelInfo
+from shared.scores import sigmoid
 from worker.embedder import TOKEN_BUDGET, WARM_UP_TOKENS
+
+__all__ = ["CrossEncoder", "Reranker", "Scored", "sigmoid"]
 from worker.loader import ModelSource
 from worker.pairs import Pair, PairEncoder, pad_types
 from worker.tokenize import length_groups, pad
@@ -45,13 +48,6 @@ class Scored:
     def truncated(self) -> int:
         """How many pairs lost document tokens (the rerank twin of the embedding truncation counter)."""
         return sum(n > c for n, c in zip(self.input_tokens, self.token_counts, strict=True))
-
-
-def sigmoid(logits: np.ndarray) -> np.ndarray:
-    """0..1 relevance scores from one-label logits, as CrossEncoder.predict returns them."""
-    # Clipped: beyond ±60 the float32 score is 0 or 1 anyway, and exp(800) would overflow.
-    x = np.clip(logits.astype(np.float64), -60.0, 60.0)
-    return (1.0 / (1.0 + np.exp(-x))).astype(np.float32)
 
 
 class Reranker:

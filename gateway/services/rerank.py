@@ -25,6 +25,7 @@ from gateway.transport.interface import Transport
 from shared import models
 from shared.config import Config
 from shared.protocol import ModelInfo
+from shared.scores import sigmoid
 
 
 @dataclass(frozen=True)
@@ -53,12 +54,6 @@ class RerankOutcome:
     def ranking(self) -> list[int]:
         """Document indexes, best first; ties keep the documents' order."""
         return sorted(range(len(self.scores)), key=lambda i: -float(self.scores[i]))
-
-
-def sigmoid(logits: np.ndarray) -> np.ndarray:
-    """0..1 scores from one-label logits (as `worker.reranker.sigmoid`; the gateway imports no worker code)."""
-    x = np.clip(logits.astype(np.float64), -60.0, 60.0)  # exp beyond ±60 only overflows; the score is 0 or 1
-    return (1.0 / (1.0 + np.exp(-x))).astype(np.float32)
 
 
 class RerankService:

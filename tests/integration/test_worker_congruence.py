@@ -76,6 +76,18 @@ def exit_code(worker: ChildProcess, timeout: float = 30) -> int:
         pytest.fail(f"the worker did not exit; its log:\n{worker.output()[-3000:]}")
 
 
+def answers(gw: ScriptedGateway, ready: Heard, jobs: list[Job]) -> dict[int, Result | Error]:
+    """Send the jobs to the worker and collect its one reply to each, by job id."""
+    for job in jobs:
+        gw.send(ready.identity, job)
+    replies: dict[int, Result | Error] = {}
+    while len(replies) < len(jobs):
+        got = gw.wait_for(lambda h: isinstance(h.msg, (Result, Error)), SOON_S * 4).msg
+        assert isinstance(got, (Result, Error)) and got.job_id not in replies
+        replies[got.job_id] = got
+    return replies
+
+
 def readies(heard: list[Heard]) -> list[Heard]:
     return [h for h in heard if isinstance(h.msg, Ready)]
 
@@ -158,13 +170,7 @@ def test_failing_jobs_get_errors_and_the_worker_serves_on(kind: str, gateway: Sc
             Job(13, MINILM, ("a",), "no-such-pooling", True, 5000),
             Job(14, "minilm", ("hello", "world"), "mean", True, 30000),  # an alias it announced
         ]
-        for job in jobs:
-            gateway.send(ready.identity, job)
-        replies: dict[int, Result | Error] = {}
-        while len(replies) < len(jobs):
-            got = gateway.wait_for(lambda h: isinstance(h.msg, (Result, Error)), SOON_S * 4).msg
-            assert isinstance(got, (Result, Error)) and got.job_id not in replies
-            replies[got.job_id] = got
+        replies = answers(gateway, ready, jobs)
         codes = {i: r.code for i, r in replies.items() if isinstance(r, Error)}
         assert codes == {11: ErrorCode.UNKNOWN_MODEL, 12: ErrorCode.DEADLINE_EXCEEDED, 13: ErrorCode.INVALID_JOB}
         result = replies[14]
@@ -189,13 +195,7 @@ def test_a_reranker_announces_its_kind_and_scores_pairs_and_refuses_embedding_jo
             Job(22, RERANKER.name, ("an embedding job",), "mean", True, 30000),
             Job(23, RERANKER.name, ("late",), "", False, 0, queries=("q",), query_of=(0,)),
         ]
-        for job in jobs:
-            gateway.send(ready.identity, job)
-        replies: dict[int, Result | Error] = {}
-        while len(replies) < len(jobs):
-            got = gateway.wait_for(lambda h: isinstance(h.msg, (Result, Error)), SOON_S * 4).msg
-            assert isinstance(got, (Result, Error)) and got.job_id not in replies
-            replies[got.job_id] = got
+        replies = answers(gateway, ready, jobs)
         codes = {i: r.code for i, r in replies.items() if isinstance(r, Error)}
         assert codes == {22: ErrorCode.INVALID_JOB, 23: ErrorCode.DEADLINE_EXCEEDED}
         result = replies[21]

@@ -9,8 +9,9 @@ import pytest
 
 from gateway.errors import InputTooLong, InvalidInput, NoWorker, QueueFull
 from gateway.services.embedding import EmbedRequest
-from gateway.services.rerank import RerankRequest, RerankService, sigmoid
+from gateway.services.rerank import RerankRequest, RerankService
 from shared.protocol import Job, Result
+from shared.scores import sigmoid
 from tests.support.fake_worker import RERANKER
 from tests.support.loopback import LoopbackFleet
 
