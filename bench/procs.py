@@ -126,6 +126,10 @@ class Stack:
     def _spawn_worker(self, i: int) -> subprocess.Popen[bytes]:
         return self._spawn(f"worker-{i}", ["worker", "--gateway", self.zmq, *self.worker_args])
 
+    def add_worker(self, name: str, *args: str) -> None:
+        """One more worker with its own arguments (another model) beside the stack's: wait_ready counts it."""
+        self.procs.append(self._spawn(name, ["worker", "--gateway", self.zmq, *self.worker_args, *args]))
+
     def restart_gateway(self) -> None:
         """kill -9 the gateway and start it again with the same arguments (its workers reconnect)."""
         self.procs[0].kill()

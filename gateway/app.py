@@ -13,7 +13,19 @@ from gateway.api.key_rotation import rotating
 from gateway.api.middleware import RENDERER, errors, request_context
 from gateway.api.openai_format import PREFIX as OPENAI_PREFIX
 from gateway.api.openai_format import render_error as render_openai_error
-from gateway.api.routes import collections, console, docs, documents, embed, openai, reembed, search, snapshots, system
+from gateway.api.routes import (
+    collections,
+    console,
+    docs,
+    documents,
+    embed,
+    openai,
+    reembed,
+    rerank,
+    search,
+    snapshots,
+    system,
+)
 from gateway.api.rpc.server import GrpcServer
 from gateway.api.slow_clients import body_deadline
 from gateway.metrics import LATENCY_BUCKETS, Metrics
@@ -22,6 +34,7 @@ from gateway.services.documents import DocumentService
 from gateway.services.embedding import EmbeddingService
 from gateway.services.queries import SearchService
 from gateway.services.reembed import ReembedJobs
+from gateway.services.rerank import RerankService
 from gateway.services.snapshots import SnapshotService
 from gateway.storage.engines import open_catalogue
 from gateway.storage.metrics import StorageMetrics
@@ -52,14 +65,15 @@ def create_app(cfg: Config, registry: CollectorRegistry | None = None) -> web.Ap
     app[keys.TRANSPORT] = transport
     app[keys.WORKERS] = transport.workers
     app[keys.EMBEDDING] = EmbeddingService(cfg, transport, app[keys.METRICS])
+    app[keys.RERANK] = RerankService(cfg, transport, app[keys.METRICS])
     storage_metrics = StorageMetrics(app[keys.REGISTRY], LATENCY_BUCKETS)
     catalogue = open_catalogue(cfg.storage, storage_metrics)
     app[keys.COLLECTIONS] = CollectionService(cfg, app[keys.EMBEDDING], storage_metrics, catalogue)
     app[keys.DOCUMENTS] = DocumentService(app[keys.COLLECTIONS], app[keys.EMBEDDING])
-    app[keys.SEARCH] = SearchService(app[keys.COLLECTIONS], app[keys.EMBEDDING])
+    app[keys.SEARCH] = SearchService(app[keys.COLLECTIONS], app[keys.EMBEDDING], app[keys.RERANK])
     app[keys.REEMBED] = ReembedJobs(cfg, app[keys.COLLECTIONS], app[keys.EMBEDDING], app[keys.REGISTRY])
     app[keys.SNAPSHOTS] = SnapshotService(cfg, app[keys.COLLECTIONS])
-    for module in (system, embed, openai, collections, snapshots, documents, search, reembed, console, docs):
+    for module in (system, embed, rerank, openai, collections, snapshots, documents, search, reembed, console, docs):
         app.add_routes(module.routes)
     app[RENDERER] = {OPENAI_PREFIX: render_openai_error}
     # Storage first: a data directory another gateway holds stops this one before it binds anything.
@@ -70,7 +84,7 @@ def create_app(cfg: Config, registry: CollectorRegistry | None = None) -> web.Ap
         app.cleanup_ctx.append(_key_rotation_ctx)
     if cfg.server.grpc_enabled:
         # After the transport's, so it is stopped first: no call arrives for a closed transport.
-        app[keys.GRPC] = GrpcServer(cfg, app[keys.EMBEDDING], rules)
+        app[keys.GRPC] = GrpcServer(cfg, app[keys.EMBEDDING], rules, app[keys.RERANK])
         app.cleanup_ctx.append(_grpc_ctx)
     return app
 

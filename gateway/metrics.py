@@ -47,6 +47,21 @@ class Metrics:
             ["model"],
             registry=registry,
         )
+        self.rerank_requests = Counter(
+            "akidb_rerank_requests_total",
+            "Rerank requests (/rerank, /v1/rerank, gRPC Rerank, search's rerank) by model, outcome and transport",
+            ["model", "status", "transport"],
+            registry=registry,
+        )
+        self.rerank_pairs = Counter(
+            "akidb_rerank_pairs_total", "(query, document) pairs scored", ["model"], registry=registry
+        )
+        self.rerank_truncated = Counter(
+            "akidb_rerank_truncated_pairs_total",
+            "Pairs whose document was cut at the reranker's max_tokens",
+            ["model"],
+            registry=registry,
+        )
         self.jobs_requeued = Counter(
             "akidb_jobs_requeued_total", "Jobs put back on the queue after their worker was lost", registry=registry
         )

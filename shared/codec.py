@@ -22,6 +22,7 @@ from shared.protocol import (
     MESSAGE_TYPES,
     PROTOCOL_VERSION,
     TYPE_OF,
+    Job,
     Message,
     ModelInfo,
     MsgType,
@@ -79,7 +80,20 @@ def decode(frames: Sequence[bytes | memoryview | Any]) -> Message:
         return _decode_result(body, frames[2:])
     if len(frames) != 2:
         raise ProtocolError(f"{msg_type.name} takes 2 frames, got {len(frames)}")
-    return typing.cast(Message, _build(MESSAGE_TYPES[msg_type], body))
+    msg = typing.cast(Message, _build(MESSAGE_TYPES[msg_type], body))
+    if isinstance(msg, Job):
+        _check_pairs(msg)
+    return msg
+
+
+def _check_pairs(job: Job) -> None:
+    """A rerank job names one query per document, each an index into `queries`."""
+    if not job.queries and not job.query_of:
+        return
+    if len(job.query_of) != len(job.texts):
+        raise ProtocolError(f"JOB query_of has {len(job.query_of)} entries for {len(job.texts)} texts")
+    if not job.queries or any(not 0 <= q < len(job.queries) for q in job.query_of):
+        raise ProtocolError(f"JOB query_of must index its {len(job.queries)} queries")
 
 
 def _decode_result(body: dict[str, Any], extra: Sequence[Any]) -> Result:

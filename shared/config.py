@@ -161,6 +161,17 @@ class EmbeddingConfig:
 
 
 @dataclass(frozen=True)
+class RerankConfig:
+    default_model: str = _opt(
+        "ms-marco-MiniLM-L-6-v2",
+        "gateway: the reranker for requests that name none (/rerank, /v1/rerank, search's `rerank: true`)",
+    )
+    max_documents: int = _opt(
+        1000, "gateway: most documents in one rerank request, and most search `rerank.candidates`", minimum=1
+    )
+
+
+@dataclass(frozen=True)
 class CacheConfig:
     max_bytes: int = _opt(
         64 * 1024 * 1024,
@@ -278,6 +289,7 @@ class Config:
     heartbeat: HeartbeatConfig = field(default_factory=HeartbeatConfig)
     batching: BatchingConfig = field(default_factory=BatchingConfig)
     embedding: EmbeddingConfig = field(default_factory=EmbeddingConfig)
+    rerank: RerankConfig = field(default_factory=RerankConfig)
     cache: CacheConfig = field(default_factory=CacheConfig)
     worker: WorkerConfig = field(default_factory=WorkerConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)

@@ -86,12 +86,18 @@ class Heartbeat:
 
 @dataclass(frozen=True, slots=True)
 class Job:
-    """Gateway → worker: embed these texts.
+    """Gateway → worker: embed these texts, or (a rerank job) score these (query, document) pairs.
 
     `deadline_ms` is the time left when the job was sent, not a wall-clock instant, so a
     worker on another machine does not need a synchronised clock. `prompt` goes in front of
     every text (all texts of a job share it); it travels apart from the texts so the worker
     can make sure truncation cuts only the text, never the prompt.
+
+    A rerank job has `queries`: pair i is `(queries[query_of[i]], texts[i])`, so the chunks of
+    several requests (several queries) ride in one job and each query travels once. It is the
+    same message rather than a new type so that everything the dispatcher does with a job
+    (requeue, suspects, deadlines, stale replies) holds for pairs unchanged; an embedding job
+    leaves both fields at their default, off the wire, so its bytes are what they were.
     """
 
     job_id: int
@@ -101,11 +107,23 @@ class Job:
     normalize: bool
     deadline_ms: int
     prompt: str = ""
+    queries: tuple[str, ...] = ()
+    query_of: tuple[int, ...] = ()
+
+    @property
+    def is_rerank(self) -> bool:
+        return bool(self.queries)
+
+    def pairs(self) -> list[tuple[str, str]]:
+        """A rerank job's (query, document) pairs, in the job's order."""
+        return [(self.queries[q], doc) for q, doc in zip(self.query_of, self.texts, strict=True)]
 
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Result:
     """Worker → gateway: one float32 row per text of the job, in the job's order.
+
+    A rerank job's rows have one column: each pair's raw logit (the gateway applies the sigmoid).
 
     `token_counts` are the tokens embedded (after truncation); `input_tokens` are the
     tokens each text had before truncation, so the gateway can refuse over-long texts for

@@ -47,9 +47,11 @@ def locate(cfg: EmbeddingConfig) -> ModelSource:
     if config is None:
         raise ModelLoadError(f"{path} has no config.json; is it a Hugging Face model folder?")
     model_type = str(config.get("model_type", ""))
-    if spec and cfg.model_path and model_type != spec.family:
-        # `--model-path` with the default model_name: the folder holds some other model, so
-        # the registry entry (family, pooling, limits) does not describe it. Name it by its folder.
+    classifier_for_embedder = folder_kind(config) == "rerank" and spec is not None and spec.kind != "rerank"
+    if spec and cfg.model_path and (model_type != spec.family or classifier_for_embedder):
+        # `--model-path` with the default model_name: the folder holds some other model (another family,
+        # or a sequence classifier where the entry is an embedder), so the registry entry (family,
+        # pooling, limits, kind) does not describe it. Name it by its folder.
         spec, cfg = None, replace(cfg, model_name=path.resolve().name)
     family = spec.family if spec else model_type
     if family not in FAMILIES:

@@ -18,10 +18,10 @@ from shared.curve import CurveKeyError, WorkerKeys, key_paths, load_worker_keys,
 from shared.logs import configure_logging
 from shared.protocol import ModelInfo, Ready
 from worker import blas
-from worker.backends.select import build_encoder, mlx_has_gpu, resolve_backend
+from worker.backends.select import build_encoder, build_reranker, mlx_has_gpu, resolve_backend
 from worker.connection import Connection
 from worker.embedder import Embedder
-from worker.loader import ModelLoadError, locate
+from worker.loader import ModelLoadError, ModelSource, locate
 from worker.runner import FatalWorkerError, Model, Runner
 from worker.session import Timing
 from worker.tokenize import PromptTooLong, TextTokenizer
@@ -36,7 +36,7 @@ KEYS_LOG_EVERY_S = 10.0
 
 def command_line() -> CommandLine:
     """`akidb-worker`'s arguments: --config, --set, and shortcuts for the gateway, model and engine."""
-    cli = CommandLine("akidb-worker", "Serve one embedding model to an AkiDB gateway over ZeroMQ.")
+    cli = CommandLine("akidb-worker", "Serve one embedding or reranking model to an AkiDB gateway over ZeroMQ.")
     cli.shortcut(
         "--gateway",
         "zmq.connect",
@@ -58,18 +58,19 @@ def main(argv: list[str] | None = None) -> int:
     cfg = command_line().config(sys.argv[1:] if argv is None else argv, os.environ)
     configure_logging(cfg.logging.level, cfg.logging.format, process="worker")
     try:
-        embedder = load_embedder(cfg)
+        model = load_model(cfg)
     except ModelLoadError as exc:
         log.error("model_load_failed", error=str(exc))
         return EXIT_CONFIG
     except Exception as exc:  # an engine that cannot start is fatal, and must say so
         log.exception("model_load_failed", error=str(exc))
         return EXIT_FATAL
-    return serve(cfg, embedder)
+    return serve(cfg, model)
 
 
-def load_embedder(cfg: Config) -> Embedder:
-    """Find the model, pick the backend (re-executing under OpenBLAS if MLX runs on a CPU), warm up."""
+def load_model(cfg: Config) -> Model:
+    """Find the model, pick the backend (re-executing under OpenBLAS if MLX runs on a CPU), build it by its
+    kind (an embedder, or a reranker: a registry entry or folder with `kind` rerank), warm it up."""
     started = time.monotonic()
     source = locate(cfg.embedding)
     backend = resolve_backend(cfg.embedding.backend, source.family)
@@ -80,6 +81,16 @@ def load_embedder(cfg: Config) -> Embedder:
                 "mlx_reference_blas",
                 hint="MLX will use the slow reference BLAS; apt-get install libopenblas0-pthread",
             )
+    if source.kind == "rerank":
+        reranker = build_reranker(backend, source, cfg)
+        reranker.warm_up()
+        log_loaded(reranker.info, cfg, source, started)
+        return reranker
+    return load_embedder(cfg, backend, source, started)
+
+
+def load_embedder(cfg: Config, backend: str, source: ModelSource, started: float) -> Embedder:
+    """The embedding model's encoder and tokenizer (its prompts checked against max_tokens), warmed up."""
     encoder = build_encoder(backend, source, cfg)
     tokenizer = TextTokenizer.from_folder(source.path, source.max_tokens)
     for key, prompt in (("query_prompt", source.query_prompt), ("document_prompt", source.document_prompt)):
@@ -89,10 +100,16 @@ def load_embedder(cfg: Config) -> Embedder:
             raise ModelLoadError(f"embedding.{key}: {exc}") from None
     embedder = Embedder(source, tokenizer, encoder, cfg.embedding.batch_size)
     embedder.warm_up()
-    info = embedder.info
+    log_loaded(embedder.info, cfg, source, started)
+    return embedder
+
+
+def log_loaded(info: ModelInfo, cfg: Config, source: ModelSource, started: float) -> None:
+    """One `model_loaded` event: what READY will announce, and where it came from."""
     log.info(
         "model_loaded",
         model=info.name,
+        kind=info.kind,
         backend=info.backend,
         requested_backend=cfg.embedding.backend,
         device=info.device,
@@ -105,7 +122,6 @@ def load_embedder(cfg: Config) -> Embedder:
         path=str(source.path),
         seconds=round(time.monotonic() - started, 2),
     )
-    return embedder
 
 
 def serve(cfg: Config, model: Model) -> int:

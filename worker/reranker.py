@@ -14,7 +14,11 @@ from typing import Protocol
 
 import numpy as np
 
+from shared.protocol import ModelInfo
+from shared.scores import sigmoid
 from worker.embedder import TOKEN_BUDGET, WARM_UP_TOKENS
+
+__all__ = ["CrossEncoder", "Reranker", "Scored", "sigmoid"]
 from worker.loader import ModelSource
 from worker.pairs import Pair, PairEncoder, pad_types
 from worker.tokenize import length_groups, pad
@@ -46,13 +50,6 @@ class Scored:
         return sum(n > c for n, c in zip(self.input_tokens, self.token_counts, strict=True))
 
 
-def sigmoid(logits: np.ndarray) -> np.ndarray:
-    """0..1 relevance scores from one-label logits, as CrossEncoder.predict returns them."""
-    # Clipped: beyond ±60 the float32 score is 0 or 1 anyway, and exp(800) would overflow.
-    x = np.clip(logits.astype(np.float64), -60.0, 60.0)
-    return (1.0 / (1.0 + np.exp(-x))).astype(np.float32)
-
-
 class Reranker:
     """Tokenise pairs, group by length, run the `CrossEncoder`: what a rerank job will be served by."""
 
@@ -63,6 +60,21 @@ class Reranker:
         self.batch_size = batch_size
         # Padding ids are masked out everywhere; the model's own pad id keeps padded rows well-formed.
         self.pad_id = int(source.config.get("pad_token_id") or 0)
+
+    @property
+    def info(self) -> ModelInfo:
+        """What READY announces: kind "rerank", and one column (the logit) as its dimension."""
+        return ModelInfo(
+            name=self.source.name,
+            dimension=1,
+            max_tokens=self.tokenizer.max_tokens,
+            pooling=self.source.pooling,
+            aliases=self.source.aliases,
+            backend=self.model.backend,
+            device=self.model.device,
+            precision=self.model.precision,
+            kind="rerank",
+        )
 
     def score(self, pairs: Sequence[Pair]) -> Scored:
         """One logit per pair, in the order given (`QueryTooLong` if a query leaves its document no room)."""

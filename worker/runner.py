@@ -1,4 +1,4 @@
-"""The worker's compute loop: job in, embed, result (or error) out."""
+"""The worker's compute loop: job in, embed or score pairs (by the model's kind), result (or error) out."""
 
 from __future__ import annotations
 
@@ -6,13 +6,16 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import Protocol, cast
 
+import numpy as np
 import structlog
 
 from shared.protocol import Error, ErrorCode, Job, Message, ModelInfo, Result
 from worker.embedder import Embedded
 from worker.jobs import Assignment
+from worker.pairs import Pair
+from worker.reranker import Scored
 
 log = structlog.get_logger("worker.runner")
 
@@ -25,13 +28,34 @@ class FatalWorkerError(Exception):
         self.reply = reply  # the ERROR the caller gets before the worker leaves
 
 
-class Model(Protocol):
-    """What the compute loop needs of a model: `worker.embedder.Embedder`, or a test's fake."""
+class EmbedModel(Protocol):
+    """What the compute loop needs of an embedding model: `worker.embedder.Embedder`, or a test's fake."""
 
     @property
     def info(self) -> ModelInfo: ...
 
     def embed(self, texts: Sequence[str], pooling: str | None, normalize: bool, prompt: str) -> Embedded: ...
+
+
+class RerankModel(Protocol):
+    """What it needs of a reranker (`info.kind == "rerank"`): `worker.reranker.Reranker`, or a test's fake."""
+
+    @property
+    def info(self) -> ModelInfo: ...
+
+    def score(self, pairs: Sequence[Pair]) -> Scored: ...
+
+
+Model = EmbedModel | RerankModel
+
+
+def compute(model: Model, job: Job) -> tuple[np.ndarray, list[int], list[int]]:
+    """The job's rows, token counts and lengths before truncation; a rerank job's rows are one logit each."""
+    if job.is_rerank:
+        scored = cast(RerankModel, model).score(job.pairs())
+        return scored.logits.reshape(-1, 1), scored.token_counts, scored.input_tokens
+    out = cast(EmbedModel, model).embed(job.texts, job.pooling, job.normalize, job.prompt)
+    return out.vectors, out.token_counts, out.input_tokens
 
 
 class Runner:
@@ -64,14 +88,19 @@ class Runner:
         received = time.monotonic()
         if job.model not in self.names:
             return Error(job.job_id, ErrorCode.UNKNOWN_MODEL, f"this worker serves {self.model.info.name!r}")
+        if job.is_rerank != (self.model.info.kind == "rerank"):
+            wanted = "rerank" if job.is_rerank else "embedding"
+            info = self.model.info
+            message = f"this worker serves {info.name!r}, a model of kind {info.kind!r}: it takes no {wanted} jobs"
+            return Error(job.job_id, ErrorCode.INVALID_JOB, message)
         if job.deadline_ms <= 0:
             return Error(job.job_id, ErrorCode.DEADLINE_EXCEEDED, "job arrived after its deadline")
         try:
-            out = self.model.embed(job.texts, job.pooling, job.normalize, job.prompt)
-        except ValueError as exc:  # an unknown pooling, a prompt too long: the job's fault, not the model's
+            rows, counts, input_tokens = compute(self.model, job)
+        except ValueError as exc:  # an unknown pooling, a prompt or query too long: the job's fault
             return Error(job.job_id, ErrorCode.INVALID_JOB, str(exc))
         except Exception as exc:
             log.exception("model_failed", job_id=job.job_id)
             raise FatalWorkerError(Error(job.job_id, ErrorCode.INTERNAL, f"worker model failed: {exc}")) from exc
         compute_ms = (time.monotonic() - received) * 1000
-        return Result(job.job_id, out.vectors, tuple(out.token_counts), tuple(out.input_tokens), compute_ms)
+        return Result(job.job_id, rows, tuple(counts), tuple(input_tokens), compute_ms)

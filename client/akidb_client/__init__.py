@@ -19,6 +19,7 @@ from akidb_client.errors import (
     UpstreamFailed,
 )
 from akidb_client.types import (
+    BatchSearchResult,
     Collection,
     Doc,
     Document,
@@ -30,6 +31,8 @@ from akidb_client.types import (
     Inserted,
     Model,
     Page,
+    Ranked,
+    Reranking,
     SearchResult,
     Snapshot,
 )
@@ -40,6 +43,7 @@ __all__ = [
     "AsyncAkiDB",
     "AsyncCollectionRef",
     "BadRequest",
+    "BatchSearchResult",
     "Collection",
     "CollectionRef",
     "Conflict",
@@ -57,7 +61,9 @@ __all__ = [
     "NotFound",
     "Page",
     "PayloadTooLarge",
+    "Ranked",
     "RateLimited",
+    "Reranking",
     "RetryPolicy",
     "SearchResult",
     "ServerError",

@@ -14,6 +14,7 @@ from urllib.parse import quote
 import numpy as np
 
 from akidb_client.types import (
+    BatchSearchResult,
     Collection,
     Doc,
     Document,
@@ -22,6 +23,7 @@ from akidb_client.types import (
     Inserted,
     Model,
     Page,
+    Reranking,
     SearchResult,
     Snapshot,
 )
@@ -74,6 +76,24 @@ def embed(texts: str | Sequence[str], model: str | None = None, **options: Any) 
     if model is not None:
         body["model"] = model
     return Call("POST", "/embed", Embeddings.from_json, json=body)
+
+
+def rerank(
+    query: str,
+    documents: Sequence[str],
+    top_n: int | None = None,
+    model: str | None = None,
+    return_documents: bool = False,
+) -> Call[Reranking]:
+    """POST /v1/rerank (Cohere's and Jina's shape): the documents by relevance to the query, best first."""
+    if isinstance(documents, str):
+        raise TypeError("documents is a list of texts, not one string")  # else each character is a document
+    body: dict[str, Any] = {"query": query, "documents": list(documents), "return_documents": return_documents}
+    if top_n is not None:
+        body["top_n"] = top_n
+    if model is not None:
+        body["model"] = model
+    return Call("POST", "/v1/rerank", Reranking.from_json, json=body)
 
 
 def models() -> Call[list[Model]]:
@@ -183,17 +203,34 @@ def count(collection: str) -> Call[int]:
     return Call("GET", _col(collection), lambda b: int(b["document_count"]))
 
 
-def search(
-    collection: str,
+RerankOption = bool | str | Mapping[str, Any] | None
+
+
+def rerank_option(value: RerankOption) -> Any:
+    """The wire form of search's `rerank`: True (the default reranker), a model name, or {model, candidates}."""
+    if value is None or value is False:
+        return None
+    if value is True:
+        return True
+    if isinstance(value, str):
+        return {"model": value}
+    unknown = set(value) - {"model", "candidates"}
+    if unknown:
+        raise ValueError(f"rerank takes model and candidates; not {sorted(unknown)}")
+    return dict(value)
+
+
+def search_body(
     query: str | None = None,
     *,
     vector: Any = None,
     k: int = 10,
     filter: Mapping[str, Any] | None = None,
     include: Sequence[str] | None = None,
+    rerank: RerankOption = None,
     **extra: Any,
-) -> Call[SearchResult]:
-    """POST /collections/{c}/search by text (`query`) or `vector`; `extra` fields are passed through."""
+) -> dict[str, Any]:
+    """One search's JSON: by text (`query`) or `vector`; `extra` fields (mode, alpha, ...) are passed through."""
     if (query is None) == (vector is None):
         raise ValueError("give either query (a text) or vector, not both or neither")
     body: dict[str, Any] = {"k": k, **extra}
@@ -205,4 +242,20 @@ def search(
         body["filter"] = dict(filter)
     if include is not None:
         body["include"] = list(include)
-    return Call("POST", f"{_col(collection)}/search", SearchResult.from_json, json=body)
+    wire = rerank_option(rerank)
+    if wire is not None:
+        body["rerank"] = wire
+    return body
+
+
+def search(collection: str, query: str | None = None, **options: Any) -> Call[SearchResult]:
+    """POST /collections/{c}/search: one search (options as `search_body`'s)."""
+    return Call("POST", f"{_col(collection)}/search", SearchResult.from_json, json=search_body(query, **options))
+
+
+def search_many(collection: str, queries: Iterable[Mapping[str, Any]]) -> Call[BatchSearchResult]:
+    """POST /collections/{c}/search with `queries`: each a mapping of `search_body`'s arguments."""
+    members = [search_body(**q) for q in queries]
+    if not members:
+        raise ValueError("no queries to search")
+    return Call("POST", f"{_col(collection)}/search", BatchSearchResult.from_json, json={"queries": members})

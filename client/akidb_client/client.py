@@ -11,11 +11,12 @@ from typing import Any, TypeVar
 import httpx
 
 from akidb_client import _api, _ingest
-from akidb_client._api import Call, DocLike
+from akidb_client._api import Call, DocLike, RerankOption
 from akidb_client._retry import RetryPolicy
 from akidb_client._transport import DEFAULT_TIMEOUT_S, Retrier, parse, request_args, settings
 from akidb_client.errors import AkiDBError
 from akidb_client.types import (
+    BatchSearchResult,
     Collection,
     Doc,
     Document,
@@ -25,6 +26,7 @@ from akidb_client.types import (
     Inserted,
     Model,
     Page,
+    Reranking,
     SearchResult,
     Snapshot,
 )
@@ -84,6 +86,21 @@ class AkiDB:
     def embed(self, texts: str | Sequence[str], model: str | None = None, **options: Any) -> Embeddings:
         """Embed texts (one row of `.vectors` each); options: pooling, normalize, truncate."""
         return self.run(_api.embed(texts, model, **options))
+
+    def rerank(
+        self,
+        query: str,
+        documents: Sequence[str],
+        top_n: int | None = None,
+        model: str | None = None,
+        return_documents: bool = False,
+    ) -> Reranking:
+        """Order documents by relevance to the query with a reranker (cross-encoder), best first.
+
+        Each result's `index` is the document's position in `documents`; `top_n` keeps the best n;
+        `model` names a reranker (default: the server's); `return_documents` sends the texts back.
+        """
+        return self.run(_api.rerank(query, documents, top_n, model, return_documents))
 
     def models(self) -> list[Model]:
         """The models the connected workers serve."""
@@ -202,10 +219,25 @@ class CollectionRef:
         k: int = 10,
         filter: Mapping[str, Any] | None = None,
         include: Sequence[str] | None = None,
+        rerank: RerankOption = None,
         **extra: Any,
     ) -> SearchResult:
-        """Nearest documents to a text or a vector, best first."""
-        return self.db.run(_api.search(self.name, query, vector=vector, k=k, filter=filter, include=include, **extra))
+        """Nearest documents to a text or a vector, best first.
+
+        `rerank=True` (the default reranker), a reranker's name, or `{"model": ..., "candidates": 50}`:
+        the search fetches `candidates` by its mode, a reranker orders them against the query's text,
+        and the best `k` come back scored by it (`retrieval_score` too, with `include=[..., "ranks"]`).
+        `extra`: mode, alpha, keyword_syntax (and any later field, passed through).
+        """
+        options = dict(vector=vector, k=k, filter=filter, include=include, rerank=rerank, **extra)
+        return self.db.run(_api.search(self.name, query, **options))
+
+    def search_many(self, queries: Iterable[Mapping[str, Any]]) -> BatchSearchResult:
+        """Several searches in one request (their texts embedded together): one list of hits per query.
+
+        Each query is a mapping of `search`'s arguments, e.g. `{"query": "...", "k": 3, "rerank": True}`.
+        """
+        return self.db.run(_api.search_many(self.name, queries))
 
     def page(self, limit: int = 100, after: str | None = None, include_vector: bool = False) -> Page:
         """One page of documents in insertion order; pass `page.next` as `after` for the next."""

@@ -159,13 +159,33 @@ class Inserted:
 
 @dataclass(frozen=True, slots=True)
 class Hit:
-    """One search result."""
+    """One search result.
+
+    With `rerank`, `score` is the reranker's and `retrieval_score` the search's own (sent with
+    `include=["ranks"]`, as are `ranks`: the rankings the hit came from and its place in each).
+    """
 
     id: str
     score: float
     text: str | None = None
     metadata: dict[str, Any] | None = None
     vector: Vector | None = None
+    retrieval_score: float | None = None
+    ranks: dict[str, int] | None = None
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> Hit:
+        vec = body.get("vector")
+        retrieval = body.get("retrieval_score")
+        return cls(
+            body["id"],
+            float(body["score"]),
+            body.get("text"),
+            body.get("metadata"),
+            None if vec is None else as_vector(vec),
+            None if retrieval is None else float(retrieval),
+            body.get("ranks"),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,19 +207,70 @@ class SearchResult:
 
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> SearchResult:
-        hits = []
-        for r in body["results"]:
-            vec = r.get("vector")
-            hits.append(
-                Hit(
-                    r["id"],
-                    float(r["score"]),
-                    r.get("text"),
-                    r.get("metadata"),
-                    None if vec is None else as_vector(vec),
-                )
-            )
+        hits = [Hit.from_json(r) for r in body["results"]]
         return cls(hits, bool(body.get("query_embedded", False)), float(body.get("took_ms", 0.0)))
+
+
+@dataclass(frozen=True, slots=True)
+class BatchSearchResult:
+    """The answer of a batch search: one list of hits per query, in the order the queries were given."""
+
+    results: list[list[Hit]]
+    took_ms: float
+
+    def __iter__(self) -> Iterator[list[Hit]]:
+        return iter(self.results)
+
+    def __len__(self) -> int:
+        return len(self.results)
+
+    def __getitem__(self, i: int) -> list[Hit]:
+        return self.results[i]
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> BatchSearchResult:
+        results = [[Hit.from_json(r) for r in hits] for hits in body["results"]]
+        return cls(results, float(body.get("took_ms", 0.0)))
+
+
+@dataclass(frozen=True, slots=True)
+class Ranked:
+    """One reranked document: its position in the documents sent, the reranker's score, and its text if asked."""
+
+    index: int
+    relevance_score: float
+    document: str | None = None
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> Ranked:
+        doc = body.get("document")
+        # Cohere and Jina send the document as {"text": ...}; a plain string is read as well.
+        text = doc.get("text") if isinstance(doc, dict) else doc
+        return cls(int(body["index"]), float(body["relevance_score"]), text)
+
+
+@dataclass(frozen=True, slots=True)
+class Reranking:
+    """The answer of `rerank`: the documents most relevant to the query first, at most `top_n` of them."""
+
+    results: list[Ranked]
+    model: str
+    total_tokens: int
+
+    def __iter__(self) -> Iterator[Ranked]:
+        return iter(self.results)
+
+    def __len__(self) -> int:
+        return len(self.results)
+
+    def __getitem__(self, i: int) -> Ranked:
+        return self.results[i]
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> Reranking:
+        usage = body.get("usage") or {}
+        results = [Ranked.from_json(r) for r in body["results"]]
+        return cls(results, str(body.get("model", "")), int(usage.get("total_tokens", 0)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,6 +287,7 @@ class Model:
     precision: str
     workers: int
     default: bool
+    kind: str = "embed"  # "embed" (texts to vectors) or "rerank" (scores query-document pairs)
 
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> Model:
@@ -230,6 +302,7 @@ class Model:
             precision=body.get("precision", ""),
             workers=int(body.get("workers", 0)),
             default=bool(body.get("default", False)),
+            kind=str(body.get("kind", "embed")),
         )
 
 

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 from akidb_client import AkiDB
 
+from tests.fake import FakeAkiDB
 from tests.server import Server, shared, stop_shared
 
 
@@ -29,3 +30,10 @@ def db(server: Server) -> Iterator[AkiDB]:
 def name() -> str:
     """A fresh collection name per test."""
     return f"t-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeAkiDB]:
+    """The loopback fake of tests/fake.py (no worker: reranking's wire shapes only)."""
+    with FakeAkiDB() as server:
+        yield server

@@ -37,22 +37,30 @@ class Server:
         self.data = tempfile.TemporaryDirectory(prefix="akidb-client-test-")
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        endpoint = f"tcp://127.0.0.1:{free_port()}"
+        self.endpoint = endpoint = f"tcp://127.0.0.1:{free_port()}"
         env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(REPO))
         env.pop("AKIDB_URL", None)
         env.pop("AKIDB_API_KEY", None)
+        self.env = env
         self.logs: list[Path] = []
         gateway = ["--host", "127.0.0.1", "--port", str(self.port), "--bind", endpoint, "--data-dir", self.data.name]
         self.procs = [
             self._start("gateway", [*gateway, *HEARTBEAT, "--set", "server.grpc_enabled=false"], env),
-            # The worker finds the local worker keys the gateway makes in its data directory (CURVE is on).
-            self._start(
-                "worker", ["--gateway", endpoint, "--set", f"storage.data_dir={self.data.name}", *HEARTBEAT], env
-            ),
         ]
+        self.add_worker()
 
-    def _start(self, module: str, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-        log = Path(self.data.name) / f"{module}.log"
+    def add_worker(self, *args: str, log_name: str = "worker") -> subprocess.Popen[bytes]:
+        """Start one more worker on this gateway (`args`: e.g. --model-path DIR for a reranker)."""
+        # The worker finds the local worker keys the gateway makes in its data directory (CURVE is on).
+        worker = ["--gateway", self.endpoint, "--set", f"storage.data_dir={self.data.name}", *HEARTBEAT, *args]
+        proc = self._start("worker", worker, self.env, log_name)
+        self.procs.append(proc)
+        return proc
+
+    def _start(
+        self, module: str, args: list[str], env: dict[str, str], log_name: str | None = None
+    ) -> subprocess.Popen[bytes]:
+        log = Path(self.data.name) / f"{log_name or module}.log"
         self.logs.append(log)
         with log.open("wb") as out:
             return subprocess.Popen(

@@ -59,6 +59,8 @@ ANY_KEY = ""
 ROUTE_SCOPES: dict[tuple[str, str], str] = {
     ("POST", "/embed"): READ,
     ("POST", "/v1/embeddings"): READ,
+    ("POST", "/rerank"): READ,
+    ("POST", "/v1/rerank"): READ,
     ("GET", "/v1/models"): READ,
     ("GET", "/v1/models/{model}"): READ,
     ("GET", "/models"): READ,
@@ -83,6 +85,7 @@ ROUTE_SCOPES: dict[tuple[str, str], str] = {
     ("POST", "/collections/restore"): ADMIN,
     (GRPC, "/akidb.embedding.EmbeddingService/Embed"): READ,
     (GRPC, "/akidb.embedding.EmbeddingService/GetModelInfo"): READ,
+    (GRPC, "/akidb.embedding.RerankService/Rerank"): READ,
 }
 
 

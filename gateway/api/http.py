@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -53,7 +54,7 @@ def json_response(data: Any, status: int = 200, headers: dict[str, str] | None =
     )
 
 
-def struct_response(body: msgspec.Struct, status: int = 200) -> web.Response:
+def struct_response(body: msgspec.Struct | Sequence[msgspec.Struct], status: int = 200) -> web.Response:
     """A response Struct from gateway/api/schemas, the type openapi.py publishes for the route, encoded as declared."""
     return web.Response(body=_ENCODER.encode(body), status=status, content_type="application/json")
 

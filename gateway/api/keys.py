@@ -15,6 +15,7 @@ from gateway.services.documents import DocumentService
 from gateway.services.embedding import EmbeddingService
 from gateway.services.queries import SearchService
 from gateway.services.reembed import ReembedJobs
+from gateway.services.rerank import RerankService
 from gateway.services.snapshots import SnapshotService
 from gateway.transport.router import ZmqTransport
 from shared.config import Config
@@ -27,6 +28,7 @@ METRICS = web.AppKey("metrics", Metrics)
 TRANSPORT = web.AppKey("transport", ZmqTransport)
 WORKERS = web.AppKey("workers", WorkerView)  # read-only: what routes, health and collections see
 EMBEDDING = web.AppKey("embedding", EmbeddingService)
+RERANK = web.AppKey("rerank", RerankService)
 GRPC = web.AppKey("grpc", GrpcServer)
 COLLECTIONS = web.AppKey("collections", CollectionService)
 DOCUMENTS = web.AppKey("documents", DocumentService)

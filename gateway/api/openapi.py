@@ -14,7 +14,7 @@ import msgspec
 from msgspec import inspect as mi
 
 from gateway.api import console
-from gateway.api.schemas import collections, documents, embed, openai, reembed, search, snapshots, system
+from gateway.api.schemas import collections, documents, embed, openai, reembed, rerank, search, snapshots, system
 from gateway.api.schemas.common import ErrorBody
 
 # Statuses every route that reads a JSON body can answer before it looks at the body's content.
@@ -85,6 +85,20 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         (*BODY, *EMBEDS),
         (openai.EmbeddingsBody,),
         tags=("openai",),
+    ),
+    ("post", "/rerank"): Operation(
+        "Rerank texts against a query (text-embeddings-inference's shape), best first",
+        list[rerank.Rank],
+        (*BODY, *EMBEDS),
+        (rerank.RerankBody,),
+        tags=("rerank",),
+    ),
+    ("post", "/v1/rerank"): Operation(
+        "Rerank documents against a query (Cohere's and Jina's shape), best first",
+        rerank.V1RerankResponse,
+        (*BODY, *EMBEDS),
+        (rerank.V1RerankBody,),
+        tags=("rerank",),
     ),
     ("get", "/v1/models"): Operation("Served models, OpenAI's API", openai.ModelList, tags=("openai",)),
     ("get", "/v1/models/{model}"): Operation("One model, OpenAI's API", openai.Model, (404,), tags=("openai",)),
@@ -184,7 +198,8 @@ def document(version: str) -> dict[str, Any]:
     """The whole OpenAPI 3.1 document."""
     types: list[Any] = [ErrorBody, openai.OpenAIError, *ALTERNATIVES.values()]
     for op in OPERATIONS.values():
-        types += [t for t in (op.ok, *op.body, op.query) if isinstance(t, type)]
+        # Types, and generic aliases such as /rerank's list[Rank]; not media-type tuples, not a missing query.
+        types += [t for t in (op.ok, *op.body, op.query) if t is not None and not isinstance(t, tuple)]
     types = list(dict.fromkeys(types))
     schemas, components = msgspec.json.schema_components(types, ref_template="#/components/schemas/{name}")
     for cls in _structs(mi.multi_type_info(types)):

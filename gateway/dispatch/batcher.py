@@ -1,5 +1,9 @@
 """The embedding queue: request chunks waiting for a worker, and how they become jobs.
 
+A rerank chunk is the same `Pending` with a `query`: its texts are the documents of (query,
+document) pairs. Queues are per model and a model is an embedder or a reranker, so the two kinds
+never share a job; rerank chunks of different queries do (a job carries each chunk's query).
+
 Pure bookkeeping with no IO; the dispatcher owns the one instance and decides when to flush.
 """
 
@@ -44,6 +48,8 @@ class Pending:
     deaths: int = 0
     # Goes before every text of the job (the model's query or document prompt, or none).
     prompt: str = ""
+    # A rerank chunk's query: its texts are the documents it is paired with (None: an embedding chunk).
+    query: str | None = None
 
     @property
     def options(self) -> tuple[str, bool, str]:

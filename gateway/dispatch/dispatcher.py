@@ -238,7 +238,7 @@ class Dispatcher:
         texts = tuple(t for item in items for t in item.texts)
         deadline_ms = int((max(i.deadline for i in items) - now) * 1000)
         head = items[0]  # every chunk of a job shares its options (Pending.options)
-        job = Job(job_id, model, texts, head.pooling, head.normalize, deadline_ms, head.prompt)
+        job = Job(job_id, model, texts, head.pooling, head.normalize, deadline_ms, head.prompt, *pairs_of(items))
         worker.inflight.add(job_id)
         worker.solo = items[0].suspect
         self.jobs[job_id] = InFlight(job_id, worker.identity, model, items, len(texts))
@@ -446,6 +446,20 @@ def worker_failure(worker_id: str, msg: Error) -> Failure:
     if msg.code == ErrorCode.INVALID_JOB:
         return Failure(Reason.INVALID_JOB, msg.message)
     return Failure(Reason.WORKER_FAILED, f"worker {worker_id} failed the job ({msg.code}): {msg.message}")
+
+
+def pairs_of(items: list[Pending]) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    """A rerank job's `queries` (each once, in order of first use) and each text's index into them; ((), ())
+    for embedding chunks."""
+    if items[0].query is None:
+        return (), ()
+    index: dict[str, int] = {}
+    query_of: list[int] = []
+    for item in items:
+        assert item.query is not None  # a model's queue holds one kind of chunk
+        q = index.setdefault(item.query, len(index))
+        query_of.extend([q] * len(item.texts))
+    return tuple(index), tuple(query_of)
 
 
 def _name(identity: bytes) -> str:

@@ -36,6 +36,14 @@ class DocumentInput:
 
 
 @dataclass(frozen=True)
+class RerankStep:
+    """A search's rerank option: fetch `candidates` by the search's mode, rerank them against its text."""
+
+    model: str | None  # None: rerank.default_model
+    candidates: int
+
+
+@dataclass(frozen=True)
 class SearchQuery:
     text: str | None
     vector: np.ndarray | None
@@ -45,3 +53,4 @@ class SearchQuery:
     mode: str = "dense"  # "dense" (the vector index), "keyword" (BM25 over the text), "hybrid" (both, fused)
     alpha: float = 0.5  # hybrid: the dense list's weight in the fusion; the keyword list's is 1 - alpha
     keyword_syntax: str = "plain"  # "plain": the query's words; "fts5": FTS5's query syntax
+    rerank: RerankStep | None = None  # retrieve `candidates`, rerank them, keep the best k

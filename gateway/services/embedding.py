@@ -5,15 +5,15 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from gateway.dispatch.batcher import ChunkResult, Pending
 from gateway.dispatch.embed_cache import CachedEmbedding, EmbeddingCache, cache_key, entry
 from gateway.dispatch.fleet import WorkerView
-from gateway.errors import ApiError, InputTooLong, ModelNotFound, NoWorker, Timeout
+from gateway.errors import ApiError, InputTooLong, InvalidInput, ModelNotFound, NoWorker
 from gateway.metrics import Metrics
+from gateway.services.chunks import run_chunks
 from gateway.transport.interface import Transport
 from shared import models
 from shared.config import Config
@@ -57,21 +57,9 @@ class EmbeddingService:
         self.cache = EmbeddingCache(cfg.cache.max_bytes, metrics)
 
     def resolve_model(self, name: str | None) -> ModelInfo:
-        """The announced model behind a name or alias. Raises `ModelNotFound` or `NoWorker`."""
-        wanted = name or self.default_model
-        info = self.workers.model_info(wanted)
-        if info is None:
-            if models.canonical(wanted) == self.default_model:
-                raise NoWorker(f"no worker serves {self.default_model!r} yet; start one with `akidb-worker`")
-            served = [m.name for m in self.workers.models()]
-            raise ModelNotFound(
-                f"model {wanted!r} is not served here (served: {', '.join(served) or 'none'}); "
-                f"start a worker with `akidb-worker --model {wanted}`",
-                param="model",
-            )
-        if self.workers.live_workers(info.name) == 0:
-            raise NoWorker(f"no worker for model {info.name!r} is connected right now; retry shortly")
-        return info
+        """The announced embedding model behind a name or alias. Raises `ModelNotFound`, `NoWorker`, or
+        `InvalidInput` for a reranker."""
+        return served_model(self.workers, name, self.default_model, "embed")
 
     async def embed(self, req: EmbedRequest, transport: str = "http", timeout_s: float | None = None) -> EmbedOutcome:
         """Embed and account for it in the metrics, whatever the outcome."""
@@ -148,34 +136,12 @@ class EmbeddingService:
         timeout_s: float, limit_from_caller: bool,
     ) -> tuple[np.ndarray, list[int], list[int]]:  # fmt: skip
         """Queue the texts in chunks of max_batch_size; (vectors, token counts, input tokens) in order."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout_s
+
+        def make(chunk: tuple[str, ...], deadline: float, now: float, future: asyncio.Future[ChunkResult]) -> Pending:
+            return Pending(info.name, chunk, pooling, normalize, deadline, now, future, prompt=prompt)
+
         size = self.cfg.batching.max_batch_size
-        futures: list[asyncio.Future[ChunkResult]] = []
-        try:
-            for start in range(0, len(texts), size):
-                future: asyncio.Future[ChunkResult] = loop.create_future()
-                chunk = texts[start : start + size]
-                self.transport.submit(
-                    Pending(info.name, chunk, pooling, normalize, deadline, loop.time(), future, prompt=prompt)
-                )
-                futures.append(future)
-                if future.done():
-                    break  # refused (a full queue): the rest would only be refused or wasted
-            gathered = asyncio.gather(*futures)
-            # If we leave early (timeout, client gone) the gather ends with the children's
-            # cancellation; consume that so asyncio does not report it as never retrieved.
-            gathered.add_done_callback(_consume)
-            try:
-                results = await asyncio.wait_for(gathered, timeout=deadline - loop.time())
-            except TimeoutError:
-                limit = "the caller's deadline" if limit_from_caller else "server.request_timeout_s"
-                raise Timeout(
-                    f"no worker finished within {timeout_s:g}s ({limit}); the workers may be overloaded or gone"
-                ) from None
-        finally:
-            for f in futures:  # a caller that left (timeout, disconnect, error) frees its queue slots
-                f.cancel()
+        results = await run_chunks(self.transport, size, texts, make, timeout_s, limit_from_caller)
         vectors = results[0].vectors if len(results) == 1 else np.concatenate([r.vectors for r in results])
         counts = [n for r in results for n in r.token_counts]
         input_tokens = [n for r in results for n in r.input_tokens]
@@ -194,9 +160,32 @@ class EmbeddingService:
             self.metrics.truncated.labels(info.name).inc(len(over))
 
 
-def _consume(future: asyncio.Future[Any]) -> None:
-    if not future.cancelled():
-        future.exception()
+KIND_USE = {
+    "embed": "an embedding model: it makes vectors; name it in /embed, /v1/embeddings or a collection",
+    "rerank": "a reranker: it scores (query, document) pairs; name it in /rerank, /v1/rerank or search's rerank",
+}
+
+
+def served_model(workers: WorkerView, name: str | None, default: str, kind: str) -> ModelInfo:
+    """The announced model of `kind` behind a name or alias (`default` when None): `ModelNotFound` if none
+    announced it, `NoWorker` if none serves it now, `InvalidInput` (param `model`) if it is of the other kind."""
+    wanted = name or default
+    info = workers.model_info(wanted)
+    if info is None:
+        if models.canonical(wanted) == default:
+            flag = "" if kind == "embed" else f" --model {default}"
+            raise NoWorker(f"no worker serves {default!r} yet; start one with `akidb-worker{flag}`")
+        served = [m.name for m in workers.models()]
+        raise ModelNotFound(
+            f"model {wanted!r} is not served here (served: {', '.join(served) or 'none'}); "
+            f"start a worker with `akidb-worker --model {wanted}`",
+            param="model",
+        )
+    if info.kind != kind:
+        raise InvalidInput(f"model {info.name!r} is {KIND_USE[info.kind]}", param="model")
+    if workers.live_workers(info.name) == 0:
+        raise NoWorker(f"no worker for model {info.name!r} is connected right now; retry shortly")
+    return info
 
 
 def _assemble(

@@ -1,5 +1,9 @@
 """The query service: dense, keyword and hybrid search, one query or a batch whose texts embed together.
 
+A search with `rerank` retrieves `candidates` by its mode and then reranks them against its text, a
+separate last step (`_reranked`): the retrieval does not know about it, and a batch's reranks run side
+by side, so their pairs coalesce in the batcher.
+
 A small dense search may answer on the event loop (`CollectionStore.search_inline`, where the engine
 finds that cheaper than a thread hop); everything else is the engine's to run on its threads. A hybrid
 search starts its keyword ranking while its text is being embedded.
@@ -9,12 +13,15 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import replace
 
 import numpy as np
 
+from gateway.errors import InvalidInput
 from gateway.services.collection_inputs import SearchQuery
 from gateway.services.collections import CollectionService
 from gateway.services.embedding import EmbeddingService
+from gateway.services.rerank import RerankRequest, RerankService
 from gateway.services.vectors import check_model, embed, prepare
 from gateway.storage.engine import CollectionStore, Hit, TextQuery
 
@@ -22,20 +29,23 @@ from gateway.storage.engine import CollectionStore, Hit, TextQuery
 class SearchService:
     """Searches within the collection service's collections."""
 
-    def __init__(self, collections: CollectionService, embedding: EmbeddingService) -> None:
+    def __init__(self, collections: CollectionService, embedding: EmbeddingService, rerank: RerankService) -> None:
         self.collections = collections
         self.embedding = embedding
+        self.rerank = rerank
         self.metrics = collections.metrics
 
     async def search(self, ref: str, q: SearchQuery) -> tuple[list[Hit], bool]:
         """The best k documents for a text or a vector; also whether the query was embedded."""
         started = time.perf_counter()
         col = self.collections.get(ref)
+        retrieval = self._retrieval(q)
         if q.mode == "hybrid" and q.text is not None:
-            hits = await self._hybrid_one(col, q)
+            hits = await self._hybrid_one(col, retrieval)
         else:
             (vector,) = await self._query_vectors(col, [q])
-            hits = await self._search_one(col, vector, q, inline=True)
+            hits = await self._search_one(col, vector, retrieval, inline=True)
+        hits = await self._reranked(hits, q)
         self.metrics.search_latency.labels("text" if q.text is not None else "vector").observe(
             time.perf_counter() - started
         )
@@ -45,15 +55,52 @@ class SearchService:
         """Each query's best k documents, in order; every text among them is embedded in one call."""
         started = time.perf_counter()
         col = self.collections.get(ref)
+        retrievals = [self._retrieval(q) for q in queries]
         vectors = await self._query_vectors(col, queries)
         # One engine call per query: on a machine with cores to spare they run side by side, and the
         # event loop is not held for the whole batch (a batch of one may answer on it, as a search does).
         inline = len(queries) == 1
         hits = await asyncio.gather(
-            *(self._search_one(col, v, q, inline) for v, q in zip(vectors, queries, strict=True))
+            *(self._search_one(col, v, q, inline) for v, q in zip(vectors, retrievals, strict=True))
         )
+        reranked = await asyncio.gather(*(self._reranked(h, q) for h, q in zip(hits, queries, strict=True)))
         self.metrics.search_latency.labels("batch").observe(time.perf_counter() - started)
-        return list(hits)
+        return list(reranked)
+
+    # ---- the rerank step
+
+    def _retrieval(self, q: SearchQuery) -> SearchQuery:
+        """What the retrieval runs: the query itself, or with rerank its candidates, texts included."""
+        if q.rerank is None:
+            return q
+        limit = self.rerank.cfg.rerank.max_documents
+        if q.rerank.candidates > limit:
+            raise InvalidInput(
+                f"rerank.candidates is {q.rerank.candidates}, over the limit of {limit} (rerank.max_documents)",
+                param="rerank",
+            )
+        self.rerank.resolve_model(q.rerank.model)  # a wrong model fails before any retrieval work
+        return replace(q, k=q.rerank.candidates, include=q.include | {"text"})
+
+    async def _reranked(self, hits: list[Hit], q: SearchQuery) -> list[Hit]:
+        """The best k of the candidates by the reranker's score; each keeps its retrieval score and ranks."""
+        if q.rerank is None or not hits:
+            return hits
+        assert q.text is not None  # checked where the request came in
+        # A document stored with a vector only has no text to read: it is scored as an empty one.
+        documents = tuple(h.doc.text or "" for h in hits)
+        req = RerankRequest(q.text, documents, q.rerank.model, field="rerank")
+        out = await self.rerank.rerank(req, transport="search")
+        best = out.ranking()[: q.k]
+        return [
+            Hit(
+                hits[i].doc,
+                float(out.scores[i]),
+                {**(hits[i].ranks or {q.mode: i + 1}), "rerank": rank},
+                retrieval_score=hits[i].score,
+            )
+            for rank, i in enumerate(best, start=1)
+        ]
 
     async def _query_vectors(self, col: CollectionStore, queries: list[SearchQuery]) -> list[np.ndarray]:
         """Each query's vector, ready for the index: given ones checked, texts embedded together."""

@@ -90,6 +90,9 @@ class Hit:
     doc: StoredDocument
     score: float
     ranks: dict[str, int] | None = None  # the lists it came from ("dense", "keyword") and its rank in each
+    # Set by a search's rerank step (gateway/services/queries.py), whose `score` is then the reranker's:
+    # the score the retrieval gave. Engines never set it.
+    retrieval_score: float | None = None
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cshared/proto/embedding.proto\x12\x0f\x61kidb.embedding\"\x8f\x01\n\x10\x45mbeddingRequest\x12\r\n\x05texts\x18\x01 \x03(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x0f\n\x07pooling\x18\x03 \x01(\t\x12\x16\n\tnormalize\x18\x04 \x01(\x08H\x00\x88\x01\x01\x12\x17\n\ninput_type\x18\x05 \x01(\tH\x01\x88\x01\x01\x42\x0c\n\n_normalizeB\r\n\x0b_input_type\"\x1b\n\tEmbedding\x12\x0e\n\x06values\x18\x01 \x03(\x02\"2\n\x05Usage\x12\x14\n\x0ctotal_tokens\x18\x01 \x01(\r\x12\x13\n\x0b\x64uration_ms\x18\x02 \x01(\r\"\x8c\x01\n\x11\x45mbeddingResponse\x12.\n\nembeddings\x18\x01 \x03(\x0b\x32\x1a.akidb.embedding.Embedding\x12\r\n\x05model\x18\x02 \x01(\t\x12\x11\n\tdimension\x18\x03 \x01(\r\x12%\n\x05usage\x18\x04 \x01(\x0b\x32\x16.akidb.embedding.Usage\"!\n\x10ModelInfoRequest\x12\r\n\x05model\x18\x01 \x01(\t\"x\n\x11ModelInfoResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12\x11\n\tdimension\x18\x02 \x01(\r\x12\x12\n\nmax_tokens\x18\x03 \x01(\r\x12\x14\n\x0cquery_prompt\x18\x04 \x01(\t\x12\x17\n\x0f\x64ocument_prompt\x18\x05 \x01(\t2\xb9\x01\n\x10\x45mbeddingService\x12N\n\x05\x45mbed\x12!.akidb.embedding.EmbeddingRequest\x1a\".akidb.embedding.EmbeddingResponse\x12U\n\x0cGetModelInfo\x12!.akidb.embedding.ModelInfoRequest\x1a\".akidb.embedding.ModelInfoResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cshared/proto/embedding.proto\x12\x0f\x61kidb.embedding\"\x8f\x01\n\x10\x45mbeddingRequest\x12\r\n\x05texts\x18\x01 \x03(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x0f\n\x07pooling\x18\x03 \x01(\t\x12\x16\n\tnormalize\x18\x04 \x01(\x08H\x00\x88\x01\x01\x12\x17\n\ninput_type\x18\x05 \x01(\tH\x01\x88\x01\x01\x42\x0c\n\n_normalizeB\r\n\x0b_input_type\"\x1b\n\tEmbedding\x12\x0e\n\x06values\x18\x01 \x03(\x02\"2\n\x05Usage\x12\x14\n\x0ctotal_tokens\x18\x01 \x01(\r\x12\x13\n\x0b\x64uration_ms\x18\x02 \x01(\r\"\x8c\x01\n\x11\x45mbeddingResponse\x12.\n\nembeddings\x18\x01 \x03(\x0b\x32\x1a.akidb.embedding.Embedding\x12\r\n\x05model\x18\x02 \x01(\t\x12\x11\n\tdimension\x18\x03 \x01(\r\x12%\n\x05usage\x18\x04 \x01(\x0b\x32\x16.akidb.embedding.Usage\"!\n\x10ModelInfoRequest\x12\r\n\x05model\x18\x01 \x01(\t\"x\n\x11ModelInfoResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12\x11\n\tdimension\x18\x02 \x01(\r\x12\x12\n\nmax_tokens\x18\x03 \x01(\r\x12\x14\n\x0cquery_prompt\x18\x04 \x01(\t\x12\x17\n\x0f\x64ocument_prompt\x18\x05 \x01(\t\"\x89\x01\n\rRerankRequest\x12\r\n\x05query\x18\x01 \x01(\t\x12\r\n\x05texts\x18\x02 \x03(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12\x12\n\nraw_scores\x18\x04 \x01(\x08\x12\x13\n\x0breturn_text\x18\x05 \x01(\x08\x12\x15\n\x08truncate\x18\x06 \x01(\x08H\x00\x88\x01\x01\x42\x0b\n\t_truncate\"H\n\x0cRerankResult\x12\r\n\x05index\x18\x01 \x01(\r\x12\r\n\x05score\x18\x02 \x01(\x02\x12\x11\n\x04text\x18\x03 \x01(\tH\x00\x88\x01\x01\x42\x07\n\x05_text\"v\n\x0eRerankResponse\x12.\n\x07results\x18\x01 \x03(\x0b\x32\x1d.akidb.embedding.RerankResult\x12\r\n\x05model\x18\x02 \x01(\t\x12%\n\x05usage\x18\x03 \x01(\x0b\x32\x16.akidb.embedding.Usage2\xb9\x01\n\x10\x45mbeddingService\x12N\n\x05\x45mbed\x12!.akidb.embedding.EmbeddingRequest\x1a\".akidb.embedding.EmbeddingResponse\x12U\n\x0cGetModelInfo\x12!.akidb.embedding.ModelInfoRequest\x1a\".akidb.embedding.ModelInfoResponse2Z\n\rRerankService\x12I\n\x06Rerank\x12\x1e.akidb.embedding.RerankRequest\x1a\x1f.akidb.embedding.RerankResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -43,6 +43,14 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MODELINFOREQUEST']._serialized_end=452
   _globals['_MODELINFORESPONSE']._serialized_start=454
   _globals['_MODELINFORESPONSE']._serialized_end=574
-  _globals['_EMBEDDINGSERVICE']._serialized_start=577
-  _globals['_EMBEDDINGSERVICE']._serialized_end=762
+  _globals['_RERANKREQUEST']._serialized_start=577
+  _globals['_RERANKREQUEST']._serialized_end=714
+  _globals['_RERANKRESULT']._serialized_start=716
+  _globals['_RERANKRESULT']._serialized_end=788
+  _globals['_RERANKRESPONSE']._serialized_start=790
+  _globals['_RERANKRESPONSE']._serialized_end=908
+  _globals['_EMBEDDINGSERVICE']._serialized_start=911
+  _globals['_EMBEDDINGSERVICE']._serialized_end=1096
+  _globals['_RERANKSERVICE']._serialized_start=1098
+  _globals['_RERANKSERVICE']._serialized_end=1188
 # @@protoc_insertion_point(module_scope)

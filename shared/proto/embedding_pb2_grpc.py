@@ -140,3 +140,82 @@ class EmbeddingService:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class RerankServiceStub:
+    """Reranking: the same path as REST POST /rerank (one batcher, one set of limits, one error tree).
+    A service of its own, so EmbeddingService stays the seed's.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.Rerank = channel.unary_unary(
+                '/akidb.embedding.RerankService/Rerank',
+                request_serializer=shared_dot_proto_dot_embedding__pb2.RerankRequest.SerializeToString,
+                response_deserializer=shared_dot_proto_dot_embedding__pb2.RerankResponse.FromString,
+                _registered_method=True)
+
+
+class RerankServiceServicer:
+    """Reranking: the same path as REST POST /rerank (one batcher, one set of limits, one error tree).
+    A service of its own, so EmbeddingService stays the seed's.
+    """
+
+    def Rerank(self, request, context):
+        """Score texts against a query with a reranker (cross-encoder); results best first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_RerankServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'Rerank': grpc.unary_unary_rpc_method_handler(
+                    servicer.Rerank,
+                    request_deserializer=shared_dot_proto_dot_embedding__pb2.RerankRequest.FromString,
+                    response_serializer=shared_dot_proto_dot_embedding__pb2.RerankResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'akidb.embedding.RerankService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('akidb.embedding.RerankService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class RerankService:
+    """Reranking: the same path as REST POST /rerank (one batcher, one set of limits, one error tree).
+    A service of its own, so EmbeddingService stays the seed's.
+    """
+
+    @staticmethod
+    def Rerank(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/akidb.embedding.RerankService/Rerank',
+            shared_dot_proto_dot_embedding__pb2.RerankRequest.SerializeToString,
+            shared_dot_proto_dot_embedding__pb2.RerankResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

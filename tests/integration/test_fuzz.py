@@ -10,6 +10,7 @@ contract (statuses, bodies, links) is the same whichever engine holds the collec
 from __future__ import annotations
 
 import importlib.util
+import json
 import subprocess
 import sys
 import time
@@ -45,6 +46,18 @@ def wait_ready(url: str, timeout: float = 90) -> None:
         time.sleep(0.2)
 
 
+def wait_for_reranker(url: str, timeout: float = 90) -> None:
+    end = time.monotonic() + timeout
+    while True:
+        with urllib.request.urlopen(url + "/models", timeout=5) as resp:
+            models = json.load(resp)["models"]
+        if any(m["kind"] == "rerank" and m["workers"] for m in models):
+            return
+        if time.monotonic() > end:
+            raise TimeoutError(f"no reranker in {url}/models within {timeout}s")
+        time.sleep(0.2)
+
+
 @pytest.mark.slow
 @BOTH_ENGINES
 def test_schemathesis_finds_nothing(tmp_path: Path, engine_settings: tuple[str, ...]) -> None:
@@ -52,9 +65,15 @@ def test_schemathesis_finds_nothing(tmp_path: Path, engine_settings: tuple[str, 
     backend = "openvino" if importlib.util.find_spec("openvino") else "mlx"
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     worker = WorkerProcess(endpoint, "--backend", backend)
+    # /rerank, /v1/rerank and search's rerank get a real reranker too (the committed tiny cross-encoder).
+    fixture = ROOT / "tests" / "fixtures" / "tiny-bert-reranker"
+    reranker = WorkerProcess(
+        endpoint, "--backend", backend, "--model", "ms-marco-MiniLM-L-6-v2", "--model-path", str(fixture)
+    )
     gateway = GatewayProcess(endpoint, str(tmp_path / "data"), *[a for kv in engine_settings for a in ("--set", kv)])
     try:
         wait_ready(gateway.url)
+        wait_for_reranker(gateway.url)
         cmd = [
             sys.executable,
             "-m",
@@ -73,6 +92,7 @@ def test_schemathesis_finds_nothing(tmp_path: Path, engine_settings: tuple[str, 
     finally:
         gateway.stop()
         worker.stop()
+        reranker.stop()
     assert done.returncode == 0, done.stdout[-12000:] + done.stderr[-3000:] + gateway.output()[-3000:]
     # Each phase ran (a phase that silently did nothing would pass too), and nothing failed.
     for phase in ("Coverage", "Fuzzing", "Stateful"):

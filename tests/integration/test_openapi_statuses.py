@@ -18,7 +18,7 @@ import pytest
 
 from gateway.api.openapi import document
 from shared.protocol import Error, Job, Message
-from tests.support.fake_worker import FakeWorker
+from tests.support.fake_worker import RERANKER, FakeWorker
 from tests.support.gateway import Gateway, make_config, running_gateway
 from tests.support.processes import WorkerProcess, free_port
 
@@ -95,6 +95,20 @@ for _path, _ok, _good, _bad, _unknown in [
     (OAI, 200, {"input": "a", "model": MINILM}, {"input": []}, {"input": "a", "model": "nope"}),
     (DOCS, 201, {"text": "a"}, {"text": 5}, None),
     (SEARCH, 200, {"query": "a"}, {}, None),
+    (
+        "/rerank",
+        200,
+        {"query": "a", "texts": ["b"]},
+        {"query": "a", "texts": []},
+        {"query": "a", "texts": ["b"], "model": "nope"},
+    ),
+    (
+        "/v1/rerank",
+        200,
+        {"query": "a", "documents": ["b"]},
+        {"query": "a", "documents": []},
+        {"query": "a", "documents": ["b"], "model": "nope"},
+    ),
 ]:
     _other = _path.replace("/c/", "/nope/")
     CASES.update({
@@ -159,16 +173,19 @@ async def setup(kind: str, zmq_endpoint: str, data_dir: Path) -> AsyncIterator[G
     if kind == "slow":
         overrides.append("server.request_timeout_s=0.5")
     async with running_gateway(make_config(endpoint, str(data_dir / kind), *overrides)) as gw:
-        worker: FakeWorker | None = None
+        workers: list[FakeWorker] = []
         if kind == "failing":
-            worker = FailingWorker(endpoint)
+            workers = [FailingWorker(endpoint), FailingWorker(endpoint, "failing-reranker", model=RERANKER)]
         elif kind == "slow":
-            worker = FakeWorker(endpoint, delay=5)
-        if worker is not None:
+            workers = [FakeWorker(endpoint, delay=5), FakeWorker(endpoint, "slow-reranker", delay=5, model=RERANKER)]
+        elif kind == "real":  # the real embedder, and a reranker that speaks the real protocol
+            workers = [FakeWorker(endpoint, "reranker", model=RERANKER)]
+        for worker in workers:
             await worker.start()
         try:
             if kind != "none":
                 await gw.wait_for_workers(1)
+                await gw.wait_for_workers(1, model=RERANKER.name)
             await gw.client.post(
                 "/collections", json={"name": "c", "dimension": 384} if kind == "none" else {"name": "c"}
             )
@@ -194,7 +211,7 @@ async def setup(kind: str, zmq_endpoint: str, data_dir: Path) -> AsyncIterator[G
                     await asyncio.sleep(0.05)
             yield gw
         finally:
-            if worker is not None:
+            for worker in workers:
                 await worker.close()
 
 

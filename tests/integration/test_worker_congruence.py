@@ -19,12 +19,13 @@ import pytest
 
 from shared.protocol import REFUSED, Disconnect, Error, ErrorCode, Heartbeat, Job, ModelInfo, Ready, Result
 from tests.support.backends import fastest_backend
-from tests.support.fake_worker import MODEL, FakeWorker
+from tests.support.fake_worker import MODEL, RERANKER, FakeWorker
 from tests.support.gateway import make_config, running_gateway
 from tests.support.processes import TEST_HEARTBEAT, ChildProcess, FakeWorkerProcess, WorkerProcess, free_port
 from tests.support.scripted_gateway import Heard, ScriptedGateway
 
 MINILM = "all-MiniLM-L6-v2"
+TINY_BERT_RERANKER = Path(__file__).parents[1] / "fixtures" / "tiny-bert-reranker"
 INTERVAL_S = 0.2  # TEST_HEARTBEAT, which both kinds of worker process run with
 LIVENESS = 5
 assert f"heartbeat.interval_ms={round(INTERVAL_S * 1000)}" in TEST_HEARTBEAT
@@ -40,6 +41,13 @@ def start_worker(kind: str, gateways: str, *args: str) -> ChildProcess:
     if kind == "fake":
         return FakeWorkerProcess(gateways, "--worker-id", "cg", *args)
     return WorkerProcess(gateways, "--backend", fastest_backend(), "--worker-id", "cg", *args)
+
+
+def start_reranker(kind: str, gateways: str) -> ChildProcess:
+    """A reranker: the fake's, or the real worker on the committed tiny BERT cross-encoder under MiniLM's name."""
+    if kind == "fake":
+        return start_worker(kind, gateways, "--kind", "rerank")
+    return start_worker(kind, gateways, "--model", RERANKER.name, "--model-path", str(TINY_BERT_RERANKER))
 
 
 def new_endpoint() -> str:
@@ -66,6 +74,18 @@ def exit_code(worker: ChildProcess, timeout: float = 30) -> int:
         return worker.proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         pytest.fail(f"the worker did not exit; its log:\n{worker.output()[-3000:]}")
+
+
+def answers(gw: ScriptedGateway, ready: Heard, jobs: list[Job]) -> dict[int, Result | Error]:
+    """Send the jobs to the worker and collect its one reply to each, by job id."""
+    for job in jobs:
+        gw.send(ready.identity, job)
+    replies: dict[int, Result | Error] = {}
+    while len(replies) < len(jobs):
+        got = gw.wait_for(lambda h: isinstance(h.msg, (Result, Error)), SOON_S * 4).msg
+        assert isinstance(got, (Result, Error)) and got.job_id not in replies
+        replies[got.job_id] = got
+    return replies
 
 
 def readies(heard: list[Heard]) -> list[Heard]:
@@ -150,18 +170,38 @@ def test_failing_jobs_get_errors_and_the_worker_serves_on(kind: str, gateway: Sc
             Job(13, MINILM, ("a",), "no-such-pooling", True, 5000),
             Job(14, "minilm", ("hello", "world"), "mean", True, 30000),  # an alias it announced
         ]
-        for job in jobs:
-            gateway.send(ready.identity, job)
-        replies: dict[int, Result | Error] = {}
-        while len(replies) < len(jobs):
-            got = gateway.wait_for(lambda h: isinstance(h.msg, (Result, Error)), SOON_S * 4).msg
-            assert isinstance(got, (Result, Error)) and got.job_id not in replies
-            replies[got.job_id] = got
+        replies = answers(gateway, ready, jobs)
         codes = {i: r.code for i, r in replies.items() if isinstance(r, Error)}
         assert codes == {11: ErrorCode.UNKNOWN_MODEL, 12: ErrorCode.DEADLINE_EXCEEDED, 13: ErrorCode.INVALID_JOB}
         result = replies[14]
         assert isinstance(result, Result) and result.embeddings.shape == (2, dimension)
         assert worker.proc.poll() is None  # a bad job is the job's fault, never the worker's end
+    finally:
+        assert worker.stop() == 0
+
+
+def test_a_reranker_announces_its_kind_and_scores_pairs_and_refuses_embedding_jobs(
+    kind: str, gateway: ScriptedGateway
+) -> None:
+    worker = start_reranker(kind, gateway.endpoint)
+    try:
+        ready = joined(gateway, worker)
+        assert isinstance(ready.msg, Ready)
+        info = ready.msg.models[0]
+        assert (info.name, info.kind, info.dimension, info.max_tokens) == (RERANKER.name, "rerank", 1, 512)
+        pairs = ("the cat sat", "a dog ran far", "cats sit on mats")
+        jobs = [
+            Job(21, RERANKER.name, pairs, "", False, 30000, queries=("cat", "dog"), query_of=(0, 1, 0)),
+            Job(22, RERANKER.name, ("an embedding job",), "mean", True, 30000),
+            Job(23, RERANKER.name, ("late",), "", False, 0, queries=("q",), query_of=(0,)),
+        ]
+        replies = answers(gateway, ready, jobs)
+        codes = {i: r.code for i, r in replies.items() if isinstance(r, Error)}
+        assert codes == {22: ErrorCode.INVALID_JOB, 23: ErrorCode.DEADLINE_EXCEEDED}
+        result = replies[21]
+        assert isinstance(result, Result) and result.embeddings.shape == (3, 1)  # one raw logit per pair
+        assert len(result.token_counts) == 3 and all(n > 3 for n in result.token_counts)
+        assert worker.proc.poll() is None
     finally:
         assert worker.stop() == 0
 

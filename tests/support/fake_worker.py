@@ -5,7 +5,8 @@ heartbeats, liveness, backoff, DISCONNECT and REFUSED, ERROR); `tests/integratio
 test_worker_congruence.py` holds the two to the same scenarios. It proves the gateway's batching
 and failover logic, never that embedding works: its vector for a text is [len(text), n, index in
 job, 1], where the job is the n-th this worker ran (not the gateway's job_id, which starts at a
-random number).
+random number). As a reranker (`RERANKER`, or `--kind rerank`) a pair's logit is the number of the
+query's words its document holds, plus len(document)/1000 to break ties.
 
 In-process (`FakeWorker(...)`) for gateway tests, or as its own process for tests that need a
 worker to die for real:
@@ -38,10 +39,23 @@ from tests.support.processes import TEST_HEARTBEAT
 from worker.connection import Connection
 from worker.embedder import Embedded
 from worker.main import run_worker, serve
+from worker.pairs import Pair
+from worker.reranker import Scored
 from worker.runner import Runner
 
 DIM = 4
 MODEL = ModelInfo("all-MiniLM-L6-v2", DIM, 16, "mean", ("minilm",), "fake", "cpu", "f32")
+RERANKER = ModelInfo(
+    "ms-marco-MiniLM-L-6-v2",
+    1,
+    512,
+    "cls",
+    ("cross-encoder/ms-marco-MiniLM-L-6-v2",),
+    "fake",
+    "cpu",
+    "f32",
+    kind="rerank",
+)
 EXIT_POISONED = 3
 
 
@@ -79,6 +93,19 @@ class FakeModel:
         rows = np.array([[len(t), self.runs, i, 1.0] for i, t in enumerate(texts)], dtype=np.float32)
         counts = [len(t.split()) + 2 for t in texts]
         return Embedded(rows, counts, counts)
+
+    def score(self, pairs: Sequence[Pair]) -> Scored:
+        """The fake reranker: query words found in the document, len(document)/1000 breaking ties."""
+        self.runs += 1
+        documents = [d for _, d in pairs]
+        if self.exit_on and any(self.exit_on in d for d in documents):
+            os._exit(EXIT_POISONED)
+        self.stopping.wait(self.delay)
+        if self.fail_on and any(self.fail_on in d for d in documents):
+            raise RuntimeError(f"the fake model fails on {self.fail_on!r} (tests only)")
+        logits = [sum(w in d.lower().split() for w in q.lower().split()) + len(d) / 1000 for q, d in pairs]
+        counts = [len(q.split()) + len(d.split()) + 3 for q, d in pairs]
+        return Scored(np.array(logits, dtype=np.float32), counts, counts)
 
 
 class FakeRunner(Runner):
@@ -166,6 +193,7 @@ def main() -> None:
     p.add_argument("--capacity", type=int, default=2)
     p.add_argument("--delay", type=float, default=0.0, help="seconds each job takes")
     p.add_argument("--dimension", type=int, default=DIM)
+    p.add_argument("--kind", choices=("embed", "rerank"), default="embed", help="fake an embedder or a reranker")
     p.add_argument("--exit-on", default="", help="exit at once (code 3) on a job with this in a text")
     p.add_argument("--fail-on", default="", help="the model fails on a job with this in a text (ERROR, exit 1)")
     p.add_argument("--keys-dir", default="", help="CURVE: the gateway's zmq.keys_dir (none: no CURVE)")
@@ -175,6 +203,8 @@ def main() -> None:
     cfg = fake_config(args.gateway, args.worker_id, args.capacity, *TEST_HEARTBEAT, keys, *args.set)
     configure_logging(cfg.logging.level, "json", process="worker")
     model = ModelInfo(MODEL.name, args.dimension, MODEL.max_tokens, MODEL.pooling, MODEL.aliases, "fake", "cpu", "f32")
+    if args.kind == "rerank":
+        model = RERANKER
     sys.exit(serve(cfg, FakeModel(model, args.delay, args.exit_on, args.fail_on)))
 
 

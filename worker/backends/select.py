@@ -68,7 +68,7 @@ def build_encoder(backend: str, source: ModelSource, cfg: Config) -> Encoder:
     if source.kind == "rerank":
         raise ModelLoadError(
             f"model {source.name!r} is a reranker (a cross-encoder): it scores (query, document) pairs and makes no "
-            "embeddings, and workers do not serve rerank models yet; choose an embedding model"
+            "embeddings; `akidb-worker` serves it through `build_reranker`"
         )
     if source.family not in ("bert", "qwen3"):
         raise ModelLoadError(f"{source.family} models are served only as rerankers; choose a BERT or Qwen3 embedder")

@@ -1,4 +1,4 @@
-"""`akidb`: collections, import, export, search and embed from the command line."""
+"""`akidb`: collections, import, export, search, rerank and embed from the command line."""
 
 from __future__ import annotations
 
@@ -69,8 +69,33 @@ def parser() -> argparse.ArgumentParser:
     srch.add_argument("--vector", help="a JSON array instead of a text")
     srch.add_argument("-k", type=int, default=10)
     srch.add_argument("--filter", help='metadata filter as JSON, e.g. \'{"topic": "ai"}\'')
+    srch.add_argument(
+        "--mode", choices=("dense", "keyword", "hybrid"), help="how candidates are found (default: dense)"
+    )
+    srch.add_argument(
+        "--rerank",
+        nargs="?",
+        const=True,
+        metavar="MODEL",
+        help="reorder the candidates with a reranker (the server's default, or MODEL); shows both scores",
+    )
+    srch.add_argument("--candidates", type=int, help="with --rerank: how many hits the reranker reads (server: 50)")
     srch.add_argument("--json", action="store_true", help="JSON output for scripts")
     srch.add_argument("--vectors", action="store_true", help="with --json: include vectors")
+
+    rr = sub.add_parser(
+        "rerank",
+        help="order documents by relevance to a query with a reranker (cross-encoder)",
+        description="Order documents by relevance to QUERY, best first. The documents are the arguments after "
+        "QUERY, else the lines of --file, else the lines of stdin (one document per line).",
+    )
+    rr.set_defaults(run=commands.rerank)
+    rr.add_argument("query")
+    rr.add_argument("documents", nargs="*", metavar="DOC")
+    rr.add_argument("--file", "-f", help="one document per line ('-': stdin)")
+    rr.add_argument("--top-n", "-n", type=int, help="keep the best N (default: all)")
+    rr.add_argument("--model", help="reranker model (default: the server's)")
+    rr.add_argument("--json", action="store_true", help="JSON output for scripts")
 
     snap = sub.add_parser("snapshot", help="create, list, download or delete a collection's snapshots")
     snap.set_defaults(run=commands.snapshot)

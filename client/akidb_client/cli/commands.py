@@ -122,21 +122,67 @@ def search(args: argparse.Namespace) -> int:
     vector = None if args.vector is None else json.loads(args.vector)
     flt = None if args.filter is None else json.loads(args.filter)
     include = ["text", "metadata"] + (["vector"] if args.json and args.vectors else [])
+    rerank: Any = args.rerank
+    if args.candidates is not None:
+        if rerank is None:
+            raise ValueError("--candidates sets how many hits --rerank reads; give --rerank too")
+        rerank = {"candidates": args.candidates} | ({} if rerank is True else {"model": rerank})
+    if rerank is not None:
+        include.append("ranks")  # the search's own score comes back beside the reranker's
     with connect(args) as db:
-        result = db.collection(args.collection).search(args.query, vector=vector, k=args.k, filter=flt, include=include)
+        col = db.collection(args.collection)
+        mode = {} if args.mode is None else {"mode": args.mode}
+        result = col.search(args.query, vector=vector, k=args.k, filter=flt, include=include, rerank=rerank, **mode)
     if args.json:
         hits = [
             {"id": h.id, "score": h.score, "text": h.text, "metadata": h.metadata}
+            | ({"retrieval_score": h.retrieval_score} if h.retrieval_score is not None else {})
             | ({"vector": h.vector.tolist()} if h.vector is not None else {})
             for h in result
         ]
         print(json.dumps({"results": hits, "query_embedded": result.query_embedded, "took_ms": result.took_ms}))
         return 0
-    rows = [(i, h.score, h.id, snippet(h.text, 60), snippet(h.metadata, 40)) for i, h in enumerate(result, 1)]
-    print(table(["#", "score", "id", "text", "metadata"], rows))
+    if rerank is not None:
+        rows: list[tuple[Any, ...]] = [
+            (i, h.score, h.retrieval_score, h.id, snippet(h.text, 60), snippet(h.metadata, 30))
+            for i, h in enumerate(result, 1)
+        ]
+        print(table(["#", "score", "retrieval", "id", "text", "metadata"], rows))
+    else:
+        rows = [(i, h.score, h.id, snippet(h.text, 60), snippet(h.metadata, 40)) for i, h in enumerate(result, 1)]
+        print(table(["#", "score", "id", "text", "metadata"], rows))
     embedded = ", query embedded" if result.query_embedded else ""
-    print(f"{len(result)} results in {result.took_ms:.1f} ms{embedded}")
+    reranked = ", reranked" if rerank is not None else ""
+    print(f"{len(result)} results in {result.took_ms:.1f} ms{embedded}{reranked}")
     return 0
+
+
+def rerank(args: argparse.Namespace) -> int:
+    if args.documents and args.file:
+        raise ValueError("give the documents after the query or with --file, not both")
+    documents = args.documents or _lines(args.file)
+    if not documents:
+        raise ValueError("no documents to rerank: give them after the query, with --file, or one per line on stdin")
+    with connect(args) as db:
+        out = db.rerank(args.query, documents, top_n=args.top_n, model=args.model)
+    if args.json:
+        results = [
+            {"index": r.index, "relevance_score": r.relevance_score, "document": documents[r.index]} for r in out
+        ]
+        print(json.dumps({"results": results, "model": out.model, "usage": {"total_tokens": out.total_tokens}}))
+        return 0
+    rows = [(i, r.relevance_score, r.index, snippet(documents[r.index], 80)) for i, r in enumerate(out, 1)]
+    print(table(["#", "score", "index", "document"], rows))
+    print(f"{len(out)} of {len(documents)} documents, model {out.model}, {out.total_tokens} tokens")
+    return 0
+
+
+def _lines(path: str | None) -> list[str]:
+    """The non-blank lines of a file, or of stdin (no path, or '-')."""
+    if path in (None, "-"):
+        return [line.rstrip("\n") for line in sys.stdin if line.strip()]
+    with open(path, encoding="utf-8") as f:
+        return [line.rstrip("\n") for line in f if line.strip()]
 
 
 def snapshot(args: argparse.Namespace) -> int:
@@ -169,7 +215,7 @@ def restore(args: argparse.Namespace) -> int:
 
 
 def embed(args: argparse.Namespace) -> int:
-    texts = args.texts or [line.rstrip("\n") for line in sys.stdin if line.strip()]
+    texts = args.texts or _lines(None)
     with connect(args) as db:
         out = db.embed(texts, args.model)
     if args.json:

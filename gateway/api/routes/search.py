@@ -38,6 +38,8 @@ def _hits(hits: list[Hit], q: SearchQuery) -> list[dict[str, Any]]:
     if "ranks" in q.include:  # a dense search's rank is its place in the list
         for i, (item, hit) in enumerate(zip(out, hits, strict=True), start=1):
             item["ranks"] = hit.ranks if hit.ranks is not None else {"dense": i}
+            if hit.retrieval_score is not None:  # reranked: `score` is the reranker's
+                item["retrieval_score"] = hit.retrieval_score
     return out
 
 

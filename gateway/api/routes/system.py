@@ -45,7 +45,8 @@ async def list_models(request: web.Request) -> web.Response:
     (else of its first announcement); `workers_detail` gives every worker's own.
     """
     view = request.app[keys.WORKERS]
-    default = request.app[keys.EMBEDDING].default_model
+    # Each kind's default: the embedding model, and the reranker of requests that name none.
+    defaults = {request.app[keys.EMBEDDING].default_model, request.app[keys.RERANK].default_model}
     rows: list[ModelRow] = []
     for info in view.models():
         detail = view.serving(info.name)
@@ -62,7 +63,7 @@ async def list_models(request: web.Request) -> web.Response:
                 device=lead.device,
                 precision=lead.precision,
                 workers=view.live_workers(info.name),
-                default=info.name == default,
+                default=info.name in defaults,
                 query_prompt=info.query_prompt,
                 document_prompt=info.document_prompt,
                 workers_detail=[msgspec.convert(w, WorkerDetail, from_attributes=True) for w in detail],

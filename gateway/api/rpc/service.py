@@ -1,4 +1,4 @@
-"""EmbeddingService handlers, and the one place an `ApiError` becomes a gRPC status."""
+"""EmbeddingService and RerankService handlers, and the one place an `ApiError` becomes a gRPC status."""
 
 from __future__ import annotations
 
@@ -10,9 +10,16 @@ from typing import Any, TypeVar
 import grpc
 import structlog
 
-from gateway.api.rpc.convert import to_embed_request, to_embedding_response, to_model_info_response
+from gateway.api.rpc.convert import (
+    to_embed_request,
+    to_embedding_response,
+    to_model_info_response,
+    to_rerank_request,
+    to_rerank_response,
+)
 from gateway.errors import ApiError, as_api_error
 from gateway.services.embedding import EmbeddingService
+from gateway.services.rerank import RerankService
 from shared.config import Config
 from shared.proto import embedding_pb2 as pb
 from shared.proto import embedding_pb2_grpc as pb_grpc
@@ -58,12 +65,33 @@ class EmbeddingServicer(pb_grpc.EmbeddingServiceServicer):
         return to_model_info_response(self.service.resolve_model(request.model or None))
 
     def _budget(self, context: grpc.aio.ServicerContext) -> float | None:
-        """Seconds left on the client's deadline when it is sooner than ours; None: server.request_timeout_s."""
-        remaining = context.time_remaining()
-        if remaining is None or remaining >= self.cfg.server.request_timeout_s:
-            return None
-        # A floor, because a zero would read as "no timeout given" downstream.
-        return max(remaining, 0.001)
+        return budget(self.cfg, context)
+
+
+class RerankServicer(pb_grpc.RerankServiceServicer):
+    """Thin handler: proto → `RerankRequest` → the shared `RerankService` → proto."""
+
+    def __init__(self, cfg: Config, service: RerankService) -> None:
+        self.cfg = cfg
+        self.service = service
+
+    async def Rerank(self, request: pb.RerankRequest, context: grpc.aio.ServicerContext) -> pb.RerankResponse:
+        """Score texts against a query; the client's deadline (if sooner) bounds the wait."""
+        return await answer(context, self._rerank(request, context))
+
+    async def _rerank(self, request: pb.RerankRequest, context: grpc.aio.ServicerContext) -> pb.RerankResponse:
+        req = to_rerank_request(request, self.cfg.rerank.max_documents)
+        out = await self.service.rerank(req, transport="grpc", timeout_s=budget(self.cfg, context))
+        return to_rerank_response(out, req.documents if request.return_text else None)
+
+
+def budget(cfg: Config, context: grpc.aio.ServicerContext) -> float | None:
+    """Seconds left on the client's deadline when it is sooner than ours; None: server.request_timeout_s."""
+    remaining = context.time_remaining()
+    if remaining is None or remaining >= cfg.server.request_timeout_s:
+        return None
+    # A floor, because a zero would read as "no timeout given" downstream.
+    return max(remaining, 0.001)
 
 
 async def answer(context: grpc.aio.ServicerContext, work: Awaitable[T]) -> T:

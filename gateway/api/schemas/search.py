@@ -8,7 +8,7 @@ import msgspec
 
 from gateway.api.schemas.common import Text, Vector, choices, float32_rows, given
 from gateway.errors import InvalidInput
-from gateway.services.collection_inputs import SearchQuery
+from gateway.services.collection_inputs import RerankStep, SearchQuery
 from gateway.storage.errors import InvalidFilter
 from gateway.storage.filters import parse_filter
 
@@ -30,6 +30,36 @@ Alpha = Annotated[
     float, msgspec.Meta(ge=0, le=1, description="hybrid: weight of the dense ranking (keyword: 1 - alpha); default 0.5")
 ]
 TEXT_MODES = ("keyword", "hybrid")
+DEFAULT_CANDIDATES = 50  # a search's rerank reads this many candidates unless it says (and at least k)
+
+
+class RerankOption(msgspec.Struct, forbid_unknown_fields=True):
+    """Rerank a search's candidates against its text with a reranker (cross-encoder)."""
+
+    model: Annotated[
+        str | None, msgspec.Meta(description="a served reranker or alias; default: rerank.default_model")
+    ] = None
+    candidates: (
+        Annotated[
+            int,
+            msgspec.Meta(
+                ge=1,
+                le=MAX_K,
+                description="documents retrieved by the search's mode and reranked (fewer than k: at most that "
+                f"many hits); default {DEFAULT_CANDIDATES}, or k if larger",
+            ),
+        ]
+        | None
+    ) = None
+
+
+Rerank = Annotated[
+    bool | RerankOption,
+    msgspec.Meta(
+        description="retrieve candidates, rerank them against the query's text, return the best k (`score`: the "
+        'reranker\'s; with include "ranks", `retrieval_score` too); true: the default reranker and candidates'
+    ),
+]
 NULL = {"type": "null"}
 # What `to_query` and `_check_mode` check, stated in the published schema (gateway/api/openapi.py merges
 # it in), each rule an `anyOf` of disjoint cases so a generator (schemathesis) can pick one and fill it.
@@ -47,6 +77,8 @@ ITEM_RULES: list[dict[str, Any]] = [
     {"anyOf": [{"properties": {"alpha": NULL}}, given("mode", {"const": "hybrid"})]},
     # keyword_syntax reads the text of keyword and hybrid searches
     {"anyOf": [{"properties": {"keyword_syntax": {"const": "plain"}}}, given("mode", {"enum": list(TEXT_MODES)})]},
+    # a rerank reads the query's text
+    {"anyOf": [{"properties": {"rerank": {"anyOf": [NULL, {"const": False}]}}}, given("query", {"type": "string"})]},
 ]
 
 
@@ -70,6 +102,7 @@ class SearchItem(msgspec.Struct, forbid_unknown_fields=True):
     mode: Mode = "dense"
     alpha: Alpha | None = None
     keyword_syntax: KeywordSyntax = "plain"
+    rerank: Rerank | None = None
 
     def to_query(self, where: str = "") -> SearchQuery:
         """The collection service's input, the filter parsed into its tree; `where` prefixes a batch member's errors."""
@@ -97,7 +130,24 @@ class SearchItem(msgspec.Struct, forbid_unknown_fields=True):
             mode=self.mode,
             alpha=0.5 if self.alpha is None else self.alpha,
             keyword_syntax=self.keyword_syntax,
+            rerank=self._rerank_step(where),
         )
+
+    def _rerank_step(self, where: str) -> RerankStep | None:
+        """The rerank option as the service's step (None: no rerank); it needs the query's text."""
+        if self.rerank is None or self.rerank is False:
+            return None
+        option = RerankOption() if self.rerank is True else self.rerank
+        prefix = f"{where.rstrip('.')}: " if where else ""
+        if self.query is None:
+            raise InvalidInput(
+                f"{prefix}rerank scores the documents against the query's text: give query (a text), not a vector",
+                param="rerank",
+            )
+        # Fewer candidates than k is allowed (and answers at most `candidates` hits), so every schema-valid
+        # pair of numbers is a valid search.
+        candidates = max(DEFAULT_CANDIDATES, self.k) if option.candidates is None else option.candidates
+        return RerankStep(option.model, candidates)
 
     def _check_mode(self, where: str) -> None:
         """Keyword and hybrid searches need text; alpha and keyword_syntax belong to the modes that use them."""
@@ -129,7 +179,7 @@ class SearchBody(SearchItem, forbid_unknown_fields=True):
                 "required": ["queries"],
                 "properties": {
                     "queries": {"type": "array"},
-                    **dict.fromkeys(("query", "vector", "filter", "include", "alpha"), NULL),
+                    **dict.fromkeys(("query", "vector", "filter", "include", "alpha", "rerank"), NULL),
                     "mode": {"const": "dense"},
                     "keyword_syntax": {"const": "plain"},
                 },
@@ -154,7 +204,8 @@ class SearchBody(SearchItem, forbid_unknown_fields=True):
     def to_queries(self) -> list[SearchQuery]:
         """A batch's searches in order; refuses a batch mixed with a single search's fields."""
         assert self.queries is not None
-        alone = [name for name in ("query", "vector", "filter", "include", "alpha") if getattr(self, name) is not None]
+        singles = ("query", "vector", "filter", "include", "alpha", "rerank")
+        alone = [name for name in singles if getattr(self, name) is not None]
         alone += [
             name for name, plain in (("mode", "dense"), ("keyword_syntax", "plain")) if getattr(self, name) != plain
         ]
@@ -173,7 +224,7 @@ class Hit(msgspec.Struct):
         float,
         msgspec.Meta(
             description="dense: cosine/ip similarity (higher is nearer), l2 distance; keyword: BM25 (higher is "
-            "better); hybrid: the reciprocal rank fusion score (higher is better)"
+            "better); hybrid: the reciprocal rank fusion score (higher is better); reranked: the reranker's"
         ),
     ]
     text: str | None = None
@@ -182,7 +233,19 @@ class Hit(msgspec.Struct):
     ranks: (
         Annotated[
             dict[str, int],
-            msgspec.Meta(description='with include "ranks": the lists it came from and its rank in each (from 1)'),
+            msgspec.Meta(
+                description='with include "ranks": the lists it came from and its rank in each (from 1); '
+                'reranked: "rerank" too'
+            ),
+        ]
+        | None
+    ) = None
+    retrieval_score: (
+        Annotated[
+            float,
+            msgspec.Meta(
+                description='reranked, with include "ranks": the score the retrieval gave (`score`: the reranker\'s)'
+            ),
         ]
         | None
     ) = None

@@ -44,7 +44,7 @@ class ModelRow(msgspec.Struct):
     device: str
     precision: str
     workers: int
-    default: bool
+    default: bool  # the default of its kind: embedding.model_name, or rerank.default_model
     query_prompt: str  # before texts of `input_type: query` requests and text searches
     document_prompt: str  # before texts of `input_type: document` requests and inserted documents
     workers_detail: list[WorkerDetail]

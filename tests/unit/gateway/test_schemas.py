@@ -167,7 +167,7 @@ X = {"query": "x"}
         (
             {"queries": [X, {"query": "x", "top": 3}]},
             "queries[1] has unknown field(s) top; allowed: "
-            "alpha, filter, include, k, keyword_syntax, mode, query, vector",
+            "alpha, filter, include, k, keyword_syntax, mode, query, rerank, vector",
         ),
         ({"queries": [X, {}]}, "queries[1]: give either query (a text to embed) or vector (numbers), got neither"),
         ({"queries": [{"vector": [1, "a"]}]}, "queries[0].vector must hold numbers only, found string"),

@@ -37,6 +37,7 @@ READY = Ready(
         Heartbeat(),
         Job(7, "all-MiniLM-L6-v2", ("a", "b c"), "mean", True, 30_000),
         Job(8, "qwen3-0.6b-4bit", ("a",), "last", False, 1, prompt="Instruct: x\nQuery: "),
+        Job(9, "tiny-reranker", ("d0", "d1", "d2"), "", False, 500, queries=("q0", "q1"), query_of=(0, 1, 1)),
         Ready("w", (ModelInfo("q", 64, 8192, "last", query_prompt="Query: ", document_prompt="Doc: "),), "cpu", 1),
         Ready("w", (ModelInfo("tiny-reranker", 1, 512, "cls", kind="rerank"),), "cpu", 1),
         Error(7, ErrorCode.INTERNAL, "boom"),
@@ -181,5 +182,32 @@ def _result_frames(shape: object, payload: bytes, dtype: str = "float32", counts
     ],
 )
 def test_malformed_results_raise_protocol_error(frames: list[bytes], why: str) -> None:
+    with pytest.raises(ProtocolError, match=why):
+        decode(frames)
+
+
+def test_a_rerank_job_names_each_pair_by_its_query() -> None:
+    job = decode(encode(Job(9, "r", ("d0", "d1"), "", False, 1, queries=("q",), query_of=(0, 0))))
+    assert isinstance(job, Job) and job.is_rerank
+    assert job.pairs() == [("q", "d0"), ("q", "d1")]
+
+
+def _job_frames(**fields: object) -> list[bytes]:
+    body = {"job_id": 1, "model": "r", "texts": ["a", "b"], "pooling": "", "normalize": False, "deadline_ms": 1}
+    return _frames(MsgType.JOB, {**body, **fields})
+
+
+@pytest.mark.parametrize(
+    ("frames", "why"),
+    [
+        (_job_frames(queries=["q"], query_of=[0]), "1 entries for 2 texts"),
+        (_job_frames(queries=["q"], query_of=[0, 1]), "must index its 1 queries"),
+        (_job_frames(queries=["q"], query_of=[0, -1]), "must index"),
+        (_job_frames(query_of=[0, 0]), "must index its 0 queries"),
+        (_job_frames(queries=["q"]), "0 entries for 2 texts"),
+        (_job_frames(queries=["q"], query_of=["0", "0"]), "must be int"),
+    ],
+)
+def test_malformed_rerank_jobs_raise_protocol_error(frames: list[bytes], why: str) -> None:
     with pytest.raises(ProtocolError, match=why):
         decode(frames)

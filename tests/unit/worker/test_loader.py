@@ -91,6 +91,13 @@ def test_qwen3_folder_with_the_default_model_name_is_named_by_its_folder() -> No
     assert src.aliases == ()
 
 
+def test_a_reranker_folder_with_the_default_model_name_is_a_reranker_named_by_its_folder() -> None:
+    """The default model_name (MiniLM, an embedder) must not turn a sequence classifier into an embedder."""
+    folder = Path(__file__).parents[2] / "fixtures" / "tiny-bert-reranker"
+    src = locate(cfg(model_path=str(folder)))
+    assert (src.name, src.kind, src.pooling) == ("tiny-bert-reranker", "rerank", "cls")
+
+
 def test_qwen3_4bit_alias_resolves_to_the_mlx_community_repo(tmp_path: Path) -> None:
     src = locate(cfg(model_name="qwen3-0.6b-4bit", model_path=str(TINY_QWEN3_4BIT)))
     assert (src.name, src.family, src.pooling, src.max_tokens) == ("qwen3-0.6b-4bit", "qwen3", "last", 8192)

@@ -11,6 +11,8 @@ import pytest
 from shared.protocol import Error, ErrorCode, Job, Message, ModelInfo, Result
 from worker.embedder import Embedded
 from worker.jobs import Assignment, read_tag, result_tag
+from worker.pairs import QueryTooLong
+from worker.reranker import Scored
 from worker.runner import FatalWorkerError, Runner
 
 INFO = ModelInfo("m", 2, 16, "mean", ("alias",))
@@ -87,3 +89,44 @@ def test_a_broken_model_sends_its_error_then_ends_the_loop() -> None:
 
 def test_the_result_tag_names_the_session_and_the_job() -> None:
     assert read_tag(result_tag(3, 2**62)) == (3, 2**62)
+
+
+RERANK_INFO = ModelInfo("r", 1, 16, "cls", kind="rerank")
+
+
+class Scorer:
+    """A reranker for the loop: the logit is the document's length; a long query is the job's fault."""
+
+    @property
+    def info(self) -> ModelInfo:
+        return RERANK_INFO
+
+    def score(self, pairs: Sequence[tuple[str, str]]) -> Scored:
+        if any(len(q) > 10 for q, _ in pairs):
+            raise QueryTooLong("pairs[0]: the query leaves its document no room")
+        logits = np.array([len(d) for _, d in pairs], np.float32)
+        return Scored(logits, [3] * len(pairs), [4] * len(pairs))
+
+
+def rerank_job(job_id: int, query: str = "q", model: str = "r") -> Job:
+    return Job(job_id, model, ("a", "bbb"), "", False, 1000, queries=(query,), query_of=(0, 0))
+
+
+def test_a_reranker_answers_a_rerank_job_with_one_logit_per_pair() -> None:
+    reply = Runner(Scorer()).run_job(rerank_job(1))
+    assert isinstance(reply, Result) and reply.embeddings.tolist() == [[1.0], [3.0]]
+    assert (reply.token_counts, reply.input_tokens) == ((3, 3), (4, 4))
+
+
+@pytest.mark.parametrize(
+    ("model", "job_", "why"),
+    [
+        ("scorer", job(1, model="r"), "kind 'rerank': it takes no embedding jobs"),
+        ("embedder", rerank_job(1, model="m"), "kind 'embed': it takes no rerank jobs"),
+        ("scorer", rerank_job(1, query="a query far too long"), "leaves its document no room"),
+    ],
+)
+def test_a_job_of_the_wrong_kind_or_a_query_too_long_is_the_jobs_fault(model: str, job_: Job, why: str) -> None:
+    served = Scorer() if model == "scorer" else Model(threading.Event())
+    reply = Runner(served).run_job(job_)
+    assert isinstance(reply, Error) and reply.code == ErrorCode.INVALID_JOB and why in reply.message

@@ -115,28 +115,67 @@ async function openDoc(name, id, box, cursors) {
     }) }, "Delete document"));
 }
 
+// One table of search hits; `plain` (id → place in the plain ordering) adds where a reranked hit was before.
+function hitsTable(results, id, plain) {
+  const headers = plain ? ["#", "rerank score", "retrieval score", "was", "id", "text"] : ["#", "score", "id", "text", "metadata"];
+  const rows = results.map((r, i) => {
+    const cells = [h("td", { class: "num" }, i + 1), h("td", { class: "num" }, num(r.score))];
+    if (plain) {
+      const was = plain.get(r.id);
+      const moved = was === undefined ? "beyond k" : was === i + 1 ? "=" : `#${was} ${was > i + 1 ? "↑" : "↓"}`;
+      cells.push(h("td", { class: "num" }, num(r.retrieval_score)), h("td", { class: "moved" }, moved));
+    }
+    cells.push(h("td", { class: "hit-id" }, r.id), h("td", {}, snippet(r.text, plain ? 80 : 120)));
+    if (!plain) cells.push(h("td", {}, snippet(json(r.metadata), 80)));
+    return h("tr", {}, cells);
+  });
+  return table(headers, rows, { id });
+}
+
 async function searchPage() {
-  const { collections } = await api("GET", "/collections");
+  const [{ collections }, { models }] = await Promise.all([api("GET", "/collections"), api("GET", "/models")]);
   const col = h("select", { id: "search-collection" }, collections.map((c) => h("option", {}, c.name)));
   const mode = h("select", { id: "search-mode" }, h("option", { value: "text" }, "text"), h("option", { value: "vector" }, "vector (JSON array)"));
+  const retrieval = h("select", { id: "search-retrieval" }, ["dense", "keyword", "hybrid"].map((m) => h("option", {}, m)));
   const query = h("textarea", { id: "search-query", rows: 2, placeholder: "What is machine learning?" });
   const k = h("input", { id: "search-k", type: "number", value: 10, min: 1, max: 1000, style: "width:5rem" });
   const filter = h("textarea", { id: "search-filter", rows: 2, placeholder: '{"topic": "ai"}  (optional)' });
+  // Reranking reads the query's text: the switch asks the search for both orderings and shows them side by side.
+  const rerank = h("input", { id: "search-rerank", type: "checkbox" });
+  const rerankers = models.filter((m) => m.kind === "rerank").map((m) => h("option", { value: m.name }, m.name));
+  const reranker = h("select", { id: "search-reranker" }, h("option", { value: "" }, "default reranker"), rerankers);
+  const candidates = h("input", { id: "search-candidates", type: "number", value: 50, min: 1, max: 1000, style: "width:5rem" });
   const out = h("div", { id: "search-results" });
   const run = () => guarded(async () => {
     const body = { k: Number(k.value), include: ["text", "metadata"] };
     if (mode.value === "text") body.query = query.value; else body.vector = JSON.parse(query.value);
+    if (retrieval.value !== "dense") body.mode = retrieval.value;
     if (filter.value.trim()) body.filter = JSON.parse(filter.value);
-    const res = await api("POST", `/collections/${enc(col.value)}/search`, body);
+    const path = `/collections/${enc(col.value)}/search`;
+    if (!rerank.checked) {
+      const res = await api("POST", path, body);
+      out.replaceChildren(
+        h("p", { class: "muted", id: "search-meta" }, `${res.results.length} results · took ${res.took_ms} ms · query embedded: ${res.query_embedded}`),
+        hitsTable(res.results, "search-hits"));
+      return;
+    }
+    const option = { candidates: Number(candidates.value) };
+    if (reranker.value) option.model = reranker.value;
+    const [plain, reranked] = await Promise.all([
+      api("POST", path, body),
+      api("POST", path, { ...body, include: ["text", "ranks"], rerank: option }),
+    ]);
+    const places = new Map(plain.results.map((r, i) => [r.id, i + 1]));
     out.replaceChildren(
-      h("p", { class: "muted", id: "search-meta" }, `${res.results.length} results · took ${res.took_ms} ms · query embedded: ${res.query_embedded}`),
-      table(["#", "score", "id", "text", "metadata"], res.results.map((r, i) => h("tr", {},
-        h("td", { class: "num" }, i + 1), h("td", { class: "num" }, num(r.score)), h("td", { class: "hit-id" }, r.id),
-        h("td", {}, snippet(r.text)), h("td", {}, snippet(json(r.metadata), 80))))));
+      h("p", { class: "muted", id: "search-meta" }, `${retrieval.value} search: ${plain.took_ms} ms · reranked (${option.model || "default reranker"}, ${option.candidates} candidates): ${reranked.took_ms} ms`),
+      h("div", { class: "side-by-side" },
+        h("section", {}, h("h3", {}, `${retrieval.value}`), hitsTable(plain.results, "search-plain")),
+        h("section", {}, h("h3", {}, "reranked"), hitsTable(reranked.results, "search-reranked", places))));
   });
   show(h("h2", {}, "Search playground"),
-    h("div", { class: "row" }, "collection", col, "query as", mode, "k", k), query,
+    h("div", { class: "row" }, "collection", col, "query as", mode, "search", retrieval, "k", k), query,
     h("div", { class: "muted" }, "filter (JSON, optional)"), filter,
+    h("div", { class: "row" }, h("label", {}, rerank, " rerank"), reranker, "candidates", candidates),
     h("div", { class: "row" }, h("button", { id: "search-run", onclick: run }, "Search")), out);
 }
 

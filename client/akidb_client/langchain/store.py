@@ -1,8 +1,7 @@
-"""LangChain integration: `AkiDBVectorStore` (a langchain_core VectorStore) and `AkiDBEmbeddings`.
+"""`AkiDBVectorStore` (a langchain_core VectorStore) and `AkiDBEmbeddings`.
 
-Needs the `langchain` extra: `pip install 'akidb-client[langchain]'`. By default AkiDB embeds texts
-and queries itself (no local model); pass `embedding=` to use your own `Embeddings` instead, on a
-collection whose dimension is that of its vectors.
+By default AkiDB embeds texts and queries itself (no local model); pass `embedding=` to use your own
+`Embeddings` instead, on a collection whose dimension is that of its vectors.
 """
 
 from __future__ import annotations
