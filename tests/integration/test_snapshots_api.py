@@ -285,3 +285,23 @@ async def test_with_an_hmac_key_only_snapshots_signed_with_that_key_restore(
     async with gateway("plain") as gw:  # a gateway without a key restores a signed snapshot (the HMAC unchecked)
         status, body = await restore(gw, signed, "copy")
         assert status == 201, body
+
+
+async def test_a_snapshot_from_before_the_manifest_named_its_engine_still_restores(gw: Gateway) -> None:
+    """Files written before `engine` was recorded (the embedded engine's) restore on both engines; a manifest
+    naming an engine AkiDB does not have is refused."""
+    from tests.integration.test_snapshot_mutations import pack
+
+    await insert(gw, [doc(i) for i in range(40)])
+    _, data = await snapshot_bytes(gw)
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        members = {m.name: tar.extractfile(m).read() for m in tar.getmembers()}  # type: ignore[union-attr]
+    manifest = json.loads(members["manifest.json"])
+    assert manifest["engine"] == gw.app[keys.CONFIG].storage.backend
+    for engine, status in [(None, 201), ("oracle", 400)]:
+        edited = {k: v for k, v in manifest.items() if k != "engine"} | ({} if engine is None else {"engine": engine})
+        older = pack({**members, "manifest.json": json.dumps(edited, sort_keys=True).encode()}, forge=True)
+        got, body = await restore(gw, older, f"old-{status}")
+        assert got == status, body
+    assert len(await all_documents(gw, "old-201")) == 40
+    assert "names no storage engine" in body["error"]["message"]
