@@ -22,10 +22,6 @@ import pytest
 from tests.support.engines import BOTH_ENGINES
 from tests.support.processes import ROOT, GatewayProcess, WorkerProcess, child_env, free_port
 
-# Collection snapshots are not on the PostgreSQL engine yet: these answer 501 `not_implemented` there
-# (tests/integration/test_postgres_api.py holds them to that), which the contract counts as a server error.
-# Cross-engine snapshots come with issue 20's snapshot work (branch pg-snap); when it lands this goes.
-NOT_ON_POSTGRES_YET = ("POST /collections/restore", "POST /collections/{collection}/snapshots")
 # Bounded so the run takes a couple of minutes on 2 busy cores; the seed makes a failure reproducible.
 EXAMPLES = 60
 SEED = 424242
@@ -85,8 +81,6 @@ def test_schemathesis_finds_nothing(tmp_path: Path, engine_settings: tuple[str, 
         ]
         cmd += ["--checks", "all", "--phases", "examples,coverage,fuzzing,stateful"]
         cmd += ["--max-examples", str(EXAMPLES), "--seed", str(SEED), "--workers", "1"]
-        if engine_settings:
-            cmd += [a for name in NOT_ON_POSTGRES_YET for a in ("--exclude-name", name)]
         cmd += ["--request-timeout", "30", "--max-response-time", "30", "--no-shrink", "--generation-allow-x00", "true"]
         done = subprocess.run(cmd, cwd=tmp_path, env=child_env(), capture_output=True, text=True, timeout=600)
     finally:
