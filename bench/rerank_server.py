@@ -11,12 +11,16 @@ in the fixture venv) as ms-marco-MiniLM-L-6-v2, both OpenVINO with `--threads` t
 1. throughput: pairs/s through POST /rerank (32 pairs of ~100 tokens per request, `--concurrency`
    callers back to back) vs sentence-transformers' CrossEncoder.predict in-process on the same pairs
    (a child in the fixture venv, torch on `--threads` threads). Target: >= 2x.
-2. latency: POST /rerank of 50 candidates at 10 requests/s (open loop, bench/loadgen.py) vs the same
-   50 pairs scored in this process by the worker's own Reranker (same backend, precision, threads),
-   one call at a time. Target: the server's p95 <= 1.5x the in-process time (its p95).
+2. latency: POST /rerank of 50 candidates at `--rerank-rate` requests/s (the issue's 10; open loop,
+   bench/loadgen.py) vs the same 50 pairs scored in this process by the worker's own Reranker (same
+   backend, precision, threads), one call at a time. Target: the server's p95 <= 1.5x the in-process
+   time (its p95). 10 requests/s is 500 pairs/s: a rate a loaded 2-core machine cannot carry, where
+   the figure measures the queue; lower the rate there to read the server's own overhead.
 3. search: POST /collections/c/search k=10 with `rerank: {candidates: 50}` vs the plain search, each
-   at `--search-rate` requests/s open loop over a collection of `--docs` package descriptions.
-   Target: p95(search + rerank) - p95(search) <= the reranking's own p95 (arm 2) + 2 ms.
+   at `--search-rate` requests/s open loop over a collection of `--docs` package descriptions, and
+   the reranking's own cost: POST /rerank of each search's very 50 candidates (whole descriptions,
+   longer than arm 2's ~100-token documents) at the same rate.
+   Target: p95(search + rerank) - p95(search) <= that reranking's p95 + 2 ms.
 
 Writes bench/results/rerank-server-<time>.json and prints it. Figures on a machine other engineers
 load are low and wander; the per-round ratios (arms back to back) are the steadier reading.
@@ -28,9 +32,11 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -134,13 +140,16 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     counts = local.tokenizer.encode(throughput_pairs).token_counts
     baseline = Baseline(args.fixture_python, args.model_dir, throughput_pairs, args.threads)
     ov = ("--backend", "openvino", "--threads", str(args.threads))
-    st = Stack(workers=1, worker_args=ov, http_port=free_port(), zmq_port=free_port())
-    searches = corpus.load("short", 200, seed=1)
+    data = tempfile.mkdtemp(prefix="akidb-bench-rerank-")
+    gateway_args = ("--data-dir", data, "--set", "server.grpc_enabled=false")
+    st = Stack(workers=1, worker_args=ov, gateway_args=gateway_args, http_port=free_port(), zmq_port=free_port())
+    searches = corpus.load("short", 20, seed=1)
     results: dict[str, Any] = {"machine": machine(), "args": {k: str(v) for k, v in vars(args).items()}}
     results["pairs"] = {"throughput": len(throughput_pairs), "tokens_min": min(counts), "tokens_max": max(counts)}
     results["in_process_precision"] = local.model.precision
     rounds: dict[str, list[Any]] = {
-        k: [] for k in ("crossencoder", "rerank_http", "in_process", "rerank_50", "search", "search_rerank")
+        k: []
+        for k in ("crossencoder", "rerank_http", "in_process", "rerank_50", "search", "search_rerank", "rerank_hits")
     }
     with st:
         st.add_worker("reranker", "--model", RERANKER, "--model-path", str(args.model_dir))
@@ -151,6 +160,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             bodies50 = [{"query": query, "texts": docs50}]
             plain = [{"query": q, "k": 10} for q in searches]
             reranked = [{**b, "rerank": {"candidates": 50}} for b in plain]
+            # The reranking's own cost in the search arm: /rerank of each search's very candidates.
+            candidates = []
+            for q in searches:
+                async with session.post(st.url + "/collections/c/search", json={"query": q, "k": 50}) as resp:
+                    hits = (await resp.json())["results"]
+                candidates.append({"query": q, "texts": [h["text"] for h in hits]})
             # Warm-up: every arm once (shapes, caches, connections), outside the figures.
             await rerank_throughput(session, st.url, body32, argparse.Namespace(concurrency=1, seconds=1))
             await open_p95(session, st.url, "/collections/c/search", reranked, 5, 2)
@@ -158,11 +173,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             arms = {
                 "crossencoder": lambda: baseline.pairs_per_s(args.calls),
                 "rerank_http": lambda: rerank_throughput(session, st.url, body32, args),
-                "in_process": lambda: in_process_ms(local, latency_pairs, args.calls * 4),
-                "rerank_50": lambda: open_p95(session, st.url, "/rerank", bodies50, 10, args.seconds),
+                "in_process": lambda: in_process_ms(local, latency_pairs, args.local_calls),
+                "rerank_50": lambda: open_p95(session, st.url, "/rerank", bodies50, args.rerank_rate, args.seconds),
                 "search": lambda: open_p95(
                     session, st.url, "/collections/c/search", plain, args.search_rate, args.seconds
                 ),
+                "rerank_hits": lambda: open_p95(session, st.url, "/rerank", candidates, args.search_rate, args.seconds),
                 "search_rerank": lambda: open_p95(
                     session, st.url, "/collections/c/search", reranked, args.search_rate, args.seconds
                 ),
@@ -174,6 +190,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     rounds[name].append(await got if asyncio.iscoroutine(got) else got)
                 print(f"round {r + 1} done, load {os.getloadavg()[0]:.1f}", file=sys.stderr)
     baseline.close()
+    shutil.rmtree(data, ignore_errors=True)
     ce, http = rounds["crossencoder"], rounds["rerank_http"]
     results["throughput_pairs_per_s"] = {"crossencoder_predict": spread(ce), "rerank_http": spread(http)}
     results["throughput_ratio"] = {
@@ -197,7 +214,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "plain_p95_ms": spread(plain_p95),
         "rerank_p95_ms": spread(rr_p95),
         "difference_p95_ms_per_round": [round(a - b, 2) for a, b in zip(rr_p95, plain_p95, strict=True)],
-        "budget_ms_per_round": [round(p + 2, 2) for p in server_p95],  # the reranking's own p95 + 2 ms
+        # The reranking's own p95 (/rerank of the same searches' candidates, same rate) + 2 ms.
+        "rerank_of_the_candidates_p95_ms": spread([s["p95_ms"] for s in rounds["rerank_hits"]]),
+        "budget_ms_per_round": [round(s["p95_ms"] + 2, 2) for s in rounds["rerank_hits"]],
         "errors": [s["errors"] for s in rounds["search"] + rounds["search_rerank"]],
     }
     results["raw_rounds"] = rounds | {"in_process": [[round(x, 2) for x in ms] for ms in rounds["in_process"]]}
@@ -211,7 +230,15 @@ def main() -> None:
     p.add_argument("--model-dir", type=Path, default=MODEL_DIR)
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--seconds", type=float, default=10.0, help="per load arm per round")
-    p.add_argument("--calls", type=int, default=5, help="CrossEncoder calls of 32 pairs per round (in-process: 4x)")
+    p.add_argument("--calls", type=int, default=5, help="CrossEncoder calls of 32 pairs per round")
+    p.add_argument("--local-calls", type=int, default=20, help="in-process calls of the 50 pairs per round")
+    p.add_argument(
+        "--rerank-rate",
+        type=float,
+        default=10.0,
+        help="/rerank requests/s of 50 pairs (the issue's 10; lower it "
+        "where the machine cannot carry 500 pairs/s, or the figure is queueing, not the server's overhead)",
+    )
     p.add_argument("--concurrency", type=int, default=2, help="/rerank callers back to back (throughput arm)")
     p.add_argument("--search-rate", type=float, default=5.0, help="searches/s in the search arms")
     p.add_argument("--docs", type=int, default=2000, help="documents in the searched collection")

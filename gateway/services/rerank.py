@@ -75,16 +75,21 @@ class RerankService:
         self, req: RerankRequest, transport: str = "http", timeout_s: float | None = None
     ) -> RerankOutcome:
         """Score every document against the query and account for it in the metrics, whatever the outcome."""
-        label = self.default_model if req.model is None else (self.workers.resolve(req.model) or "unknown")
         try:
             outcome = await self._rerank(req, timeout_s or self.cfg.server.request_timeout_s, bool(timeout_s))
         except ApiError as exc:
-            self.metrics.rerank_requests.labels(label, exc.code, transport).inc()
+            self.refused(exc, transport, req.model)
             raise
         name = outcome.model.name
         self.metrics.rerank_requests.labels(name, "ok", transport).inc()
         self.metrics.rerank_pairs.labels(name).inc(len(req.documents))
         return outcome
+
+    def refused(self, error: ApiError, transport: str, model: str | None = None) -> None:
+        """Count a failed request, also one refused before `rerank` (its body), so error rates see every one.
+        The label is a served model's name, the default's, or "unknown": names clients make up add no series."""
+        label = self.default_model if model is None else (self.workers.resolve(model) or "unknown")
+        self.metrics.rerank_requests.labels(label, error.code, transport).inc()
 
     async def _rerank(self, req: RerankRequest, timeout_s: float, limit_from_caller: bool) -> RerankOutcome:
         started = time.perf_counter()

@@ -171,6 +171,11 @@ async def test_bad_input_is_a_4xx_naming_the_field(gw: Gateway, rerank_endpoint:
             assert named in message, (path, body, message)
         status, out = await post(gw, "/rerank", {"query": QUERY, "texts": DOCS, "model": "no-such-reranker"})
         assert status == 404 and "no-such-reranker" in out["error"]["message"]
+        # Every refusal is counted, those of the body too; a made-up model name adds no series of its own.
+        labels = {"model": RERANKER, "status": "invalid_input", "transport": "http"}
+        assert await gw.metric("akidb_rerank_requests_total", **labels) == 11  # BAD's bodies that name no model
+        unknown = {"model": "unknown", "status": "model_not_found", "transport": "http"}
+        assert await gw.metric("akidb_rerank_requests_total", **unknown) == 1
     finally:
         await embedder.close()
 

@@ -80,7 +80,11 @@ class RerankServicer(pb_grpc.RerankServiceServicer):
         return await answer(context, self._rerank(request, context))
 
     async def _rerank(self, request: pb.RerankRequest, context: grpc.aio.ServicerContext) -> pb.RerankResponse:
-        req = to_rerank_request(request, self.cfg.rerank.max_documents)
+        try:
+            req = to_rerank_request(request, self.cfg.rerank.max_documents)
+        except ApiError as exc:
+            self.service.refused(exc, "grpc", request.model or None)
+            raise
         out = await self.service.rerank(req, transport="grpc", timeout_s=budget(self.cfg, context))
         return to_rerank_response(out, req.documents if request.return_text else None)
 
