@@ -17,7 +17,7 @@ import orjson
 from gateway.services.collection_inputs import DocumentInput
 from gateway.services.collections import CollectionService
 from gateway.services.embedding import EmbeddingService
-from gateway.services.vectors import check_model, embed, prepare
+from gateway.services.vectors import again_after_swap, check_model, embed, prepare
 from gateway.storage.engine import CollectionInfo, CollectionStore, NewDocument, StoredDocument
 from gateway.storage.errors import DocumentNotFound
 
@@ -33,6 +33,9 @@ class DocumentService:
     async def insert(self, ref: str, docs: list[DocumentInput]) -> list[dict[str, Any]]:
         """Store documents all-or-nothing; returns `{"id", "vector_generated"}` per document."""
         started = time.perf_counter()
+        return await again_after_swap(lambda: self._insert(ref, docs, started))
+
+    async def _insert(self, ref: str, docs: list[DocumentInput], started: float) -> list[dict[str, Any]]:
         col = self.collections.get(ref)
         info = col.info  # what the vectors are made for: a re-embedding's swap meanwhile refuses them
         to_embed = [i for i, d in enumerate(docs) if d.vector is None]

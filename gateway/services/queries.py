@@ -22,7 +22,7 @@ from gateway.services.collection_inputs import SearchQuery
 from gateway.services.collections import CollectionService
 from gateway.services.embedding import EmbeddingService
 from gateway.services.rerank import RerankRequest, RerankService
-from gateway.services.vectors import check_model, embed, prepare
+from gateway.services.vectors import again_after_swap, check_model, embed, prepare
 from gateway.storage.engine import CollectionStore, Hit, TextQuery
 
 
@@ -38,6 +38,9 @@ class SearchService:
     async def search(self, ref: str, q: SearchQuery) -> tuple[list[Hit], bool]:
         """The best k documents for a text or a vector; also whether the query was embedded."""
         started = time.perf_counter()
+        return await again_after_swap(lambda: self._search(ref, q, started))
+
+    async def _search(self, ref: str, q: SearchQuery, started: float) -> tuple[list[Hit], bool]:
         col = self.collections.get(ref)
         retrieval = self._retrieval(q)
         if q.mode == "hybrid" and q.text is not None:
@@ -54,6 +57,9 @@ class SearchService:
     async def search_many(self, ref: str, queries: list[SearchQuery]) -> list[list[Hit]]:
         """Each query's best k documents, in order; every text among them is embedded in one call."""
         started = time.perf_counter()
+        return await again_after_swap(lambda: self._search_many(ref, queries, started))
+
+    async def _search_many(self, ref: str, queries: list[SearchQuery], started: float) -> list[list[Hit]]:
         col = self.collections.get(ref)
         retrievals = [self._retrieval(q) for q in queries]
         vectors = await self._query_vectors(col, queries)

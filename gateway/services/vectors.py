@@ -3,6 +3,9 @@ against its dimension, scaled to unit length where its metric is cosine."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
 import numpy as np
 
 from gateway.services.embedding import EmbeddingService, EmbedRequest
@@ -17,6 +20,27 @@ async def embed(
     req = EmbedRequest(texts, model=info.model, pooling=info.pooling, normalize=info.normalize, input_type=input_type)
     out = await embedding.embed(req, transport="collections")
     return out.vectors
+
+
+T = TypeVar("T")
+# A swap is one re-embedding job's last step; two in a row on one collection within one request is
+# what the last try is for, and beyond that the client hears it.
+SWAP_RETRIES = 2
+
+
+async def again_after_swap(attempt: Callable[[], Awaitable[T]]) -> T:
+    """Run `attempt`, and again when a re-embedding swapped the collection's model in its middle.
+
+    `ModelChanged` means nothing was stored or answered, so the request is simply made again under the
+    collection's new description (its texts embedded with the new model). Refusing it with a 503 made a
+    client retry what the gateway can: the hour-long soak saw 7 inserts refused at one swap.
+    """
+    for _ in range(SWAP_RETRIES):
+        try:
+            return await attempt()
+        except ModelChanged:
+            continue
+    return await attempt()
 
 
 def check_model(col: CollectionStore, info: CollectionInfo) -> None:
