@@ -4,8 +4,9 @@
 
 One collection of `--docs` documents (metadata `bucket` = i mod 1000) and two kinds of filter at 50 %, 5 %
 and 0.5 % selectivity: `$lt` (a range: no index answers it, so the HNSW iterative scan does, with the
-exact fallback when its budget runs out) and `$in` (membership: the GIN index finds the matches). Two arms
-alternate, `--rounds` times, on the same table and queries:
+exact fallback when its budget runs out; both arms run the same code for it, which makes its rows a
+gauge of the noise) and `$in` (membership: the GIN index finds the matches where the list is short).
+Two arms alternate, `--rounds` times, in ABBA order, on the same table and queries:
 - `count_first`: the engine as shipped: a GIN-answerable filter with fewer than `EXACT_BELOW` matches is
   ranked exactly up front; with more, the HNSW index is asked (the planner may not pick a bitmap scan);
 - `graph_first`: `EXACT_BELOW` = 0: every filtered search asks the HNSW index first (the exact query
@@ -145,7 +146,9 @@ def main() -> None:
                 )
                 rounds: dict[str, list[dict[str, Any]]] = {arm: [] for arm in ARMS}
                 for r in range(args.rounds):
-                    for arm, bound in ARMS.items():
+                    # ABBA: the arm that goes second finds the pages the first one read in the cache
+                    order = list(ARMS.items()) if r % 2 == 0 else list(ARMS.items())[::-1]
+                    for arm, bound in order:
                         pg_documents.EXACT_BELOW = bound
                         rounds[arm].append(one_arm(col, base, queries, args.k))
                         print(json.dumps({"round": r, "arm": arm, "done": True}), flush=True)
