@@ -10,7 +10,7 @@ exactly as in the embedded engine.
 
 Dense search asks the HNSW index with `hnsw.ef_search` set for this query and pgvector 0.8's iterative
 scan (`relaxed_order`), which keeps walking the graph while the filter rejects candidates. A filter the
-GIN index can answer (equality, `$in`, `$exists`, an `$and` holding one) is first counted, bounded at
+GIN index can answer (equality, a short `$in`, `$exists`, an `$and` holding one) is first counted, bounded at
 `EXACT_BELOW`: fewer matches than that are ranked exactly, straight away, from the GIN index's rows,
 instead of walking the graph past thousands of rejected candidates; more are left to the HNSW index
 (the planner, whose estimate for jsonb containment is a guess, is not left to pick an exact scan over
