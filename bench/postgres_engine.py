@@ -52,7 +52,7 @@ Search = Callable[[np.ndarray, int, dict[str, Any] | None], list[Hit]]
 def documents(base: np.ndarray, batch: int) -> Iterator[list[NewDocument]]:
     for start in range(0, len(base), batch):
         yield [
-            NewDocument(f"d{i}", None, json.dumps({"bucket": i % 1000}), base[i], False)
+            NewDocument(f"d{i}", None, json.dumps({"bucket": i % 1000, "parity": i % 2}), base[i], False)
             for i in range(start, min(start + batch, len(base)))
         ]
 

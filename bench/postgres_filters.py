@@ -1,18 +1,13 @@
-"""Filtered dense search on the PostgreSQL engine: a GIN-answerable filter counted first, or the graph first.
+"""Filtered dense search on the PostgreSQL engine: latency, recall and "k whenever k match" by selectivity.
 
     python -m bench.postgres_filters [--docs 100000] [--vectors VECTORS.npy] [--queries 200] [--rounds 3]
 
-One collection of `--docs` documents (metadata `bucket` = i mod 1000) and two kinds of filter at 50 %, 5 %
-and 0.5 % selectivity: `$lt` (a range: no index answers it, so the HNSW iterative scan does, with the
-exact fallback when its budget runs out) and `$in` (membership: the GIN index finds the matches). Two arms
-alternate, `--rounds` times, on the same table and queries:
-- `count_first`: the engine as shipped: a GIN-answerable filter with fewer than `EXACT_BELOW` matches is
-  ranked exactly up front; with more, the HNSW index is asked (the planner may not pick a bitmap scan);
-- `graph_first`: `EXACT_BELOW` = 0: every filtered search asks the HNSW index first (the exact query
-  only when it returns fewer than k): how the engine searched before the count.
-Each arm reports p50/p95 (ms, in process: no HTTP), recall@10 against exact search over the matching
-documents, and how many searches returned fewer than k: one JSON line per arm and filter, each figure
-as [median of the rounds, lowest, highest].
+One collection of `--docs` documents (metadata `bucket` = i mod 1000, `parity` = i mod 2) and filters at
+50 %, 5 % and 0.5 % selectivity: `$lt` (a range: no index answers it, so the HNSW iterative scan does,
+with the exact fallback when its budget runs out), `$in` (membership), and `eq 50%` (one common value,
+`parity`). `--rounds` rounds on the same table and queries; each filter's p50/p95 (ms, in process: no
+HTTP), recall@10 against exact search over the matching documents, and how many searches returned fewer
+than k: one JSON line per filter, each figure as [median of the rounds, lowest, highest].
 
 Search only: the table is loaded with COPY and the HNSW index built afterwards (CREATE INDEX, the
 collection's own parameters), which takes minutes where 100,000 incremental inserts take many more.
@@ -37,13 +32,10 @@ from bench.storage import corpus
 from gateway.storage.collection import CollectionInfo
 from gateway.storage.filters import parse_filter
 from gateway.storage.index import IndexParams
-from gateway.storage.postgres import documents as pg_documents
 from gateway.storage.postgres.catalogue import Catalogue, open_pool, prepare
 from gateway.storage.postgres.documents import PgDocuments
 from gateway.storage.postgres.schema import index_expression, opclass, table_of
 from shared.config import Config
-
-ARMS = {"count_first": pg_documents.EXACT_BELOW, "graph_first": 0}
 
 
 def load(col: PgDocuments, base: np.ndarray, pool: Any) -> float:
@@ -74,36 +66,42 @@ def load(col: PgDocuments, base: np.ndarray, pool: Any) -> float:
     return time.perf_counter() - started
 
 
-def one_arm(col: PgDocuments, base: np.ndarray, queries: np.ndarray, k: int) -> dict[str, Any]:
+def one_round(col: PgDocuments, base: np.ndarray, queries: np.ndarray, k: int) -> dict[str, Any]:
     buckets = np.arange(len(base)) % 1000
     out: dict[str, Any] = {}
-    for kind in ("lt", "in"):
-        for label, below in SELECTIVITY.items():
-            flt = {"bucket": {"$lt": below}} if kind == "lt" else {"bucket": {"$in": list(range(below))}}
-            tree = parse_filter(flt)
-            ids = np.flatnonzero(buckets < below)
-            truth = exact_top(base[ids], queries, k)
-            took, found, short = [], 0, 0
-            for q, want in zip(queries, truth, strict=True):
-                t0 = time.perf_counter()
-                hits = col.search(q, k, tree, INCLUDE)
-                took.append((time.perf_counter() - t0) * 1000)
-                found += len({int(h.doc.doc_id[1:]) for h in hits} & {int(ids[j]) for j in want})
-                short += len(hits) < k
-            out[f"{kind} {label}"] = {
-                "p50_ms": float(np.percentile(took, 50)),
-                "p95_ms": float(np.percentile(took, 95)),
-                "recall_at_10": found / (k * len(queries)),
-                "fewer_than_k": short,
-            }
+    cases: list[tuple[str, dict[str, Any], np.ndarray]] = [
+        (f"{kind} {label}", flt, buckets < below)
+        for kind in ("lt", "in")
+        for label, below in SELECTIVITY.items()
+        for flt in [{"bucket": {"$lt": below}} if kind == "lt" else {"bucket": {"$in": list(range(below))}}]
+    ]
+    # one common value: equality the GIN index answers, with too many matches to rank exactly
+    cases.append(("eq 50%", {"parity": 0}, np.arange(len(base)) % 2 == 0))
+    for name, flt, passing in cases:
+        tree = parse_filter(flt)
+        ids = np.flatnonzero(passing)
+        truth = exact_top(base[ids], queries, k)
+        took, found, short = [], 0, 0
+        for q, want in zip(queries, truth, strict=True):
+            t0 = time.perf_counter()
+            hits = col.search(q, k, tree, INCLUDE)
+            took.append((time.perf_counter() - t0) * 1000)
+            found += len({int(h.doc.doc_id[1:]) for h in hits} & {int(ids[j]) for j in want})
+            short += len(hits) < k
+        out[name] = {
+            "p50_ms": float(np.percentile(took, 50)),
+            "p95_ms": float(np.percentile(took, 95)),
+            "recall_at_10": found / (k * len(queries)),
+            "fewer_than_k": short,
+        }
     return out
 
 
-def summary(arm: str, rounds: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def summary(rounds: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One line per filter: each figure as [median of the rounds, lowest, highest]."""
     lines = []
     for name in rounds[0]:
-        line: dict[str, Any] = {"arm": arm, "filter": name}
+        line: dict[str, Any] = {"filter": name}
         for field in ("p50_ms", "p95_ms", "recall_at_10", "fewer_than_k"):
             values = [r[name][field] for r in rounds]
             line[field] = [round(float(v), 3) for v in (np.median(values), min(values), max(values))]
@@ -143,16 +141,12 @@ def main() -> None:
                 print(
                     json.dumps({"documents": len(base), "load_and_index_s": round(load_s, 1), **settings}), flush=True
                 )
-                rounds: dict[str, list[dict[str, Any]]] = {arm: [] for arm in ARMS}
+                rounds: list[dict[str, Any]] = []
                 for r in range(args.rounds):
-                    for arm, bound in ARMS.items():
-                        pg_documents.EXACT_BELOW = bound
-                        rounds[arm].append(one_arm(col, base, queries, args.k))
-                        print(json.dumps({"round": r, "arm": arm, "done": True}), flush=True)
-                pg_documents.EXACT_BELOW = ARMS["count_first"]
-                for arm, results in rounds.items():
-                    for line in summary(arm, results):
-                        print(json.dumps(line), flush=True)
+                    rounds.append(one_round(col, base, queries, args.k))
+                    print(json.dumps({"round": r, "done": True}), flush=True)
+                for line in summary(rounds):
+                    print(json.dumps(line), flush=True)
             finally:
                 pool.close()
         finally:

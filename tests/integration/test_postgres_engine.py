@@ -18,7 +18,6 @@ from gateway.storage.db import NewDocument
 from gateway.storage.errors import CollectionExists, CollectionNotFound
 from gateway.storage.filters import parse_filter
 from gateway.storage.index import IndexParams
-from gateway.storage.postgres import documents
 from gateway.storage.postgres.catalogue import Catalogue, open_pool, prepare
 from gateway.storage.postgres.documents import PgDocuments
 from gateway.storage.postgres.schema import MIGRATIONS
@@ -124,42 +123,6 @@ def test_a_filtered_search_returns_k_whenever_k_match(catalogue: Catalogue) -> N
     assert {h.doc.doc_id for h in col.search(q, 10, few, INCLUDE)} == {d.doc_id for d in matching}
     half = col.search(q, 10, parse_filter({"group": {"$lt": 5}}), INCLUDE)
     assert len(half) == 10 and all(json.loads(h.doc.metadata or "{}")["group"] < 5 for h in half)
-
-
-def test_an_indexable_filter_is_exact_when_few_match_and_uses_the_graph_when_many_do(
-    catalogue: Catalogue, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    rng = np.random.default_rng(5)
-    col = catalogue.create(info())
-    stored = docs(rng, 2000)
-    col.upsert(stored)
-    monkeypatch.setattr(documents, "EXACT_BELOW", 300)
-    paths: list[str] = []
-    for name in ("_exact", "_approximate"):
-        original = getattr(PgDocuments, name)
-        monkeypatch.setattr(PgDocuments, name, _recording(original, name, paths))
-    q = stored[7].vector
-    few = parse_filter({"group": {"$in": [3]}})  # 200 of 2,000: under the bound, ranked exactly
-    hits = col.search(q, 10, few, INCLUDE)
-    assert paths == ["_exact"]
-    assert [h.doc.doc_id for h in hits] == exact([d for d in stored if _group(d) == 3], q, 10, "cosine")
-    paths.clear()
-    many = parse_filter({"group": {"$in": [1, 2, 3, 4]}})  # 800: the HNSW index's iterative scan
-    hits = col.search(q, 10, many, INCLUDE)
-    assert paths == ["_approximate"]
-    assert len(hits) == 10 and all(_group(h.doc) in (1, 2, 3, 4) for h in hits)
-
-
-def _group(doc: Any) -> int:
-    return int(json.loads(doc.metadata or "{}")["group"])
-
-
-def _recording(fn: Any, name: str, paths: list[str]) -> Any:
-    def recorded(*args: Any) -> Any:
-        paths.append(name)
-        return fn(*args)
-
-    return recorded
 
 
 def test_upsert_replaces_and_a_bad_batch_stores_nothing(catalogue: Catalogue) -> None:

@@ -9,14 +9,10 @@ document deletes its row and inserts a new one, so its key (and its place in ins
 exactly as in the embedded engine.
 
 Dense search asks the HNSW index with `hnsw.ef_search` set for this query and pgvector 0.8's iterative
-scan (`relaxed_order`), which keeps walking the graph while the filter rejects candidates. A filter the
-GIN index can answer (equality, `$in`, `$exists`, an `$and` holding one) is first counted, bounded at
-`EXACT_BELOW`: fewer matches than that are ranked exactly, straight away, from the GIN index's rows,
-instead of walking the graph past thousands of rejected candidates; more are left to the HNSW index
-(the planner, whose estimate for jsonb containment is a guess, is not left to pick an exact scan over
-half the table). When the HNSW scan still returns fewer than k (its tuple budget ran out under a filter
-the GIN index cannot answer, such as a rare range, or a tiny table), the same query runs exactly over
-the documents that pass the filter, so a search returns k results whenever k documents match.
+scan (`relaxed_order`), which keeps walking the graph while the filter rejects candidates. When fewer
+than k come back (a filter so selective that the scan's tuple budget ran out, or a tiny table), the
+same query runs exactly over the documents that pass the filter (the GIN index finds them), so a
+search returns k results whenever k documents match.
 """
 
 from __future__ import annotations
@@ -27,7 +23,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
@@ -37,16 +32,12 @@ from gateway.storage.db import NewDocument, StoredDocument
 from gateway.storage.filters import Where
 from gateway.storage.fulltext import plain_words
 from gateway.storage.fusion import KEYWORD, rrf
-from gateway.storage.postgres.filters import indexable, pg_filter
+from gateway.storage.postgres.filters import pg_filter
 from gateway.storage.postgres.schema import DISTANCE, HALF, index_expression, table_of
 
 # Tuples an iterative index scan may visit before it gives up (pgvector's default is 20,000); past it
 # the exact fallback answers, which for a filter that rare is the cheaper path anyway.
 MAX_SCAN_TUPLES = 20_000
-# A GIN-answerable filter with fewer matches than this is ranked exactly up front: fetching and scoring
-# under a thousand rows takes about a millisecond, where an iterative graph scan at that selectivity
-# visits thousands of candidates and reads each one's row to test the filter.
-EXACT_BELOW = 1_000
 TEXT_SEARCH_CONFIG = "english"  # stemming like FTS5's porter tokenizer in the embedded engine
 
 
@@ -141,52 +132,22 @@ class PgDocuments:
             return []
         q = np.asarray(query, dtype=np.float32)
         flt, params = (sql.SQL("true"), []) if where is None else _where(where)
-        with self.pool.connection() as conn, conn.transaction():
-            if where is not None and indexable(where):
-                if self._matches_below(conn, flt, params, EXACT_BELOW):
-                    rows = self._exact(conn, q, k, flt, params)
-                    return self._ranked(rows)
-                # Many match: the graph finds k of them quickly, whatever the planner guesses.
-                conn.execute("SET LOCAL enable_bitmapscan = off")
-            rows = self._approximate(conn, q, k, flt, params)
-            if len(rows) < k:  # too few passed within the scan's budget: exact over the matches
-                rows = self._exact(conn, q, k, flt, params)
-        return self._ranked(rows)
-
-    def _matches_below(self, conn: psycopg.Connection[Any], flt: sql.Composable, params: list[Any], bound: int) -> bool:
-        """Whether fewer than `bound` documents pass the filter, counting no further than `bound`."""
-        stmt = sql.SQL("SELECT count(*) FROM (SELECT 1 FROM {t} WHERE {flt} LIMIT %s) AS m").format(
-            t=self.table, flt=flt
-        )
-        row = conn.execute(stmt, [*params, bound]).fetchone()
-        return row is not None and int(row[0]) < bound
-
-    def _approximate(
-        self, conn: psycopg.Connection[Any], q: np.ndarray, k: int, flt: sql.Composable, params: list[Any]
-    ) -> list[Any]:
-        """The HNSW index's k nearest that pass the filter (iterative scan, per-query ef_search)."""
-        conn.execute(
-            "SELECT set_config('hnsw.ef_search', %s, true), set_config('hnsw.max_scan_tuples', %s, true),"
-            " set_config('hnsw.iterative_scan', 'relaxed_order', true)",
-            (str(max(self.info.index.expansion_search, k)), str(MAX_SCAN_TUPLES)),
-        )
         approx = sql.SQL(
             "SELECT key, embedding {op} %s::vector AS d FROM {t} WHERE {flt} ORDER BY {order} LIMIT %s"
         ).format(op=self._distance, t=self.table, flt=flt, order=self._order)
-        return list(conn.execute(approx, [q, *params, q, k]).fetchall())
-
-    def _exact(
-        self, conn: psycopg.Connection[Any], q: np.ndarray, k: int, flt: sql.Composable, params: list[Any]
-    ) -> list[Any]:
-        """The k nearest of every document that passes the filter, by the f32 distance (no HNSW index)."""
-        conn.execute("SET LOCAL enable_indexscan = off")
-        conn.execute("SET LOCAL enable_bitmapscan = on")
-        exact = sql.SQL("SELECT key, embedding {op} %s::vector AS d FROM {t} WHERE {flt} ORDER BY d LIMIT %s").format(
-            op=self._distance, t=self.table, flt=flt
-        )
-        return list(conn.execute(exact, [q, *params, k]).fetchall())
-
-    def _ranked(self, rows: list[Any]) -> list[tuple[int, float]]:
+        with self.pool.connection() as conn, conn.transaction():
+            conn.execute(
+                "SELECT set_config('hnsw.ef_search', %s, true), set_config('hnsw.max_scan_tuples', %s, true),"
+                " set_config('hnsw.iterative_scan', 'relaxed_order', true)",
+                (str(max(self.info.index.expansion_search, k)), str(MAX_SCAN_TUPLES)),
+            )
+            rows = conn.execute(approx, [q, *params, q, k]).fetchall()
+            if len(rows) < k:  # too few passed within the scan's budget: exact over the matches
+                conn.execute("SET LOCAL enable_indexscan = off")
+                exact = sql.SQL(
+                    "SELECT key, embedding {op} %s::vector AS d FROM {t} WHERE {flt} ORDER BY d LIMIT %s"
+                ).format(op=self._distance, t=self.table, flt=flt)
+                rows = conn.execute(exact, [q, *params, k]).fetchall()
         # relaxed_order may return neighbours slightly out of order: order by the exact f32 distance
         ranked = sorted(((int(key), float(d)) for key, d in rows), key=lambda r: (r[1], r[0]))
         return [(key, self._score(d)) for key, d in ranked]
