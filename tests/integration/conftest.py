@@ -9,14 +9,10 @@ from pathlib import Path
 
 import pytest
 import uvloop
-from prometheus_client import CollectorRegistry
 
-from gateway.metrics import LATENCY_BUCKETS
 from gateway.storage.engine import Catalogue
-from gateway.storage.engines import open_catalogue
-from gateway.storage.metrics import StorageMetrics
-from shared.config import load_config
 from tests.support.backends import backend_params
+from tests.support.engines import open_engine
 from tests.support.gateway import Gateway, GatewayFactory, gateway_factory, make_config, running_gateway
 from tests.support.postgres import fresh_database, start_postgres
 from tests.support.processes import WorkerProcess, free_port
@@ -75,13 +71,8 @@ def engine_settings(engine: str, request: pytest.FixtureRequest) -> tuple[str, .
 @pytest.fixture
 async def catalogue(tmp_path: Path, engine_settings: tuple[str, ...]) -> AsyncIterator[Catalogue]:
     """`engine`'s catalogue opened from the config as the gateway opens it, for storage tests without HTTP."""
-    cfg = load_config(None, {}, [f"storage.data_dir={tmp_path}", *engine_settings])
-    cat = open_catalogue(cfg.storage, StorageMetrics(CollectorRegistry(), LATENCY_BUCKETS))
-    await cat.start()
-    try:
+    async with open_engine(tmp_path, *engine_settings) as cat:
         yield cat
-    finally:
-        await cat.close()
 
 
 @pytest.fixture
