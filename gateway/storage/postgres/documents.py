@@ -48,6 +48,7 @@ class PgDocuments:
         self.pool = pool
         self.info = info
         self.table = table_of(info.id)
+        self.table_name = f"akidb_docs_{info.id}"  # for catalogue lookups (pg_class); ids are `col_<hex>`
         self._distance = sql.SQL(DISTANCE[info.metric])
         # The ORDER BY the HNSW index answers: its own expression against the query cast the same way.
         indexed = index_expression(info.dimension, info.index.dtype)
@@ -162,17 +163,40 @@ class PgDocuments:
 
     # -- keyword and hybrid -------------------------------------------------------------------
     def keyword_ranking(self, query: TextQuery, limit: int, where: Where | None) -> list[tuple[int, float]]:
-        """(key, ts_rank_cd score) of the best `limit` documents for the text that pass the filter."""
+        """(key, BM25 score) of the best `limit` documents for the text that pass the filter.
+
+        BM25 (k1 1.2, b 0.75), as the embedded engine's FTS5 ranks, over PostgreSQL's own stemmed words:
+        `ts_rank_cd` gives a rare word no more weight than a common one and ignores a document's length,
+        which on `bench.hybrid` cost keyword search 0.42 of recall@10 against FTS5 (0.108 vs 0.528).
+        The words' document frequencies and the mean length come from the table, or from a sample of its
+        pages when it is large (`_stats_sample_percent`): IDF needs their ratios, not exact counts.
+        """
         tsquery, qparams = _tsquery(query)
         if tsquery is None:
             return []
         flt, params = (sql.SQL("true"), []) if where is None else _where(where)
+        config = sql.Literal(TEXT_SEARCH_CONFIG)
         stmt = sql.SQL(
-            "SELECT key, ts_rank_cd(tsv, q) AS r FROM {t}, (SELECT {tsquery} AS q) AS query"
-            " WHERE tsv @@ q AND {flt} ORDER BY r DESC, key LIMIT %s"
-        ).format(t=self.table, tsquery=tsquery, flt=flt)
+            """WITH query AS (SELECT {tsquery} AS q),
+            sample AS MATERIALIZED (SELECT tsv FROM {t} TABLESAMPLE SYSTEM (%s)),
+            stats AS (SELECT greatest(count(*), 1)::float8 AS n,
+                             greatest(coalesce(avg(length(tsv)), 1), 1)::float8 AS avgdl FROM sample),
+            terms AS (
+                SELECT lex, (SELECT count(*) FROM sample WHERE sample.tsv @@ quote_literal(lex)::tsquery) AS df
+                FROM unnest(tsvector_to_array(to_tsvector({c}, %s))) AS lex
+            ),
+            candidates AS (SELECT key, tsv FROM {t}, query WHERE tsv @@ q AND {flt})
+            SELECT c.key,
+                   sum(ln(1 + (s.n - least(w.df, s.n) + 0.5) / (least(w.df, s.n) + 0.5))
+                       * w.tf * 2.2 / (w.tf + 1.2 * (0.25 + 0.75 * length(c.tsv) / s.avgdl))) AS r
+            FROM candidates c CROSS JOIN stats s,
+                 LATERAL (SELECT t.df, coalesce(array_length(u.positions, 1), 1) AS tf
+                          FROM unnest(c.tsv) AS u JOIN terms t ON t.lex = u.lexeme) AS w
+            GROUP BY c.key ORDER BY r DESC, c.key LIMIT %s"""
+        ).format(t=self.table, tsquery=tsquery, flt=flt, c=config)
         with self.pool.connection() as conn:
-            rows = conn.execute(stmt, [*qparams, *params, limit]).fetchall()
+            percent = _stats_sample_percent(conn, self.table_name)
+            rows = conn.execute(stmt, [*qparams, percent, query.text, *params, limit]).fetchall()
         return [(int(key), float(r)) for key, r in rows]
 
     def keyword_search(self, query: TextQuery, k: int, where: Where | None, include: frozenset[str]) -> list[Hit]:
@@ -198,6 +222,20 @@ class PgDocuments:
         fused = rrf([key for key, _ in dense], [key for key, _ in keyword], rrf_k, alpha, k)
         docs = self.fetch([f.key for f in fused], include)
         return [Hit(docs[f.key], f.score, f.ranks) for f in fused if f.key in docs]
+
+
+# Pages enough for ~20,000 rows when a table is larger: its words' frequencies and mean length, to within
+# what ranking needs, without reading a large collection's every row for each keyword search.
+STATS_SAMPLE_ROWS = 20_000
+
+
+def _stats_sample_percent(conn: Any, table: str) -> float:
+    """The share of `table`'s pages (TABLESAMPLE SYSTEM) that holds about STATS_SAMPLE_ROWS rows; 100 below."""
+    row = conn.execute("SELECT reltuples FROM pg_class WHERE oid = to_regclass(%s)", (table,)).fetchone()
+    estimate = float(row[0]) if row and row[0] is not None else -1.0
+    if estimate <= STATS_SAMPLE_ROWS:  # -1: never analysed (a new table): read it all
+        return 100.0
+    return max(1.0, 100.0 * STATS_SAMPLE_ROWS / estimate)
 
 
 def _where(where: Where) -> tuple[sql.Composable, list[Any]]:
