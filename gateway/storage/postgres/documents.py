@@ -179,9 +179,9 @@ class PgDocuments:
         stmt = sql.SQL(
             """WITH query AS (SELECT {tsquery} AS q),
             sample AS MATERIALIZED (SELECT tsv FROM {t} TABLESAMPLE SYSTEM (%s)),
-            stats AS (SELECT greatest(count(*), 1)::float8 AS n,
+            stats AS MATERIALIZED (SELECT greatest(count(*), 1)::float8 AS n,
                              greatest(coalesce(avg(length(tsv)), 1), 1)::float8 AS avgdl FROM sample),
-            terms AS (
+            terms AS MATERIALIZED (
                 SELECT lex, (SELECT count(*) FROM sample WHERE sample.tsv @@ quote_literal(lex)::tsquery) AS df
                 FROM unnest(tsvector_to_array(to_tsvector({c}, %s))) AS lex
             ),
