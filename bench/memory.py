@@ -64,13 +64,7 @@ def worker_arm(n_shapes: int, capacity: int | None, every: int, budget: int, gri
     from worker.backends import openvino_bert
     from worker.loader import locate
 
-    if capacity is not None:
-        plain = openvino_bert.compile_config
-
-        def capped(precision: str, threads: int) -> dict[str, Any]:
-            return {**plain(precision, threads), "CPU_RUNTIME_CACHE_CAPACITY": capacity}
-
-        openvino_bert.compile_config = capped  # type: ignore[assignment]
+    _capped(capacity)
     cfg = load_config(None, {}, [])
     source = locate(cfg.embedding)
     encoder = openvino_bert.OpenVinoBertEncoder(source, "auto", 0, None, (), parse_shape_grid(grid))

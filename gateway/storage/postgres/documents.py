@@ -216,10 +216,23 @@ class PgDocuments:
         include: frozenset[str],
     ) -> list[Hit]:
         """Dense and keyword rankings (both filtered) fused by the embedded engine's RRF (`fusion.rrf`)."""
-        depth = DEPTH_PER_K * k
-        keyword = self.keyword_ranking(query, depth, where)
-        dense = self.dense_ranking(vector, depth, where)
-        fused = rrf([key for key, _ in dense], [key for key, _ in keyword], rrf_k, alpha, k)
+        keyword = self.keyword_ranking(query, DEPTH_PER_K * k, where)
+        return self.fuse(vector, keyword, k, where, alpha=alpha, rrf_k=rrf_k, include=include)
+
+    def fuse(
+        self,
+        vector: np.ndarray,
+        ranking: list[tuple[int, float]],
+        k: int,
+        where: Where | None,
+        *,
+        alpha: float,
+        rrf_k: int,
+        include: frozenset[str],
+    ) -> list[Hit]:
+        """A keyword `ranking` fused with this table's dense ranking (both filtered) by RRF."""
+        dense = self.dense_ranking(vector, DEPTH_PER_K * k, where)
+        fused = rrf([key for key, _ in dense], [key for key, _ in ranking], rrf_k, alpha, k)
         docs = self.fetch([f.key for f in fused], include)
         return [Hit(docs[f.key], f.score, f.ranks) for f in fused if f.key in docs]
 

@@ -52,7 +52,6 @@ from gateway.storage.errors import (
     UnstorableValue,
 )
 from gateway.storage.filters import Where
-from gateway.storage.fusion import rrf
 from gateway.storage.lease import LeasePolicy
 from gateway.storage.postgres import snapshots
 from gateway.storage.postgres.catalogue import Catalogue, open_pool, prepare
@@ -183,22 +182,8 @@ class PgStore:
         alpha: float,
         include: frozenset[str],
     ) -> list[Hit]:
-        return await self.run(self._fuse, vector, ranking, k, where, alpha, include)
-
-    def _fuse(
-        self,
-        vector: np.ndarray,
-        ranking: list[tuple[int, float]],
-        k: int,
-        where: Where | None,
-        alpha: float,
-        include: frozenset[str],
-    ) -> list[Hit]:
-        """The embedded engine's fusion (`fusion.rrf`) over this table's dense ranking."""
-        dense = self.docs.dense_ranking(vector, DEPTH_PER_K * k, where)
-        fused = rrf([key for key, _ in dense], [key for key, _ in ranking], self.rrf_k, alpha, k)
-        docs = self.docs.fetch([f.key for f in fused], include)
-        return [Hit(docs[f.key], f.score, f.ranks) for f in fused if f.key in docs]
+        fuse = functools.partial(self.docs.fuse, alpha=alpha, rrf_k=self.rrf_k, include=include)
+        return await self.run(fuse, vector, ranking, k, where)
 
     async def hybrid_search(
         self, vector: np.ndarray, text: TextQuery, k: int, where: Where | None, alpha: float, include: frozenset[str]
